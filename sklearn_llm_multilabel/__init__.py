@@ -1,0 +1,21 @@
+"""Large language models as scikit-learn multi-label classifiers.
+
+Label probabilities come from the model's per-step label distributions
+(max over label-generation steps by default), cached below aggregation.
+"""
+
+from ._cache import clear_memory_cache
+from ._classifier import LLMMultiLabelClassifier
+from .backends import get_scoring_stats, load_model, register_model, reset_scoring_stats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LLMMultiLabelClassifier",
+    "__version__",
+    "clear_memory_cache",
+    "get_scoring_stats",
+    "load_model",
+    "register_model",
+    "reset_scoring_stats",
+]

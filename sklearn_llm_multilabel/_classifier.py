@@ -1,0 +1,449 @@
+"""LLMMultiLabelClassifier: a causal LLM as a scikit-learn multi-label classifier."""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._aggregation import AGGREGATIONS, STEP_AGGREGATIONS, aggregate_hard, pack_steps
+from ._aggregation import step_distributions as _step_distributions
+from ._cache import StepCache
+from ._prompts import (
+    DEFAULT_EXAMPLE_TEMPLATE,
+    DEFAULT_INSTRUCTION,
+    LABEL_FORMATS,
+    _split_template,
+    build_prompt,
+    label_separator,
+    select_demonstrations,
+)
+from ._scoring import score_texts
+from ._validation import check_label_names, check_targets, check_texts
+from .backends._hf import StepScorer, check_tokenizer, default_max_new_tokens
+from .backends._load import DEFAULT_MODEL, load_model
+from .exceptions import NoLabelStepWarning
+from .metrics import example_f1
+
+_SCORERS: OrderedDict[tuple, StepScorer] = OrderedDict()
+_SCORERS_LOCK = threading.Lock()
+_MAX_SCORERS = 8
+
+
+class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
+    """Multi-label classification with a causal LLM's per-step label distributions.
+
+    The model is prompted (instruction, ``n_shots`` demonstrations from the
+    training data, query) to write each text's label list, greedily. At every
+    *label-generation step* the engine records the label scores (max logit
+    over each label's first-token variants, and the empty-set word). The
+    ``aggregation`` turns those cached scores into independent per-label
+    probabilities, so changing it, or ``threshold``, never runs the model again.
+
+    Parameters
+    ----------
+    model : str, default="smollm2-135m-instruct"
+        Model spec: the alias of the embedded SmolLM2-135M-Instruct GGUF, a path
+        to a ``.gguf`` file, a local checkpoint directory, a hub id, or a name
+        given to :func:`~sklearn_llm_multilabel.register_model`. Only the string
+        is stored; loaded models are shared through a process-level registry.
+    labels : list of str or None, default=None
+        Label names, one per column of ``y``. Required when ``y`` is a matrix;
+        inferred (sorted) from label lists otherwise.
+    aggregation : {"max", "first", "mean", "hard"} or callable, default="max"
+        ``"max"``: max over generation steps of ``P_t(l)`` (the paper's
+        max-over-generations); ``"first"``: compare-to-none at the first step,
+        ``σ(s(l) − s(none))``; ``"mean"``: mean over steps of ``P_t(l)``;
+        ``"hard"``: ``1 − 1e-8`` for labels the model wrote, ``1e-8`` otherwise.
+        A callable gets ``(scores, mask)`` as in
+        :func:`~sklearn_llm_multilabel.aggregation.pack_steps` and returns
+        ``(n, L)`` probabilities.
+    threshold : float or array-like of shape (n_labels,), default=0.5
+        ``predict`` outputs ``proba >= threshold``; each value in (0, 1).
+    n_shots : int, default=10
+        Number of demonstrations (0 allowed). They are drawn once in ``fit``
+        and shared by every query.
+    include_empty_demos : bool, default=False
+        By default half the demonstrations have two or more labels and half
+        exactly one (the paper's sampler); True also draws a third from
+        zero-label examples.
+    label_format : {"comma", "json"}, default="comma"
+        How label lists are written: ``care, purity`` or
+        ``{"label": ["care", "purity"]}``; the empty set is ``none_label``.
+    instruction : str, default=DEFAULT_INSTRUCTION
+        First line of the prompt; ``{labels}`` is replaced by the label names.
+    example_template : str, default="Input: {text}\\nLabel(s): {labels}"
+        One demonstration; the query is this template cut before ``{labels}``.
+    none_label : str, default="none"
+        The word for the empty label set.
+    use_chat_template : bool, default=False
+        Wrap the prompt in the tokenizer's chat template (instruction-tuned
+        models) instead of the paper's raw completion prompt.
+    max_text_tokens : int, default=256
+        Per-text token budget; longer texts are truncated with a warning.
+    batch_size : int, default=8
+        Texts decoded together (sorted by length).
+    max_new_tokens : int or None, default=None
+        Decoding budget; None means 18 (25 for more than 8 labels).
+    device : str, default="auto"
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    dtype : str or None, default=None
+        None means bfloat16 on CUDA, float32 on CPU.
+    cache_dir : str, path or None, default=None
+        Folder of a persistent step cache shared across processes; None keeps
+        the cache in memory (per process) only.
+    trust_remote_code : bool, default=False
+        Allow checkpoints that ship their own modelling code.
+    random_state : int, RandomState instance or None, default=0
+        Seed of the demonstration sampler.
+    show_progress : bool, default=True
+        Show a progress bar while the model scores texts.
+
+    Attributes
+    ----------
+    label_names_ : ndarray of str, shape (n_labels,)
+    classes_ : list of ndarray
+        ``[array([0, 1])] * n_labels``, as for scikit-learn multi-label classifiers.
+    demonstrations_ : list of (str, list of str)
+        The demonstrations (text, gold labels) used in every prompt.
+    demonstration_indices_ : ndarray of int
+        Their row indices in the training data.
+    prompt_ : str
+        The full prompt with ``{text}`` standing for the query text.
+
+    See Also
+    --------
+    sklearn_llm_multilabel.metrics.distribution_nll : alignment with annotators.
+
+    Examples
+    --------
+    >>> from sklearn_llm_multilabel import LLMMultiLabelClassifier, register_model
+    >>> from sklearn_llm_multilabel.testing import make_tiny_model_and_tokenizer
+    >>> register_model("tiny-doc", *make_tiny_model_and_tokenizer())
+    >>> clf = LLMMultiLabelClassifier(model="tiny-doc", n_shots=2, show_progress=False)
+    >>> X = ["the rain fell", "the game was won", "rain stopped the game", "sunny day"]
+    >>> y = [["weather"], ["sports"], ["weather", "sports"], ["weather"]]
+    >>> clf.fit(X, y).predict_proba(["rain again"]).shape
+    (1, 2)
+    >>> clf.set_params(aggregation="first").predict(["rain again"]).shape
+    (1, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "model": [str],
+        "labels": ["array-like", None],
+        "aggregation": [StrOptions(set(AGGREGATIONS)), callable],
+        "threshold": [Interval(Real, 0, 1, closed="neither"), "array-like"],
+        "n_shots": [Interval(Integral, 0, None, closed="left")],
+        "include_empty_demos": ["boolean"],
+        "label_format": [StrOptions(set(LABEL_FORMATS))],
+        "instruction": [str],
+        "example_template": [str],
+        "none_label": [str],
+        "use_chat_template": ["boolean"],
+        "max_text_tokens": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
+        "device": [str],
+        "dtype": [str, None],
+        "cache_dir": [str, os.PathLike, None],
+        "trust_remote_code": ["boolean"],
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        labels=None,
+        aggregation="max",
+        threshold=0.5,
+        n_shots: int = 10,
+        include_empty_demos: bool = False,
+        label_format: str = "comma",
+        instruction: str = DEFAULT_INSTRUCTION,
+        example_template: str = DEFAULT_EXAMPLE_TEMPLATE,
+        none_label: str = "none",
+        use_chat_template: bool = False,
+        max_text_tokens: int = 256,
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+        device: str = "auto",
+        dtype: str | None = None,
+        cache_dir=None,
+        trust_remote_code: bool = False,
+        random_state=0,
+        show_progress: bool = True,
+    ):
+        self.model = model
+        self.labels = labels
+        self.aggregation = aggregation
+        self.threshold = threshold
+        self.n_shots = n_shots
+        self.include_empty_demos = include_empty_demos
+        self.label_format = label_format
+        self.instruction = instruction
+        self.example_template = example_template
+        self.none_label = none_label
+        self.use_chat_template = use_chat_template
+        self.max_text_tokens = max_text_tokens
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.device = device
+        self.dtype = dtype
+        self.cache_dir = cache_dir
+        self.trust_remote_code = trust_remote_code
+        self.random_state = random_state
+        self.show_progress = show_progress
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Pick the demonstrations and build the prompt.
+
+        The model is loaded (once per process) and its tokenizer checked; no
+        text is scored here.
+
+        Parameters
+        ----------
+        X : iterable of str
+            Training texts.
+        y : array-like of shape (n_samples, n_labels) or list of label lists
+            0/1 indicators, annotator proportions in [0, 1] (binarised at 0.5 to
+            choose demonstrations) or label-name lists.
+
+        Returns
+        -------
+        self : LLMMultiLabelClassifier
+        """
+        texts = check_texts(X)
+        Y, names = check_targets(y, len(texts), self.labels)
+        names = check_label_names(
+            names, none_label=self.none_label, separator=label_separator(self.label_format)
+        )
+        _split_template(self.example_template)
+        self._check_threshold(len(names))
+        gold = Y >= 0.5
+        indices = select_demonstrations(
+            gold, self.n_shots, include_empty=self.include_empty_demos,
+            random_state=self.random_state,
+        )
+        loaded = self._loaded_model()
+        check_tokenizer(loaded.tokenizer, self.use_chat_template)
+        demo_texts = _truncate(loaded.tokenizer, [texts[i] for i in indices], self.max_text_tokens)
+        self.label_names_ = np.array(names, dtype=object)
+        self.classes_ = [np.array([0, 1]) for _ in names]
+        self.demonstrations_ = [
+            (t, [names[j] for j in np.flatnonzero(gold[i])]) for t, i in zip(demo_texts, indices)
+        ]
+        self.demonstration_indices_ = np.asarray(indices, dtype=int)
+        parts = self._prompt_parts()
+        self.prompt_ = parts.prefix + parts.query("{text}")
+        return self
+
+    # ------------------------------------------------------------ internals
+    def _loaded_model(self):
+        return load_model(
+            self.model, device=self.device, dtype=self.dtype,
+            trust_remote_code=self.trust_remote_code,
+        )
+
+    def _prompt_parts(self):
+        renderer = None
+        if self.use_chat_template:
+            tokenizer = self._loaded_model().tokenizer
+
+            def renderer(message: str) -> str:
+                return tokenizer.apply_chat_template(
+                    [{"role": "user", "content": message}], tokenize=False,
+                    add_generation_prompt=True,
+                )
+
+        return build_prompt(
+            list(self.label_names_), self.demonstrations_, instruction=self.instruction,
+            example_template=self.example_template, label_format=self.label_format,
+            none_label=self.none_label, chat_template_renderer=renderer,
+        )
+
+    def _scorer(self) -> StepScorer:
+        n_labels = len(self.label_names_)
+        max_new = self.max_new_tokens or default_max_new_tokens(n_labels)
+        parts = self._prompt_parts()
+        key = (self.model, self.device, self.dtype, self.trust_remote_code, parts,
+               tuple(self.label_names_), self.none_label, self.label_format,
+               self.example_template, max_new, self.max_text_tokens)
+        with _SCORERS_LOCK:
+            scorer = _SCORERS.get(key)
+            if scorer is not None:
+                _SCORERS.move_to_end(key)
+                return scorer
+        _, mid, _ = _split_template(self.example_template)
+        scorer = StepScorer(
+            self._loaded_model(), parts, list(self.label_names_), self.none_label,
+            self.label_format, answer_lead=mid, max_new_tokens=max_new,
+            max_text_tokens=self.max_text_tokens,
+        )
+        with _SCORERS_LOCK:
+            _SCORERS[key] = scorer
+            while len(_SCORERS) > _MAX_SCORERS:
+                _SCORERS.popitem(last=False)
+        return scorer
+
+    def _records(self, X):
+        check_is_fitted(self)
+        texts = check_texts(X)
+        return score_texts(
+            self._scorer(), StepCache(self.cache_dir), texts,
+            batch_size=self.batch_size, show_progress=self.show_progress,
+        )
+
+    def _check_threshold(self, n_labels: int) -> np.ndarray:
+        threshold = np.asarray(self.threshold, dtype=float)
+        if threshold.ndim == 1 and threshold.shape != (n_labels,):
+            raise ValueError(
+                f"threshold must be a float or an array of shape ({n_labels},), one per label; "
+                f"got shape {threshold.shape}."
+            )
+        if threshold.ndim > 1 or not np.all((threshold > 0) & (threshold < 1)):
+            raise ValueError(
+                f"threshold values must lie in the open interval (0, 1); got {self.threshold!r}."
+            )
+        return threshold
+
+    def _aggregate(self, records) -> np.ndarray:
+        if isinstance(self.aggregation, str) and self.aggregation == "hard":
+            names = list(self.label_names_)
+            parsed = np.array([[n in r.parsed for n in names] for r in records], dtype=bool)
+            return aggregate_hard(parsed)
+        n_missing = sum(not r.has_steps for r in records)
+        if n_missing:
+            warnings.warn(
+                f"{n_missing} of {len(records)} generations contained no label-generation "
+                "step; their probabilities come from the first generated position.",
+                NoLabelStepWarning,
+                stacklevel=3,
+            )
+        scores, mask = pack_steps([r.step_scores for r in records])
+        func = STEP_AGGREGATIONS.get(self.aggregation) if isinstance(self.aggregation, str) \
+            else self.aggregation
+        proba = np.asarray(func(scores, mask), dtype=float)
+        if proba.shape != (len(records), len(self.label_names_)):
+            raise ValueError(
+                f"aggregation returned shape {proba.shape}; expected "
+                f"{(len(records), len(self.label_names_))}."
+            )
+        return proba
+
+    # ------------------------------------------------------------ inference
+    def predict_proba(self, X) -> np.ndarray:
+        """Independent per-label probabilities.
+
+        Parameters
+        ----------
+        X : iterable of str
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_labels)
+        """
+        self._validate_params()
+        return self._aggregate(self._records(X))
+
+    def predict(self, X) -> np.ndarray:
+        """0/1 label indicators: ``predict_proba(X) >= threshold``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_labels), int
+        """
+        proba = self.predict_proba(X)
+        return (proba >= self._check_threshold(proba.shape[1])).astype(int)
+
+    def transform(self, X) -> np.ndarray:
+        """Same as :meth:`predict_proba`, so the estimator can feed a Pipeline step."""
+        return self.predict_proba(X)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Output names of :meth:`transform`: the label names."""
+        check_is_fitted(self)
+        return np.asarray(self.label_names_, dtype=object)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean example-F1 of :meth:`predict` against ``y``.
+
+        ``y`` can be 0/1 labels, annotator proportions (gold sets are
+        ``y >= 0.5``) or label lists. Accuracy, the default of classifiers, is
+        meaningless for soft targets, hence this override.
+
+        Returns
+        -------
+        score : float
+        """
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported by score.")
+        check_is_fitted(self)
+        texts = check_texts(X)
+        Y, _ = check_targets(y, len(texts), list(self.label_names_))
+        return example_f1(Y, self.predict(texts))
+
+    def first_step_hidden_states(self, X) -> np.ndarray:
+        """Last-layer hidden states at the position that predicts the first label.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden_size)
+        """
+        return np.stack([r.hidden for r in self._records(X)])
+
+    def predict_steps(self, X) -> list[dict]:
+        """Each text's generation, for analysis.
+
+        Returns
+        -------
+        traces : list of dict
+            Keys: ``generated_text``; ``parsed_labels``; ``unknown_labels``;
+            ``step_labels`` (label names, in generation order; ``none_label``
+            may appear); ``step_distributions`` (ndarray (n_steps, n_labels + 1),
+            columns ``label_names_ + [none_label]``); ``label_mass`` (probability
+            on label tokens at each step); ``has_steps``.
+        """
+        names = [*self.label_names_, self.none_label]
+        traces = []
+        for r in self._records(X):
+            traces.append({
+                "generated_text": r.text,
+                "parsed_labels": list(r.parsed),
+                "unknown_labels": list(r.unknown),
+                "step_labels": [names[k] for k in r.step_labels],
+                "step_distributions": _step_distributions(r.step_scores),
+                "label_mass": r.label_mass[r.step_positions] if r.has_steps else r.label_mass[:1],
+                "has_steps": r.has_steps,
+            })
+        return traces
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+def _truncate(tokenizer, texts: list[str], budget: int) -> list[str]:
+    """Cut texts to ``budget`` tokens (demonstrations; queries are cut by the engine)."""
+    if not texts:
+        return []
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [t if len(ids) <= budget else tokenizer.decode(ids[:budget])
+            for t, ids in zip(texts, encoded)]

@@ -1,0 +1,177 @@
+"""Shared input checks for texts, label names and label targets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from sklearn.preprocessing import MultiLabelBinarizer
+
+
+def check_texts(X, *, name: str = "X") -> list[str]:
+    """Return ``X`` as a list of non-empty strings or raise a clear error.
+
+    Parameters
+    ----------
+    X : iterable of str
+        Texts. A single string is rejected (it would be read character by
+        character).
+    name : str, default="X"
+        Name used in error messages.
+
+    Returns
+    -------
+    texts : list of str
+    """
+    if isinstance(X, (str, bytes)):
+        raise TypeError(
+            f"{name} must be an iterable of strings (one per text), got a single "
+            f"{type(X).__name__}. Wrap it in a list: [{name}]."
+        )
+    if hasattr(X, "ndim") and getattr(X, "ndim", 1) == 2:
+        shape = X.shape
+        if shape[1] != 1:
+            raise ValueError(
+                f"{name} must be a 1-d sequence of texts; got an array of shape {shape}."
+            )
+        X = np.asarray(X).ravel()
+    if not isinstance(X, Iterable):
+        raise TypeError(f"{name} must be an iterable of strings, got {type(X).__name__}.")
+    texts = list(X)
+    if len(texts) == 0:
+        raise ValueError(f"{name} is empty: at least one text is required.")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(
+                f"{name}[{i}] must be a string, got {type(t).__name__} ({t!r:.60})."
+            )
+        if not t.strip():
+            raise ValueError(f"{name}[{i}] is an empty or whitespace-only text.")
+    return texts
+
+
+def check_label_names(labels: Sequence[str], *, none_label: str, separator: str | None) -> list[str]:
+    """Validate label names: non-empty unique strings that the prompt format can carry.
+
+    Parameters
+    ----------
+    labels : sequence of str
+    none_label : str
+        Word written for the empty label set; it may not also be a label.
+    separator : str or None
+        Separator of the label format (``","`` for the comma format); labels
+        may not contain it.
+
+    Returns
+    -------
+    labels : list of str
+    """
+    if isinstance(labels, str):
+        raise TypeError("labels must be a list of label names, got a single string.")
+    labels = list(labels)
+    if len(labels) == 0:
+        raise ValueError("labels is empty: at least one label name is required.")
+    seen: dict[str, str] = {}
+    for lab in labels:
+        if not isinstance(lab, str) or not lab.strip():
+            raise ValueError(f"Every label must be a non-empty string; got {lab!r}.")
+        if lab != lab.strip():
+            raise ValueError(f"Label {lab!r} has leading or trailing whitespace.")
+        if "\n" in lab:
+            raise ValueError(f"Label {lab!r} contains a newline, which ends a generation.")
+        if separator is not None and separator in lab:
+            raise ValueError(
+                f"Label {lab!r} contains the label separator {separator!r}; rename the "
+                "label or use label_format='json'."
+            )
+        if '"' in lab:
+            raise ValueError(f"Label {lab!r} contains a double quote, which the formats cannot carry.")
+        key = lab.lower()
+        if key == none_label.lower():
+            raise ValueError(
+                f"Label {lab!r} equals the empty-set word none_label={none_label!r}; "
+                "choose another none_label."
+            )
+        if key in seen:
+            raise ValueError(
+                f"Duplicate label {lab!r} (labels are matched case-insensitively; "
+                f"{seen[key]!r} is already present)."
+            )
+        seen[key] = lab
+    return labels
+
+
+def _is_label_lists(y) -> bool:
+    """True when ``y`` is a sequence of label-name collections (or all empty)."""
+    if hasattr(y, "shape") or isinstance(y, (str, bytes)):
+        return False
+    rows = list(y)
+    if not rows or not all(isinstance(r, (list, tuple, set, frozenset)) for r in rows):
+        return False
+    values = [v for r in rows for v in r]
+    return not values or any(isinstance(v, str) for v in values)
+
+
+def check_targets(y, n_samples: int, labels: Sequence[str] | None):
+    """Turn any supported ``y`` into (proportions, label names).
+
+    ``y`` can be a 0/1 indicator matrix, a matrix of annotator proportions in
+    [0, 1], or a list of label lists (label names).
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_labels), float
+        Proportions (0/1 for indicator input).
+    label_names : list of str
+    """
+    if y is None:
+        raise ValueError("y is required: a 0/1 matrix, annotator proportions or label lists.")
+    is_label_lists = _is_label_lists(y)
+    if is_label_lists:
+        if len(y) != n_samples:
+            raise ValueError(f"y has {len(y)} label lists but X has {n_samples} texts.")
+        for i, row in enumerate(y):
+            for v in row:
+                if not isinstance(v, str):
+                    raise TypeError(f"y[{i}] contains {v!r}; label lists must hold label names.")
+        if labels is None:
+            names = sorted({v for row in y for v in row})
+            if not names:
+                raise ValueError(
+                    "y has no label at all and labels=None: pass labels=[...] to name them."
+                )
+        else:
+            names = list(labels)
+            unknown = sorted({v for row in y for v in row} - set(names))
+            if unknown:
+                raise ValueError(f"y contains labels not in labels={names}: {unknown}.")
+        mlb = MultiLabelBinarizer(classes=names)
+        Y = mlb.fit_transform([list(row) for row in y]).astype(float)
+        return Y, names
+
+    Y = np.asarray(y)
+    if Y.dtype == object:
+        raise TypeError("y must be a numeric matrix or a list of label lists.")
+    if Y.ndim != 2:
+        raise ValueError(
+            f"y must be 2-d (n_samples, n_labels) for multi-label targets; got shape {Y.shape}."
+        )
+    if Y.shape[0] != n_samples:
+        raise ValueError(f"y has {Y.shape[0]} rows but X has {n_samples} texts.")
+    Y = Y.astype(float)
+    if not np.all(np.isfinite(Y)):
+        raise ValueError("y contains NaN or infinite values.")
+    if Y.min() < 0 or Y.max() > 1:
+        raise ValueError(
+            f"y values must be 0/1 indicators or proportions in [0, 1]; got values in "
+            f"[{Y.min():g}, {Y.max():g}]."
+        )
+    if labels is None:
+        raise ValueError(
+            "labels=None but y is a matrix: the LLM needs label names. Pass "
+            "labels=['name1', 'name2', ...] with one name per column of y."
+        )
+    names = list(labels)
+    if len(names) != Y.shape[1]:
+        raise ValueError(f"y has {Y.shape[1]} columns but labels has {len(names)} names.")
+    return Y, names

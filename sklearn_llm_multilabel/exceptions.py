@@ -1,0 +1,46 @@
+"""Exceptions and warnings of :mod:`sklearn_llm_multilabel`.
+
+Every error shares the package base class :class:`SklearnLLMError` and also
+subclasses the built-in class a user would naturally catch (``ValueError``,
+``ImportError``...), so ``except ValueError`` keeps working.
+"""
+
+
+class SklearnLLMError(Exception):
+    """Base class of every error raised by this package."""
+
+
+class ModelLoadError(SklearnLLMError, ValueError):
+    """A model spec cannot be resolved or loaded (unknown spec, missing package, bad files)."""
+
+
+class MissingModelPackageError(ModelLoadError, ImportError):
+    """The package that ships an aliased model is not installed."""
+
+
+class TokenizerError(SklearnLLMError, ValueError):
+    """The model's tokenizer lacks something the prompt or the labels need."""
+
+
+class ContextLengthError(SklearnLLMError, ValueError):
+    """A prompt does not fit in the model's context window."""
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unreadable (truncated or corrupt) and is recomputed."""
+
+
+class NoLabelStepWarning(UserWarning):
+    """Some generations contained no label-generation step."""
+
+
+class TruncationWarning(UserWarning):
+    """Some texts were truncated to the per-text token budget."""
+
+
+class LabelTokenWarning(UserWarning):
+    """Label first tokens collide, so steps of those labels cannot be told apart by that token."""
+
+
+class DemonstrationWarning(UserWarning):
+    """The training data cannot supply the requested demonstrations."""
