@@ -65,7 +65,7 @@ def aggregate_max(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> s = np.log([[[2.0, 1.0, 1.0], [1.0, 3.0, 0.0]]])
+    >>> s = np.log([[[2.0, 1.0, 1.0], [1.0, 3.0, 1e-300]]])
     >>> aggregate_max(s, np.array([[True, True]]))
     array([[0.5 , 0.75]])
     """
@@ -79,7 +79,7 @@ def aggregate_mean(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     Examples
     --------
-    >>> s = np.log([[[2.0, 1.0, 1.0], [1.0, 3.0, 0.0]]])
+    >>> s = np.log([[[2.0, 1.0, 1.0], [1.0, 3.0, 1e-300]]])
     >>> aggregate_mean(s, np.array([[True, True]]))
     array([[0.375, 0.5  ]])
     """
@@ -95,7 +95,7 @@ def aggregate_hard(parsed: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> aggregate_hard(np.array([[True, False]]))
-    array([[1.e+00, 1.e-08]])
+    array([[9.9999999e-01, 1.0000000e-08]])
     """
     parsed = np.asarray(parsed, dtype=bool)
     if parsed.ndim != 2:

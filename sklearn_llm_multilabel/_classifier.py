@@ -415,9 +415,10 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             columns ``label_names_ + [none_label]``); ``label_mass`` (probability
             on label tokens at each step); ``has_steps``.
         """
+        records = self._records(X)
         names = [*self.label_names_, self.none_label]
         traces = []
-        for r in self._records(X):
+        for r in records:
             traces.append({
                 "generated_text": r.text,
                 "parsed_labels": list(r.parsed),

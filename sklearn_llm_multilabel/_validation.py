@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.preprocessing import MultiLabelBinarizer
 
 
@@ -27,6 +28,11 @@ def check_texts(X, *, name: str = "X") -> list[str]:
         raise TypeError(
             f"{name} must be an iterable of strings (one per text), got a single "
             f"{type(X).__name__}. Wrap it in a list: [{name}]."
+        )
+    if sp.issparse(X):
+        raise TypeError(
+            f"Sparse data was passed as {name}, but {name} must be an iterable of strings "
+            "(one per text); sparse matrices are not supported."
         )
     if hasattr(X, "ndim") and getattr(X, "ndim", 1) == 2:
         shape = X.shape

