@@ -245,3 +245,20 @@ def test_chat_template_required_when_requested(tiny_llama):
 
     with pytest.raises(TokenizerError, match="no chat template"):
         make_clf(tiny_llama, use_chat_template=True).fit(TEXTS, LABEL_LISTS)
+
+
+def test_chat_template_prompt(tiny_llama, tiny_tokenizer):
+    from copy import deepcopy
+
+    from sklearn_llm_multilabel import load_model, register_model
+
+    tokenizer = deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+        "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+    )
+    register_model("tiny-chat", load_model("tiny-llama", device="cpu").model, tokenizer)
+    clf = make_clf("tiny-chat", use_chat_template=True).fit(TEXTS, LABEL_LISTS)
+    assert clf.prompt_.startswith("<s>user\nClassify")
+    assert clf.prompt_.endswith("Input: {text}\nLabel(s):</s>\n<s>assistant\n")
+    assert clf.predict_proba(TEXTS[:3]).shape == (3, 3)
