@@ -210,11 +210,11 @@ def build_prompt(
     """
     head, mid, tail = _split_template(example_template)
     instr = instruction.replace("{labels}", join_label_names(label_names)).strip()
-    blocks = [instr + "\n"]
+    blocks = [instr + "\n"] if instr else []
     for text, labels in demonstrations:
         written = format_labels(labels, label_format, none_label)
         blocks.append(head + text + mid + written + tail + "\n")
-    prefix = "".join(blocks)
+    prefix = "".join(blocks).lstrip()
     query_tail = mid.rstrip()
     stop_string = head.strip()
     if chat_template_renderer is None:

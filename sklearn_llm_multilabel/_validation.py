@@ -172,6 +172,8 @@ def check_targets(y, n_samples: int, labels: Sequence[str] | None):
             f"y values must be 0/1 indicators or proportions in [0, 1]; got values in "
             f"[{Y.min():g}, {Y.max():g}]."
         )
+    if labels is None and hasattr(y, "columns"):
+        labels = [str(c) for c in y.columns]  # a DataFrame names its columns
     if labels is None:
         raise ValueError(
             "labels=None but y is a matrix: the LLM needs label names. Pass "

@@ -262,3 +262,10 @@ def test_chat_template_prompt(tiny_llama, tiny_tokenizer):
     assert clf.prompt_.startswith("<s>user\nClassify")
     assert clf.prompt_.endswith("Input: {text}\nLabel(s):</s>\n<s>assistant\n")
     assert clf.predict_proba(TEXTS[:3]).shape == (3, 3)
+
+
+def test_dataframe_targets_name_the_labels(tiny_llama):
+    pd = pytest.importorskip("pandas")
+    Y = pd.DataFrame([[lab in row for lab in LABELS] for row in LABEL_LISTS], columns=LABELS)
+    clf = make_clf(tiny_llama).fit(pd.Series(TEXTS), Y.astype(int))
+    assert list(clf.label_names_) == LABELS

@@ -97,3 +97,9 @@ def test_demonstrations_zero_shots_and_shortfall():
     with pytest.warns(DemonstrationWarning, match="using 30 demonstrations"):
         idx = select_demonstrations(Y[10:40], 40, random_state=0)
     assert len(idx) == 30
+
+
+def test_empty_instruction_leaves_no_leading_whitespace():
+    parts = build_prompt(NAMES, [("a", ["care"])], instruction="")
+    assert parts.prefix == "Input: a\nLabel(s): care\n"
+    assert build_prompt(NAMES, [], instruction="").prefix == ""
