@@ -277,7 +277,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         n_labels = len(self.label_names_)
         max_new = self.max_new_tokens or default_max_new_tokens(n_labels)
         parts = self._prompt_parts()
-        key = (self.model, self.device, self.dtype, self.trust_remote_code, parts,
+        loaded = self._loaded_model()
+        key = (loaded.fingerprint, str(loaded.device), parts,
                tuple(self.label_names_), self.none_label, self.label_format,
                self.example_template, max_new, self.max_text_tokens)
         with _SCORERS_LOCK:
@@ -287,7 +288,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 return scorer
         _, mid, _ = _split_template(self.example_template)
         scorer = StepScorer(
-            self._loaded_model(), parts, list(self.label_names_), self.none_label,
+            loaded, parts, list(self.label_names_), self.none_label,
             self.label_format, answer_lead=mid, max_new_tokens=max_new,
             max_text_tokens=self.max_text_tokens,
         )

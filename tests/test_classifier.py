@@ -269,3 +269,16 @@ def test_dataframe_targets_name_the_labels(tiny_llama):
     Y = pd.DataFrame([[lab in row for lab in LABELS] for row in LABEL_LISTS], columns=LABELS)
     clf = make_clf(tiny_llama).fit(pd.Series(TEXTS), Y.astype(int))
     assert list(clf.label_names_) == LABELS
+
+
+def test_re_registering_a_name_uses_the_new_model(tiny_tokenizer):
+    from sklearn_llm_multilabel import register_model
+    from sklearn_llm_multilabel.testing import make_tiny_model
+
+    register_model("tiny-swap", make_tiny_model(tiny_tokenizer, seed=0), tiny_tokenizer)
+    clf = make_clf("tiny-swap").fit(TEXTS, LABEL_LISTS)
+    before = clf.predict_proba(TEXTS[:2])
+    register_model("tiny-swap", make_tiny_model(tiny_tokenizer, seed=1), tiny_tokenizer)
+    after = clf.predict_proba(TEXTS[:2])
+    assert get_scoring_stats()["texts_scored"] == 4  # new weights, new cache keys
+    assert not np.allclose(before, after)
