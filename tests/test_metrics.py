@@ -48,3 +48,71 @@ def test_bad_input():
         distribution_l1([[1.5, 0.0]], [[0.5, 0.5]])
     with pytest.raises(ValueError, match="2-d"):
         example_f1([0.5], [0.5])
+
+
+def test_brier_and_ece_hand_computed():
+    from sklearn_llm_multilabel.metrics import brier_score, expected_calibration_error
+
+    H = np.array([[1.0, 0.0], [0.5, 0.0], [0.0, 1 / 3]])
+    P = np.array([[0.8, 0.1], [0.5, 0.15], [0.1, 0.5]])
+    np.testing.assert_allclose(
+        brier_score(H, P, average=None),
+        [(0.04 + 0 + 0.01) / 3, (0.01 + 0.0225 + (0.5 - 1 / 3) ** 2) / 3],
+    )
+    # 2 bins: label 0 -> bin0 {row2: p .1 h 0}, bin1 {rows 0,1: p .65 h .75}
+    ece = expected_calibration_error(H, P, n_bins=2, average=None)
+    label1 = 2 / 3 * abs(0.125 - 0.0) + 1 / 3 * abs(0.5 - 1 / 3)
+    np.testing.assert_allclose(ece, [1 / 3 * 0.1 + 2 / 3 * 0.1, label1])
+
+
+def test_label_f1_uses_sklearn():
+    from sklearn.metrics import f1_score
+
+    from sklearn_llm_multilabel.metrics import label_f1
+
+    H = np.array([[1, 0, 1], [0, 2 / 3, 0], [1 / 3, 1, 0]])
+    P = np.array([[0.9, 0.6, 0.2], [0.1, 0.7, 0.0], [0.6, 0.3, 0.1]])
+    for average in ("micro", "macro"):
+        assert label_f1(H, P, average=average) == pytest.approx(
+            f1_score(H >= 0.5, P >= 0.5, average=average))
+
+
+def test_alignment_scorers_signs_and_single_predict_proba():
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.model_selection import cross_validate
+
+    from sklearn_llm_multilabel.metrics import alignment_scorers
+
+    class Fixed(ClassifierMixin, BaseEstimator):
+        calls = 0
+
+        def fit(self, X, y):
+            self.classes_ = [np.array([0, 1])] * y.shape[1]
+            return self
+
+        def predict_proba(self, X):
+            Fixed.calls += 1
+            return np.asarray(X)[:, :2]
+
+    rng = np.random.default_rng(0)
+    H = rng.integers(0, 4, (30, 2)) / 3
+    X = np.clip(H + rng.normal(0, 0.1, H.shape), 0.01, 0.99)
+    scores = cross_validate(Fixed(), X, H, scoring=alignment_scorers(), cv=3)
+    assert Fixed.calls == 3  # one predict_proba per fold for all seven metrics
+    assert (scores["test_nll"] < 0).all() and (scores["test_l1"] < 0).all()
+    assert (scores["test_example_f1"] > 0).all()
+    fold_nll = distribution_nll(H[:10], X[:10])
+    assert scores["test_nll"][0] == pytest.approx(-fold_nll)
+
+
+def test_alignment_report_with_prior():
+    from sklearn_llm_multilabel.metrics import alignment_report
+
+    H = np.array([[1.0, 0.0], [0.0, 1.0]])
+    report = alignment_report(H, [[0.9, 0.1], [0.2, 0.7]], train_proportions=[[1, 0], [0, 0]])
+    assert report["constant prior"]["l1"] == pytest.approx(((0.5 + 0) + (0.5 + 1)) / 2)
+    assert report["model"]["example_f1"] == 1.0
+    assert set(report["model"]) == {"nll", "l1", "example_f1", "brier", "ece", "micro_f1",
+                                    "macro_f1"}
+    with pytest.raises(ValueError, match="train_proportions"):
+        alignment_report(H, H, train_proportions=[[1, 0, 0]])

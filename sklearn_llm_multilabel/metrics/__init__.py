@@ -1,5 +1,23 @@
 """Alignment metrics between label probabilities and annotator distributions."""
 
-from ._distribution import distribution_l1, distribution_nll, example_f1
+from ._distribution import (
+    brier_score,
+    distribution_l1,
+    distribution_nll,
+    example_f1,
+    expected_calibration_error,
+    label_f1,
+)
+from ._scorer import ALIGNMENT_METRICS, alignment_report, alignment_scorers
 
-__all__ = ["distribution_l1", "distribution_nll", "example_f1"]
+__all__ = [
+    "ALIGNMENT_METRICS",
+    "alignment_report",
+    "alignment_scorers",
+    "brier_score",
+    "distribution_l1",
+    "distribution_nll",
+    "example_f1",
+    "expected_calibration_error",
+    "label_f1",
+]

@@ -88,3 +88,71 @@ def example_f1(y_true, y_proba, *, threshold: float = 0.5, empty_score: float = 
     safe = np.where(denom == 0, 1, denom)
     scores = np.where(denom == 0, empty_score, 2 * inter / safe)
     return float(scores.mean())
+
+
+def brier_score(y_true, y_proba, *, average: str | None = "macro"):
+    """Per-label Brier score ``mean_i (p_il − H_il)²`` against soft targets.
+
+    Parameters
+    ----------
+    y_true, y_proba : array-like of shape (n_samples, n_labels)
+    average : {"macro"} or None, default="macro"
+        None returns one score per label.
+
+    Examples
+    --------
+    >>> brier_score([[1.0, 0.0], [0.5, 0.0]], [[0.5, 0.0], [0.5, 1.0]], average=None)
+    array([0.125, 0.5  ])
+    """
+    H, P = _check_pair(y_true, y_proba)
+    per_label = ((P - H) ** 2).mean(axis=0)
+    return _average(per_label, average)
+
+
+def expected_calibration_error(y_true, y_proba, *, n_bins: int = 10,
+                               average: str | None = "macro"):
+    """Per-label expected calibration error with equal-width bins.
+
+    ``ECE_l = Σ_b (n_b / n) |mean_{i in b} p_il − mean_{i in b} H_il|``; with
+    annotator proportions as ``H`` the reference is the mean proportion.
+
+    Examples
+    --------
+    >>> round(expected_calibration_error([[1.0], [0.0]], [[0.9], [0.1]], n_bins=10), 6)
+    0.1
+    """
+    H, P = _check_pair(y_true, y_proba)
+    if not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}.")
+    bins = np.minimum((P * n_bins).astype(int), n_bins - 1)
+    per_label = np.zeros(P.shape[1])
+    for label in range(P.shape[1]):
+        for b in np.unique(bins[:, label]):
+            rows = bins[:, label] == b
+            gap = abs(P[rows, label].mean() - H[rows, label].mean())
+            per_label[label] += rows.mean() * gap
+    return _average(per_label, average)
+
+
+def _average(per_label: np.ndarray, average: str | None):
+    if average is None:
+        return per_label
+    if average == "macro":
+        return float(per_label.mean())
+    raise ValueError(f"average must be 'macro' or None; got {average!r}.")
+
+
+def label_f1(y_true, y_proba, *, average: str = "micro", threshold: float = 0.5) -> float:
+    """Micro or macro F1 over labels (sklearn's ``f1_score``), gold sets ``y_true ≥ 0.5``.
+
+    Examples
+    --------
+    >>> label_f1([[1, 0], [1, 1]], [[0.9, 0.2], [0.4, 0.8]], average="micro")
+    0.8
+    """
+    from sklearn.metrics import f1_score
+
+    H, P = _check_pair(y_true, y_proba)
+    if average not in ("micro", "macro"):
+        raise ValueError(f"average must be 'micro' or 'macro'; got {average!r}.")
+    return float(f1_score(H >= 0.5, P >= threshold, average=average, zero_division=0.0))
