@@ -44,3 +44,7 @@ class LabelTokenWarning(UserWarning):
 
 class DemonstrationWarning(UserWarning):
     """The training data cannot supply the requested demonstrations."""
+
+
+class DatasetFormatError(SklearnLLMError, ValueError):
+    """A data file is malformed; the message names the file, the line and the problem."""

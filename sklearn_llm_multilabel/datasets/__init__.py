@@ -1,5 +1,41 @@
 """Datasets with per-annotator labels, returned as scikit-learn Bunches."""
 
+from ._base import (
+    get_data_home,
+    load_annotations,
+    load_counts,
+    make_bunch,
+    subset,
+    train_test_split_bunch,
+)
 from ._illustrative import load_illustrative_topics
+from ._shared import (
+    GOEMOTIONS_CLUSTERS,
+    HS_BREXIT_LABELS,
+    MFRC_LABELS,
+    XED_LABELS,
+    load_goemotions,
+    load_hs_brexit,
+    load_lewidi,
+    load_mfrc,
+    load_xed,
+)
 
-__all__ = ["load_illustrative_topics"]
+__all__ = [
+    "GOEMOTIONS_CLUSTERS",
+    "HS_BREXIT_LABELS",
+    "MFRC_LABELS",
+    "XED_LABELS",
+    "get_data_home",
+    "load_annotations",
+    "load_counts",
+    "load_goemotions",
+    "load_hs_brexit",
+    "load_illustrative_topics",
+    "load_lewidi",
+    "load_mfrc",
+    "load_xed",
+    "make_bunch",
+    "subset",
+    "train_test_split_bunch",
+]

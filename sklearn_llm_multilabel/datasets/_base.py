@@ -1,0 +1,300 @@
+"""Generic loaders for annotator tables, returning scikit-learn Bunches.
+
+Every loader returns a :class:`~sklearn.utils.Bunch` with ``data`` (list of
+texts), ``target`` (annotator proportions in [0, 1], shape (n, L); 0/1 for
+gold-only datasets), ``target_gold`` (0/1: ``target >= 0.5``), ``label_names``,
+``n_annotators`` (int array; -1 when unknown), ``ids`` and ``DESCR``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.utils import Bunch, check_random_state
+
+from ..exceptions import DatasetFormatError
+
+DATA_ENV = "SKLEARN_LLM_MULTILABEL_DATA"
+
+
+def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
+    """Folder of the shared datasets.
+
+    Order: ``data_home``; the environment variable
+    ``SKLEARN_LLM_MULTILABEL_DATA``; ``../shared/data`` next to the working
+    directory or to the repository checkout.
+
+    Raises
+    ------
+    FileNotFoundError
+        When none exists (tests skip on it).
+    """
+    explicit = data_home if data_home is not None else os.environ.get(DATA_ENV)
+    if explicit:
+        if not Path(explicit).is_dir():
+            raise FileNotFoundError(f"Data folder {explicit} does not exist.")
+        return Path(explicit).resolve()
+    candidates = [Path.cwd() / ".." / "shared" / "data",
+                  Path(__file__).resolve().parents[2] / ".." / "shared" / "data"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise FileNotFoundError(
+        f"No data folder found (looked at {[str(c) for c in candidates]}). Pass "
+        f"data_home=... or set {DATA_ENV}."
+    )
+
+
+def make_bunch(texts, target, label_names, *, n_annotators=None, ids=None, descr="",
+               gold_only=False) -> Bunch:
+    """Assemble the standard Bunch (validating shapes and ranges)."""
+    target = np.asarray(target, dtype=float)
+    if target.ndim != 2 or target.shape != (len(texts), len(label_names)):
+        raise ValueError(f"target shape {target.shape} does not match "
+                         f"{len(texts)} texts x {len(label_names)} labels.")
+    if target.size and (target.min() < 0 or target.max() > 1):
+        raise ValueError("target proportions must lie in [0, 1].")
+    n = len(texts)
+    return Bunch(
+        data=list(texts),
+        target=target,
+        target_gold=(target >= 0.5).astype(int),
+        label_names=list(label_names),
+        n_annotators=np.full(n, -1) if n_annotators is None else np.asarray(n_annotators),
+        ids=np.arange(n).astype(str) if ids is None else np.asarray(ids).astype(str),
+        gold_only=gold_only,
+        DESCR=descr,
+    )
+
+
+def _delimiter(path: Path, delimiter: str | None) -> str:
+    if delimiter is not None:
+        return delimiter
+    return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+
+
+def _read_rows(path: Path, delimiter: str | None, required: Sequence[str]):
+    """Yield (line number, row dict) from a delimited file with a header."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh, delimiter=_delimiter(path, delimiter))
+        header = reader.fieldnames or []
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DatasetFormatError(f"{path}:1: missing column(s) {missing}; found {header}.")
+        for row in reader:
+            if None in row or any(row[c] is None for c in required):
+                raise DatasetFormatError(
+                    f"{path}:{reader.line_num}: expected {len(header)} fields, got a different "
+                    "number."
+                )
+            yield reader.line_num, row
+
+
+def _count(path: Path, line: int, column: str, value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise DatasetFormatError(
+            f"{path}:{line}: column {column!r} must be a non-negative integer count; got {value!r}."
+        )
+    return count
+
+
+def load_annotations(
+    path: str | os.PathLike,
+    *,
+    text_column: str = "text",
+    item_column: str = "id",
+    labels_column: str | None = "labels",
+    label_columns: Sequence[str] | None = None,
+    label_names: Sequence[str] | None = None,
+    separator: str = ",",
+    delimiter: str | None = None,
+    descr: str = "",
+) -> Bunch:
+    """Load a per-annotator table: one row per (item, annotator).
+
+    Labels come either from ``labels_column`` (a ``separator``-separated list;
+    empty means no label) or from ``label_columns`` (one 0/1 column per label).
+    ``target[i, l]`` is the fraction of item ``i``'s rows that chose ``l``.
+
+    Parameters
+    ----------
+    path : str or path
+        CSV (or TSV, by extension or ``delimiter``) with a header.
+    text_column, item_column : str
+    labels_column : str or None, default="labels"
+    label_columns : sequence of str or None
+        One 0/1 column per label; takes precedence over ``labels_column``.
+    label_names : sequence of str or None
+        The label set (required order); inferred (sorted) when None. Labels
+        outside it are an error.
+    separator : str, default=","
+    delimiter : str or None
+
+    Returns
+    -------
+    Bunch
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.csv"
+    >>> _ = p.write_text("id,text,labels\\n1,hi,a;b\\n1,hi,a\\n2,yo,\\n", encoding="utf-8")
+    >>> ds = load_annotations(p, separator=";")
+    >>> ds.label_names, ds.target.tolist(), ds.n_annotators.tolist()
+    (['a', 'b'], [[1.0, 0.5], [0.0, 0.0]], [2, 1])
+    """
+    path = Path(path)
+    if labels_column is None and label_columns is None:
+        raise ValueError("pass labels_column or label_columns.")
+    use_columns = label_columns is not None
+    required = [text_column, item_column, *(label_columns if use_columns else [labels_column])]
+    order: list[str] = []
+    texts: dict[str, str] = {}
+    votes: dict[str, list[set[str]]] = {}
+    for line, row in _read_rows(path, delimiter, required):
+        item = row[item_column]
+        if use_columns:
+            chosen = set()
+            for col in label_columns:
+                value = row[col].strip()
+                if value not in ("0", "1"):
+                    raise DatasetFormatError(
+                        f"{path}:{line}: column {col!r} must be 0 or 1; got {row[col]!r}."
+                    )
+                if value == "1":
+                    chosen.add(col)
+        else:
+            chosen = {v.strip() for v in row[labels_column].split(separator) if v.strip()}
+        if label_names is not None:
+            unknown = chosen - set(label_names)
+            if unknown:
+                raise DatasetFormatError(f"{path}:{line}: unknown label(s) {sorted(unknown)}.")
+        if item not in texts:
+            order.append(item)
+            texts[item] = row[text_column]
+            votes[item] = []
+        elif texts[item] != row[text_column]:
+            raise DatasetFormatError(f"{path}:{line}: item {item!r} appears with another text.")
+        votes[item].append(chosen)
+    if not order:
+        raise DatasetFormatError(f"{path}: no data rows.")
+    names = list(label_names) if label_names is not None else (
+        list(label_columns) if use_columns else sorted(set().union(*[v for vs in votes.values()
+                                                                      for v in vs])))
+    n_ann = np.array([len(votes[i]) for i in order])
+    counts = np.array([[sum(n in v for v in votes[i]) for n in names] for i in order], float)
+    return make_bunch([texts[i] for i in order], counts / n_ann[:, None], names,
+                      n_annotators=n_ann, ids=order, descr=descr)
+
+
+def load_counts(
+    path: str | os.PathLike,
+    *,
+    label_columns: Mapping[str, str],
+    text_column: str = "text",
+    id_column: str | None = None,
+    none_columns: Sequence[str] = (),
+    n_annotators: int | str | None = None,
+    keep_total: int | None = None,
+    delimiter: str | None = None,
+    descr: str = "",
+) -> Bunch:
+    """Load a per-label count table: one row per item, one count column per label.
+
+    Parameters
+    ----------
+    path : str or path
+    label_columns : mapping
+        ``label name -> column``.
+    text_column : str, default="text"
+    id_column : str or None
+    none_columns : sequence of str
+        Columns counting annotators who chose no label (e.g. ``Non-Moral``).
+    n_annotators : int, str or None
+        Annotators per item: a number, a column name, or None for ``keep_total``.
+    keep_total : int or None
+        Keep only rows whose counts (labels + none columns) sum to this; it is
+        then the number of annotators (each annotator picks at least one).
+
+    Returns
+    -------
+    Bunch
+    """
+    path = Path(path)
+    if n_annotators is None and keep_total is None:
+        raise ValueError("pass n_annotators or keep_total so that counts become proportions.")
+    count_cols = [*label_columns.values(), *none_columns]
+    required = [text_column, *count_cols]
+    if id_column:
+        required.append(id_column)
+    if isinstance(n_annotators, str):
+        required.append(n_annotators)
+    texts, ids, rows_counts, n_ann = [], [], [], []
+    for line, row in _read_rows(path, delimiter, required):
+        counts = {c: _count(path, line, c, row[c]) for c in count_cols}
+        total = sum(counts.values())
+        if keep_total is not None and total != keep_total:
+            continue
+        if isinstance(n_annotators, str):
+            n = _count(path, line, n_annotators, row[n_annotators])
+        else:
+            n = n_annotators if n_annotators is not None else keep_total
+        label_counts = [counts[c] for c in label_columns.values()]
+        if n <= 0 or max(label_counts) > n:
+            raise DatasetFormatError(
+                f"{path}:{line}: a label count exceeds the {n} annotators of the item."
+            )
+        texts.append(row[text_column].strip())
+        ids.append(row[id_column] if id_column else str(line))
+        rows_counts.append(label_counts)
+        n_ann.append(n)
+    if not texts:
+        raise DatasetFormatError(f"{path}: no data rows (after keep_total={keep_total}).")
+    n_ann_arr = np.asarray(n_ann)
+    return make_bunch(texts, np.asarray(rows_counts, float) / n_ann_arr[:, None],
+                      list(label_columns), n_annotators=n_ann_arr, ids=ids, descr=descr)
+
+
+def subset(bunch: Bunch, indices) -> Bunch:
+    """The rows ``indices`` of a dataset Bunch."""
+    indices = np.asarray(indices, dtype=int)
+    return Bunch(**{
+        **bunch,
+        "data": [bunch.data[i] for i in indices],
+        "target": bunch.target[indices],
+        "target_gold": bunch.target_gold[indices],
+        "n_annotators": bunch.n_annotators[indices],
+        "ids": bunch.ids[indices],
+    })
+
+
+def train_test_split_bunch(bunch: Bunch, *, test_size=None, train_size=None,
+                           random_state=None) -> tuple[Bunch, Bunch]:
+    """Seeded split of a dataset Bunch (sklearn's ``train_test_split`` on rows).
+
+    Sizes may be counts, e.g. the paper's MFRC pool of 2,000 train and 200 test items.
+
+    Examples
+    --------
+    >>> from sklearn_llm_multilabel.datasets import load_illustrative_topics
+    >>> train, test = train_test_split_bunch(load_illustrative_topics(), test_size=10,
+    ...                                      random_state=0)
+    >>> len(train.data), len(test.data)
+    (30, 10)
+    """
+    idx = np.arange(len(bunch.data))
+    train_idx, test_idx = train_test_split(idx, test_size=test_size, train_size=train_size,
+                                           random_state=check_random_state(random_state))
+    return subset(bunch, train_idx), subset(bunch, test_idx)

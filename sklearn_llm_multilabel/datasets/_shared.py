@@ -1,0 +1,187 @@
+"""Readers for the research datasets in ``../shared/data`` (see its README)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from ..exceptions import DatasetFormatError
+from ._base import get_data_home, load_counts, make_bunch
+
+MFRC_LABELS = ["authority", "care", "equality", "loyalty", "proportionality", "purity"]
+HS_BREXIT_LABELS = ["hateful", "aggressive", "offensive"]
+GOEMOTIONS_EMOTIONS = [
+    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
+    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
+    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
+    "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+]
+GOEMOTIONS_CLUSTERS = {
+    "joy": ["amusement", "excitement", "joy", "love"],
+    "optimism": ["desire", "optimism", "caring"],
+    "admiration": ["pride", "admiration", "gratitude", "relief", "approval", "realization"],
+    "surprise": ["surprise", "confusion", "curiosity"],
+    "fear": ["fear", "nervousness"],
+    "sadness": ["remorse", "embarrassment", "disappointment", "sadness", "grief"],
+    "anger": ["anger", "disgust", "annoyance", "disapproval"],
+}
+XED_LABELS = ["anger", "anticipation", "disgust", "fear", "joy", "sadness", "surprise", "trust"]
+
+
+def load_mfrc(data_home: str | os.PathLike | None = None) -> Bunch:
+    """Moral Foundations Reddit Corpus, the N = 3 subset with exact distributions.
+
+    Items whose counts sum to 3 (13,508 items): each of their three annotators
+    picked at least one label, so ``target = count / 3`` over the paper's six
+    foundations; ``Non-Moral`` and ``Thin Morality`` mean no label.
+    """
+    path = get_data_home(data_home) / "mfrc" / "MFRC_nlpforsocialinteractions.csv"
+    return load_counts(
+        path,
+        label_columns={name: name.capitalize() for name in MFRC_LABELS},
+        text_column="text", id_column="ID", none_columns=["Non-Moral", "Thin Morality"],
+        keep_total=3, delimiter="\t",
+        descr="MFRC (Trager et al., 2022), CC BY 4.0; items with exactly 3 annotations.",
+    )
+
+
+def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]) -> Bunch:
+    """A Le-Wi-Di JSON file with several 0/1 annotation streams as labels.
+
+    Parameters
+    ----------
+    path : str or path
+    label_streams : dict
+        ``label name -> key`` in ``other_info["other annotations"]``; None
+        means the item's main ``annotations`` field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}).") from exc
+    if not isinstance(items, dict) or not items:
+        raise DatasetFormatError(f"{path}: expected a non-empty object of items.")
+    texts, ids, target, n_ann = [], [], [], []
+    for item_id, item in items.items():
+        try:
+            streams = [item["annotations"] if key is None
+                       else item["other_info"]["other annotations"][key]
+                       for key in label_streams.values()]
+            text = item["text"]
+        except (KeyError, TypeError) as exc:
+            raise DatasetFormatError(f"{path}: item {item_id!r} lacks field {exc}.") from exc
+        row = []
+        sizes = set()
+        for name, stream in zip(label_streams, streams):
+            votes = []
+            for value in str(stream).split(","):
+                value = value.strip()
+                if value in ("0", "No"):  # "No" appears three times in HS-Brexit: a 0
+                    votes.append(0)
+                elif value == "1":
+                    votes.append(1)
+                else:
+                    raise DatasetFormatError(
+                        f"{path}: item {item_id!r}, label {name!r}: annotation {value!r} is not 0/1."
+                    )
+            sizes.add(len(votes))
+            row.append(np.mean(votes))
+        if len(sizes) != 1:
+            raise DatasetFormatError(
+                f"{path}: item {item_id!r}: annotation streams have different lengths {sizes}."
+            )
+        texts.append(text)
+        ids.append(item_id)
+        target.append(row)
+        n_ann.append(sizes.pop())
+    return make_bunch(texts, target, list(label_streams), n_annotators=n_ann, ids=ids,
+                      descr=f"Le-Wi-Di file {path.name}")
+
+
+def load_hs_brexit(split: str = "train", data_home: str | os.PathLike | None = None) -> Bunch:
+    """HS-Brexit (SemEval-2023 Le-Wi-Di) as three labels: hateful, aggressive, offensive.
+
+    ``target`` is the mean of the six annotators' 0/1 values per label.
+    """
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"split must be 'train', 'dev' or 'test'; got {split!r}.")
+    path = get_data_home(data_home) / "hs_brexit" / f"HS-Brexit_{split}.json"
+    return load_lewidi(path, label_streams={
+        "hateful": None,
+        "aggressive": "aggressive language detection",
+        "offensive": "offensive language detection",
+    })
+
+
+def _read_lines(path: Path):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    with open(path, encoding="utf-8", newline="") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            line = line.rstrip("\r\n")
+            if line.strip():
+                yield line_no, line
+
+
+def load_goemotions(split: str = "train", data_home: str | os.PathLike | None = None) -> Bunch:
+    """GoEmotions gold labels pooled into the paper's 7 clusters (neutral dropped).
+
+    Gold sets only (no per-rater data): ``target`` is 0/1 and ``gold_only`` is True.
+    """
+    if split not in ("train", "dev", "test"):
+        raise ValueError(f"split must be 'train', 'dev' or 'test'; got {split!r}.")
+    path = get_data_home(data_home) / "goemotions" / f"{split}.tsv"
+    cluster_of = {e: c for c, members in GOEMOTIONS_CLUSTERS.items() for e in members}
+    names = list(GOEMOTIONS_CLUSTERS)
+    texts, ids, target = [], [], []
+    for line_no, line in _read_lines(path):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise DatasetFormatError(f"{path}:{line_no}: expected 3 tab-separated fields, "
+                                     f"got {len(fields)}.")
+        text, label_ids, comment_id = fields
+        row = np.zeros(len(names))
+        for value in label_ids.split(","):
+            try:
+                emotion = GOEMOTIONS_EMOTIONS[int(value)]
+            except (ValueError, IndexError):
+                raise DatasetFormatError(
+                    f"{path}:{line_no}: label id {value!r} is not in 0..27."
+                ) from None
+            if emotion in cluster_of:
+                row[names.index(cluster_of[emotion])] = 1
+        texts.append(text)
+        ids.append(comment_id)
+        target.append(row)
+    return make_bunch(texts, target, names, ids=ids, gold_only=True,
+                      descr="GoEmotions (Demszky et al., 2020), 7 clusters, gold only.")
+
+
+def load_xed(data_home: str | os.PathLike | None = None) -> Bunch:
+    """XED English: gold multi-label Plutchik emotions (``gold_only`` is True)."""
+    path = get_data_home(data_home) / "xed" / "en-annotated.tsv"
+    texts, target = [], []
+    for line_no, line in _read_lines(path):
+        if "\t" not in line:
+            raise DatasetFormatError(f"{path}:{line_no}: expected 'text<TAB>labels'.")
+        text, labels = line.rsplit("\t", 1)
+        row = np.zeros(len(XED_LABELS))
+        for value in labels.split(","):
+            try:
+                index = int(value) - 1
+            except ValueError:
+                index = -1
+            if not 0 <= index < len(XED_LABELS):
+                raise DatasetFormatError(f"{path}:{line_no}: label {value.strip()!r} is not in 1..8.")
+            row[index] = 1
+        texts.append(text)
+        target.append(row)
+    return make_bunch(texts, target, XED_LABELS, gold_only=True,
+                      descr="XED English (Öhman et al., 2020), CC BY 4.0, gold only.")

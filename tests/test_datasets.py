@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+
+from sklearn_llm_multilabel.datasets import (
+    get_data_home,
+    load_annotations,
+    load_counts,
+    load_goemotions,
+    load_hs_brexit,
+    load_illustrative_topics,
+    load_lewidi,
+    load_mfrc,
+    load_xed,
+    train_test_split_bunch,
+)
+from sklearn_llm_multilabel.exceptions import DatasetFormatError
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_annotations_with_label_lists(tmp_path):
+    path = write(tmp_path, "a.csv", "id,text,labels\n1,hi,\"a,b\"\n1,hi,a\n1,hi,\n2,yo,b\n")
+    ds = load_annotations(path)
+    assert ds.label_names == ["a", "b"]
+    np.testing.assert_allclose(ds.target, [[2 / 3, 1 / 3], [0, 1]])
+    np.testing.assert_array_equal(ds.target_gold, [[1, 0], [0, 1]])
+    assert ds.n_annotators.tolist() == [3, 1] and ds.ids.tolist() == ["1", "2"]
+
+
+def test_annotations_with_label_columns_tsv(tmp_path):
+    path = write(tmp_path, "a.tsv", "id\ttext\tx\ty\n1\thi\t1\t0\n1\thi\t1\t1\n")
+    ds = load_annotations(path, label_columns=["x", "y"])
+    np.testing.assert_allclose(ds.target, [[1.0, 0.5]])
+
+
+@pytest.mark.parametrize("content, kwargs, match", [
+    ("id,text\n1,hi\n", {}, r"a\.csv:1: missing column\(s\) \['labels'\]"),
+    ("id,text,labels\n1,hi,a\n1,other,a\n", {}, r"a\.csv:3: item '1' appears with another"),
+    ("id,text,labels\n1,hi,zz\n", {"label_names": ["a"]}, r"a\.csv:2: unknown label"),
+    ("id,text,x\n1,hi,2\n", {"label_columns": ["x"]}, r"a\.csv:2: column 'x' must be 0 or 1"),
+    ("id,text,labels\n", {}, "no data rows"),
+    ("id,text,labels\n1,hi\n", {}, r"a\.csv:2: expected 3 fields"),
+])
+def test_malformed_annotation_tables(tmp_path, content, kwargs, match):
+    with pytest.raises(DatasetFormatError, match=match):
+        load_annotations(write(tmp_path, "a.csv", content), **kwargs)
+
+
+def test_counts_table_and_errors(tmp_path):
+    path = write(tmp_path, "c.csv", "text,A,B,None\nx,1,2,0\ny,0,0,3\nz,1,1,0\n")
+    ds = load_counts(path, label_columns={"a": "A", "b": "B"}, none_columns=["None"],
+                     keep_total=3)
+    np.testing.assert_allclose(ds.target, [[1 / 3, 2 / 3], [0, 0]])  # z sums to 2: dropped
+    with pytest.raises(DatasetFormatError, match=r"c\.csv:2: column 'A' must be a non-negative"):
+        load_counts(write(tmp_path, "c.csv", "text,A\nx,-1\n"), label_columns={"a": "A"},
+                    n_annotators=3)
+    with pytest.raises(DatasetFormatError, match="exceeds the 2 annotators"):
+        load_counts(write(tmp_path, "c.csv", "text,A\nx,3\n"), label_columns={"a": "A"},
+                    n_annotators=2)
+    with pytest.raises(ValueError, match="n_annotators or keep_total"):
+        load_counts(path, label_columns={"a": "A"})
+
+
+def test_lewidi_reader_and_errors(tmp_path):
+    good = ('{"1": {"text": "t", "annotations": "1,0,No", '
+            '"other_info": {"other annotations": {"agg": "1,1,1"}}}}')
+    ds = load_lewidi(write(tmp_path, "l.json", good), label_streams={"hate": None, "agg": "agg"})
+    np.testing.assert_allclose(ds.target, [[1 / 3, 1.0]])
+    bad = good.replace('"1,1,1"', '"1,x,1"')
+    with pytest.raises(DatasetFormatError, match="annotation 'x' is not 0/1"):
+        load_lewidi(write(tmp_path, "l.json", bad), label_streams={"hate": None, "agg": "agg"})
+    with pytest.raises(DatasetFormatError, match="different lengths"):
+        load_lewidi(write(tmp_path, "l.json", good.replace('"1,1,1"', '"1,1"')),
+                    label_streams={"hate": None, "agg": "agg"})
+    with pytest.raises(DatasetFormatError, match=r"l\.json:1: invalid JSON"):
+        load_lewidi(write(tmp_path, "l.json", "{oops"), label_streams={"hate": None})
+
+
+def test_split_helper_is_seeded():
+    ds = load_illustrative_topics()
+    a_train, a_test = train_test_split_bunch(ds, test_size=10, random_state=0)
+    b_train, b_test = train_test_split_bunch(ds, test_size=10, random_state=0)
+    assert a_test.data == b_test.data and len(a_train.data) == 30
+    assert not set(a_train.ids) & set(a_test.ids)
+    np.testing.assert_array_equal(a_test.target, ds.target[[list(ds.ids).index(i)
+                                                            for i in a_test.ids]])
+
+
+# --- the real datasets in ../shared/data -----------------------------------------
+def _shared():
+    try:
+        return get_data_home()
+    except FileNotFoundError:
+        pytest.skip("../shared/data is absent")
+
+
+def test_mfrc():
+    _shared()
+    ds = load_mfrc()
+    assert len(ds.data) == 13508 and ds.target.shape == (13508, 6)
+    assert set(np.unique(ds.target * 3)) <= {0, 1, 2, 3}
+    assert (ds.n_annotators == 3).all() and not ds.data[0].startswith(" ")
+
+
+def test_hs_brexit():
+    _shared()
+    sizes = {split: len(load_hs_brexit(split).data) for split in ("train", "dev", "test")}
+    assert sizes == {"train": 784, "dev": 168, "test": 168}
+    ds = load_hs_brexit("train")
+    assert ds.label_names == ["hateful", "aggressive", "offensive"]
+    assert set(np.unique(ds.target * 6).round(6)) <= set(range(7))
+
+
+def test_goemotions_and_xed_gold_only():
+    _shared()
+    go = load_goemotions("dev")
+    assert len(go.data) == 5426 and go.target.shape[1] == 7 and go.gold_only
+    assert set(np.unique(go.target)) <= {0.0, 1.0}
+    xed = load_xed()
+    assert len(xed.data) == 17528 and xed.target.shape[1] == 8
+    assert (xed.target.sum(axis=1) >= 1).all()
