@@ -26,7 +26,7 @@ from ._prompts import (
     select_demonstrations,
 )
 from ._scoring import score_texts
-from ._validation import check_label_names, check_targets, check_texts
+from ._validation import check_label_names, check_not_label_encoded, check_targets, check_texts
 from .backends._hf import StepScorer, check_tokenizer, default_max_new_tokens
 from .backends._load import DEFAULT_MODEL, load_model
 from .exceptions import NoLabelStepWarning
@@ -224,6 +224,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         -------
         self : LLMMultiLabelClassifier
         """
+        check_not_label_encoded()
         texts = check_texts(X)
         Y, names = check_targets(y, len(texts), self.labels)
         names = check_label_names(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -107,6 +108,63 @@ def check_label_names(labels: Sequence[str], *, none_label: str, separator: str 
     return labels
 
 
+_ENCODING_METHODS = ("predict_proba", "decision_function", "predict_log_proba")
+
+
+def check_not_label_encoded() -> None:
+    """Refuse targets that ``cross_val_predict`` has label-encoded.
+
+    ``cross_val_predict(..., method="predict_proba")`` label-encodes every
+    column of ``y`` before ``fit``: annotator proportions such as {0, 1/3}
+    silently become {0, 1}. Nothing in the encoded array shows it, so this
+    looks for that call on the stack and raises instead.
+    """
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            if (frame.f_code.co_name == "_fit_and_predict"
+                    and frame.f_globals.get("__name__", "").startswith("sklearn.model_selection")
+                    and frame.f_locals.get("method") in _ENCODING_METHODS):
+                raise ValueError(
+                    f"cross_val_predict(method={frame.f_locals['method']!r}) label-encodes y, "
+                    "which turns annotator proportions into class indices. Use "
+                    "sklearn_llm_multilabel.model_selection.cross_val_predict_proba(estimator, "
+                    "X, y, cv=...) for out-of-fold probabilities (same folds, y untouched), "
+                    "or cross_val_predict(..., method='predict') for 0/1 labels."
+                )
+            frame = frame.f_back
+    finally:
+        del frame
+
+
+def check_proportions(y, n_samples: int | None = None, *, name: str = "y") -> np.ndarray:
+    """``y`` as a float (n, L) matrix of 0/1 labels or proportions in [0, 1]."""
+    if y is None:
+        raise ValueError(
+            f"requires y to be passed, but the target {name} is None: pass annotator "
+            "proportions or 0/1 labels of shape (n_samples, n_labels)."
+        )
+    Y = np.asarray(y)
+    if Y.dtype == object:
+        raise TypeError(f"{name} must be a numeric matrix or a list of label lists.")
+    if Y.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-d (n_samples, n_labels) for multi-label targets; got shape "
+            f"{Y.shape}."
+        )
+    if n_samples is not None and Y.shape[0] != n_samples:
+        raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_samples} texts.")
+    Y = Y.astype(float)
+    if not np.all(np.isfinite(Y)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    if Y.size and (Y.min() < 0 or Y.max() > 1):
+        raise ValueError(
+            f"{name} values must be 0/1 indicators or proportions in [0, 1]; got values in "
+            f"[{Y.min():g}, {Y.max():g}]."
+        )
+    return Y
+
+
 def _is_label_lists(y) -> bool:
     """True when ``y`` is a sequence of label-name collections (or all empty)."""
     if hasattr(y, "shape") or isinstance(y, (str, bytes)):
@@ -155,23 +213,7 @@ def check_targets(y, n_samples: int, labels: Sequence[str] | None):
         Y = mlb.fit_transform([list(row) for row in y]).astype(float)
         return Y, names
 
-    Y = np.asarray(y)
-    if Y.dtype == object:
-        raise TypeError("y must be a numeric matrix or a list of label lists.")
-    if Y.ndim != 2:
-        raise ValueError(
-            f"y must be 2-d (n_samples, n_labels) for multi-label targets; got shape {Y.shape}."
-        )
-    if Y.shape[0] != n_samples:
-        raise ValueError(f"y has {Y.shape[0]} rows but X has {n_samples} texts.")
-    Y = Y.astype(float)
-    if not np.all(np.isfinite(Y)):
-        raise ValueError("y contains NaN or infinite values.")
-    if Y.min() < 0 or Y.max() > 1:
-        raise ValueError(
-            f"y values must be 0/1 indicators or proportions in [0, 1]; got values in "
-            f"[{Y.min():g}, {Y.max():g}]."
-        )
+    Y = check_proportions(y, n_samples)
     if labels is None and hasattr(y, "columns"):
         labels = [str(c) for c in y.columns]  # a DataFrame names its columns
     if labels is None:
