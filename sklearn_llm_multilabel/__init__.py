@@ -7,12 +7,14 @@ Label probabilities come from the model's per-step label distributions
 from ._cache import clear_memory_cache
 from ._calibration import DistributionCalibrator
 from ._classifier import LLMMultiLabelClassifier
+from ._features import LLMHiddenStateFeatures
 from .backends import get_scoring_stats, load_model, register_model, reset_scoring_stats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DistributionCalibrator",
+    "LLMHiddenStateFeatures",
     "LLMMultiLabelClassifier",
     "__version__",
     "clear_memory_cache",
