@@ -109,7 +109,9 @@ STEP_AGGREGATIONS = {
     "max": aggregate_max,
     "mean": aggregate_mean,
 }
-AGGREGATIONS = (*STEP_AGGREGATIONS, "hard")
+#: every aggregation the classifier offers; "unary" and "binary" run their own prompts
+BREAKDOWN_AGGREGATIONS = ("unary", "binary")
+AGGREGATIONS = (*STEP_AGGREGATIONS, "hard", *BREAKDOWN_AGGREGATIONS)
 
 
 def pack_steps(step_scores: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

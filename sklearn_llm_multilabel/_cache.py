@@ -29,14 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends._base import StepRecord
+from .backends._base import RECORD_TYPES
 from .exceptions import CacheWarning
 
-FORMAT_VERSION = 1
-_ARRAYS = ("position_scores", "generated_ids", "step_positions", "step_labels", "label_mass",
-           "hidden")
+FORMAT_VERSION = 2
 
-_MEMORY: OrderedDict[str, StepRecord] = OrderedDict()
+_MEMORY: OrderedDict[str, object] = OrderedDict()
 _MEMORY_LOCK = threading.Lock()
 MEMORY_CACHE_SIZE = 200_000
 
@@ -73,7 +71,7 @@ class StepCache:
             raise ValueError("this cache has no cache_dir.")
         return self.cache_dir / key[:2] / f"{key}.npz"
 
-    def get(self, key: str) -> StepRecord | None:
+    def get(self, key: str):
         """The record for ``key``, or None when absent (or unreadable on disk)."""
         with _MEMORY_LOCK:
             record = _MEMORY.get(key)
@@ -90,14 +88,14 @@ class StepCache:
             self._remember(key, record)
         return record
 
-    def put(self, key: str, record: StepRecord) -> None:
+    def put(self, key: str, record) -> None:
         """Store ``record`` in memory and, with a ``cache_dir``, atomically on disk."""
         self._remember(key, record)
         if self.cache_dir is not None:
             self._write(self.path(key), key, record)
 
     @staticmethod
-    def _remember(key: str, record: StepRecord) -> None:
+    def _remember(key: str, record) -> None:
         with _MEMORY_LOCK:
             _MEMORY[key] = record
             _MEMORY.move_to_end(key)
@@ -105,18 +103,12 @@ class StepCache:
                 _MEMORY.popitem(last=False)
 
     @staticmethod
-    def _write(path: Path, key: str, record: StepRecord) -> None:
+    def _write(path: Path, key: str, record) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "key": key,
-            "n_valid": record.n_valid,
-            "text": record.text,
-            "parsed": list(record.parsed),
-            "unknown": list(record.unknown),
-        }
-        arrays = {name: getattr(record, name) for name in _ARRAYS}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        arrays, meta = record.to_payload()
+        meta = {**meta, "format_version": FORMAT_VERSION, "key": key,
+                "kind": type(record).__name__}
+        arrays = {**arrays, "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -130,23 +122,17 @@ class StepCache:
             raise
 
     @staticmethod
-    def _read(path: Path, key: str) -> StepRecord | None:
+    def _read(path: Path, key: str):
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
-                arrays = {name: np.array(data[name]) for name in _ARRAYS}
+                arrays = {name: np.array(data[name]) for name in data.files if name != "meta"}
             if meta.get("format_version") != FORMAT_VERSION or meta.get("key") != key:
                 raise ValueError("entry belongs to another key or format version")
-            n_pos = len(arrays["generated_ids"])
-            if arrays["position_scores"].shape[0] != n_pos or len(arrays["label_mass"]) != n_pos:
-                raise ValueError("inconsistent array lengths")
-            return StepRecord(
-                n_valid=int(meta["n_valid"]),
-                text=str(meta["text"]),
-                parsed=tuple(meta["parsed"]),
-                unknown=tuple(meta["unknown"]),
-                **arrays,
-            )
+            kind = RECORD_TYPES.get(meta.get("kind"))
+            if kind is None:
+                raise ValueError(f"unknown record kind {meta.get('kind')!r}")
+            return kind.from_payload(arrays, meta)
         except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile,
                 UnicodeDecodeError) as exc:
             warnings.warn(

@@ -13,8 +13,21 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._aggregation import AGGREGATIONS, STEP_AGGREGATIONS, aggregate_hard, pack_steps
+from ._aggregation import (
+    AGGREGATIONS,
+    BREAKDOWN_AGGREGATIONS,
+    STEP_AGGREGATIONS,
+    aggregate_hard,
+    pack_steps,
+)
 from ._aggregation import step_distributions as _step_distributions
+from ._breakdown import (
+    aggregate_binary,
+    aggregate_unary,
+    build_binary_prompt,
+    build_unary_prompt,
+    select_breakdown_demonstrations,
+)
 from ._cache import StepCache
 from ._prompts import (
     DEFAULT_EXAMPLE_TEMPLATE,
@@ -27,6 +40,7 @@ from ._prompts import (
 )
 from ._scoring import score_texts
 from ._validation import check_label_names, check_not_label_encoded, check_targets, check_texts
+from .backends._breakdown import BreakdownScorer
 from .backends._hf import StepScorer, check_tokenizer, default_max_new_tokens
 from .backends._load import DEFAULT_MODEL, load_model
 from .exceptions import NoLabelStepWarning
@@ -62,7 +76,12 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         max-over-generations); ``"first"``: compare-to-none at the first step,
         ``σ(s(l) − s(none))``; ``"mean"``: mean over steps of ``P_t(l)``;
         ``"hard"``: ``1 − 1e-8`` for labels the model wrote, ``1e-8`` otherwise.
-        A callable gets ``(scores, mask)`` as in
+        ``"unary"``: one query per label ("is label l reasonable for this
+        text?"), ``p_l = P(reasonable)``; ``"binary"``: one query per pair of
+        labels + none ("a or b?"), Bradley–Terry scores ``s``,
+        ``p_l = σ(s_l − s_none)``. The breakdowns run their own prompts (with
+        demonstrations from the training data), once per text, and are cached
+        like the generation steps. A callable gets ``(scores, mask)`` as in
         :func:`~sklearn_llm_multilabel.aggregation.pack_steps` and returns
         ``(n, L)`` probabilities.
     threshold : float or array-like of shape (n_labels,), default=0.5
@@ -115,6 +134,10 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         The demonstrations (text, gold labels) used in every prompt.
     demonstration_indices_ : ndarray of int
         Their row indices in the training data.
+    breakdown_demonstrations_ : list of (str, int, int, bool)
+        Demonstrations of the unary/binary prompts: text, a gold candidate, a
+        non-gold candidate (indices into labels + none), and whether the gold
+        one is shown (unary) or placed first (binary).
     prompt_ : str
         The full prompt with ``{text}`` standing for the query text.
 
@@ -246,6 +269,13 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             (t, [names[j] for j in np.flatnonzero(gold[i])]) for t, i in zip(demo_texts, indices)
         ]
         self.demonstration_indices_ = np.asarray(indices, dtype=int)
+        breakdown = select_breakdown_demonstrations(gold, self.n_shots,
+                                                    random_state=self.random_state)
+        breakdown_texts = _truncate(loaded.tokenizer, [texts[row] for row, *_ in breakdown],
+                                    self.max_text_tokens)
+        self.breakdown_demonstrations_ = [
+            (text, pos, neg, flag) for text, (_, pos, neg, flag) in zip(breakdown_texts, breakdown)
+        ]
         parts = self._prompt_parts()
         self.prompt_ = parts.prefix + parts.query("{text}")
         return self
@@ -282,22 +312,35 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         key = (loaded.fingerprint, str(loaded.device), parts,
                tuple(self.label_names_), self.none_label, self.label_format,
                self.example_template, max_new, self.max_text_tokens)
-        with _SCORERS_LOCK:
-            scorer = _SCORERS.get(key)
-            if scorer is not None:
-                _SCORERS.move_to_end(key)
-                return scorer
         _, mid, _ = _split_template(self.example_template)
-        scorer = StepScorer(
+        return _memoized(key, lambda: StepScorer(
             loaded, parts, list(self.label_names_), self.none_label,
             self.label_format, answer_lead=mid, max_new_tokens=max_new,
             max_text_tokens=self.max_text_tokens,
-        )
-        with _SCORERS_LOCK:
-            _SCORERS[key] = scorer
-            while len(_SCORERS) > _MAX_SCORERS:
-                _SCORERS.popitem(last=False)
-        return scorer
+        ))
+
+    def _breakdown_parts(self, kind: str):
+        build = build_unary_prompt if kind == "unary" else build_binary_prompt
+        texts = [d[0] for d in self.breakdown_demonstrations_]
+        demos = [(i, pos, neg, flag)
+                 for i, (_, pos, neg, flag) in enumerate(self.breakdown_demonstrations_)]
+        return build(list(self.label_names_), texts, demos, none_label=self.none_label)
+
+    def _breakdown_scorer(self, kind: str) -> BreakdownScorer:
+        parts = self._breakdown_parts(kind)
+        loaded = self._loaded_model()
+        key = (loaded.fingerprint, str(loaded.device), parts, self.max_text_tokens)
+        return _memoized(key, lambda: BreakdownScorer(loaded, parts, self.max_text_tokens))
+
+    def _breakdown_proba(self, kind: str, X) -> np.ndarray:
+        check_is_fitted(self)
+        scorer = self._breakdown_scorer(kind)
+        records = score_texts(scorer, StepCache(self.cache_dir), check_texts(X),
+                              batch_size=self.batch_size, show_progress=self.show_progress)
+        scores = np.stack([r.answer_scores for r in records])
+        if kind == "unary":
+            return aggregate_unary(scores)
+        return aggregate_binary(scores, scorer.parts.pairs, random_state=self.random_state)
 
     def _records(self, X):
         check_is_fitted(self)
@@ -357,6 +400,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_labels)
         """
         self._validate_params()
+        if isinstance(self.aggregation, str) and self.aggregation in BREAKDOWN_AGGREGATIONS:
+            return self._breakdown_proba(self.aggregation, X)
         return self._aggregate(self._records(X))
 
     def predict(self, X) -> np.ndarray:
@@ -441,6 +486,21 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         tags.target_tags.single_output = False
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _memoized(key: tuple, factory):
+    """The process-wide scorer for ``key`` (its encoded prefix is reused), built once."""
+    with _SCORERS_LOCK:
+        scorer = _SCORERS.get(key)
+        if scorer is not None:
+            _SCORERS.move_to_end(key)
+            return scorer
+    scorer = factory()
+    with _SCORERS_LOCK:
+        _SCORERS[key] = scorer
+        while len(_SCORERS) > _MAX_SCORERS:
+            _SCORERS.popitem(last=False)
+    return scorer
 
 
 def _truncate(tokenizer, texts: list[str], budget: int) -> list[str]:

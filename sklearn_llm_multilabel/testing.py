@@ -29,7 +29,10 @@ CORPUS = [
     "weather, sports, politics, none, Weather, Sports, Politics, None",
     "storm snow cloud goal score player vote minister law court music",
     "proportionality purity care equality loyalty authority",
-    "is the label reasonable: reasonable unreasonable",
+    "Question: the rain fell\nLabel: weather\nIs the label reasonable: reasonable",
+    "Question: the team won\nLabel: politics\nIs the label reasonable: unreasonable",
+    "Question: the vote\na. politics\nb. sports\nCorrect Label: a",
+    "Question: snow\na. none\nb. weather\nCorrect Label: b",
 ]
 
 

@@ -71,6 +71,25 @@ class StepRecord:
     parsed: tuple[str, ...]
     unknown: tuple[str, ...]
 
+    _ARRAYS = ("position_scores", "generated_ids", "step_positions", "step_labels", "label_mass",
+               "hidden")
+
+    def to_payload(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays and JSON metadata for the on-disk cache (no pickle)."""
+        meta = {"n_valid": self.n_valid, "text": self.text, "parsed": list(self.parsed),
+                "unknown": list(self.unknown)}
+        return {name: getattr(self, name) for name in self._ARRAYS}, meta
+
+    @classmethod
+    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict) -> StepRecord:
+        """Inverse of :meth:`to_payload`; raises ValueError on inconsistent data."""
+        n_pos = len(arrays["generated_ids"])
+        if arrays["position_scores"].shape[0] != n_pos or len(arrays["label_mass"]) != n_pos:
+            raise ValueError("inconsistent array lengths")
+        return cls(n_valid=int(meta["n_valid"]), text=str(meta["text"]),
+                   parsed=tuple(meta["parsed"]), unknown=tuple(meta["unknown"]),
+                   **{name: arrays[name] for name in cls._ARRAYS})
+
     @property
     def has_steps(self) -> bool:
         """Whether the generation contained at least one label step."""
@@ -82,3 +101,33 @@ class StepRecord:
         if self.has_steps:
             return self.position_scores[self.step_positions]
         return self.position_scores[:1]
+
+
+@dataclass
+class BreakdownRecord:
+    """One text's unary or binary breakdown queries.
+
+    Attributes
+    ----------
+    answer_scores : ndarray of shape (n_queries, 2), float32
+        Scores (max logit over variants) of the two answers at the end of each
+        query: (reasonable, unreasonable) for unary, (a, b) for binary.
+    """
+
+    answer_scores: np.ndarray
+
+    def to_payload(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays and JSON metadata for the on-disk cache (no pickle)."""
+        return {"answer_scores": self.answer_scores}, {}
+
+    @classmethod
+    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict) -> BreakdownRecord:
+        """Inverse of :meth:`to_payload`."""
+        scores = arrays["answer_scores"]
+        if scores.ndim != 2 or scores.shape[1] != 2:
+            raise ValueError(f"answer_scores has shape {scores.shape}; expected (n, 2)")
+        return cls(answer_scores=scores)
+
+
+#: record classes the on-disk cache can hold, by name
+RECORD_TYPES = {cls.__name__: cls for cls in (StepRecord, BreakdownRecord)}

@@ -47,7 +47,168 @@ def default_max_new_tokens(n_labels: int) -> int:
     return 18 if n_labels <= 8 else 25
 
 
-class StepScorer:
+class PrefixEngine:
+    """What every scorer shares: one encoded prompt prefix and batched queries after it.
+
+    Rows of a batch are laid out as ``[prefix | padding | query]``: the
+    prefix's key/value cache (encoded once) is expanded to the batch, queries
+    are left-padded inside their own block, and position ids continue from the
+    prefix, so each row sees exactly the positions it would see alone.
+    """
+
+    def __init__(self, loaded: LoadedModel, prefix: str, add_bos: bool, max_text_tokens: int,
+                 reserved_tokens: int):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.max_text_tokens = int(max_text_tokens)
+        self._pad_id = self._choose_pad_id()
+        bos = self.tokenizer.bos_token_id
+        self.prefix_ids = ([bos] if add_bos and bos is not None else []) + self._encode(prefix)
+        self._reserved = int(reserved_tokens)
+        self._context_limit = self._find_context_limit()
+        if self._context_limit and len(self.prefix_ids) + self._reserved >= self._context_limit:
+            raise ContextLengthError(
+                f"The prompt prefix (instruction and demonstrations) has {len(self.prefix_ids)} "
+                f"tokens, which with {self._reserved} tokens for queries and answers does not "
+                f"fit the model's context of {self._context_limit} tokens. Use fewer shots "
+                "(n_shots) or a smaller max_text_tokens."
+            )
+        self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _choose_pad_id(self) -> int:
+        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id,
+                          self.tokenizer.unk_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return 0  # padded positions are masked out; any id works
+
+    def _find_context_limit(self) -> int | None:
+        config = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def truncate_texts(self, texts: Sequence[str]) -> list[str]:
+        """Cut texts to ``max_text_tokens`` tokens, warning with the count of cut texts."""
+        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        out = []
+        for text, ids in zip(texts, encoded):
+            out.append(text if len(ids) <= self.max_text_tokens
+                       else self.tokenizer.decode(ids[: self.max_text_tokens]))
+        n_truncated = sum(a != b for a, b in zip(texts, out))
+        if n_truncated:
+            warnings.warn(
+                f"{n_truncated} of {len(texts)} texts exceed max_text_tokens="
+                f"{self.max_text_tokens} tokens and were truncated.",
+                TruncationWarning,
+                stacklevel=4,
+            )
+        return out
+
+    def query_key(self, query: str) -> str:
+        """Content address of one query's record (model, full prompt, settings, text)."""
+        return hashlib.sha256((self.fingerprint + "\x00" + query).encode()).hexdigest()
+
+    def _check_context(self, query_ids: list[list[int]]) -> None:
+        if not self._context_limit:
+            return
+        for i, ids in enumerate(query_ids):
+            total = len(self.prefix_ids) + len(ids) + self._reserved
+            if total > self._context_limit:
+                raise ContextLengthError(
+                    f"Text {i}: prompt of {len(self.prefix_ids) + len(ids)} tokens plus "
+                    f"{self._reserved} tokens for answers exceeds the model's context of "
+                    f"{self._context_limit} tokens; lower max_text_tokens or n_shots."
+                )
+
+    def _forward(self, hidden: bool = True, **kwargs):
+        _STATS["forward_calls"] += 1
+        if self._keeps_logits:
+            kwargs["logits_to_keep"] = 1
+        return self.model(**kwargs, use_cache=True, output_hidden_states=hidden, return_dict=True)
+
+    def _encode_prefix(self) -> None:
+        if self._prefix_kv is not None or not self.prefix_ids:
+            return
+        ids = torch.tensor([self.prefix_ids], device=self.loaded.device)
+        with evaluation_mode(self.model):
+            out = self._forward(hidden=False, input_ids=ids, attention_mask=torch.ones_like(ids))
+        _STATS["prefix_encodings"] += 1
+        self._prefix_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+
+    def _cache_from(self, layers, rows: torch.Tensor | int):
+        """A DynamicCache holding ``rows`` of ``layers`` (an int: that many copies of row 0)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        for layer_idx, (k, v) in enumerate(layers):
+            if isinstance(rows, int):
+                k, v = k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)
+            else:
+                k, v = k.index_select(0, rows), v.index_select(0, rows)
+            cache.update(k, v, layer_idx)
+        return cache
+
+    def _layout(self, rows: list[list[int]], use_prefix_cache: bool):
+        """Inputs for ``[prefix | padding | row]``: ids, attention, positions, cache, next positions."""
+        B = len(rows)
+        if use_prefix_cache:
+            self._encode_prefix()
+        if use_prefix_cache and self._prefix_kv is not None:
+            P, past = len(self.prefix_ids), self._cache_from(self._prefix_kv, B)
+        else:
+            P, past = 0, None
+            rows = [self.prefix_ids + r for r in rows]
+        return self._pack(rows, P, past, torch.ones((B, P), dtype=torch.long),
+                          torch.full((B,), P, dtype=torch.long))
+
+    def _pack(self, rows: list[list[int]], P: int, past, past_attention: torch.Tensor,
+              start_positions: torch.Tensor):
+        """Left-pad ``rows`` after a cache of length ``P`` whose mask is ``past_attention``."""
+        device = self.loaded.device
+        B = len(rows)
+        lengths = torch.tensor([len(r) for r in rows])
+        S = int(lengths.max())
+        input_ids = torch.full((B, S), self._pad_id, dtype=torch.long)
+        attention = torch.cat([past_attention.cpu(), torch.zeros((B, S), dtype=torch.long)], 1)
+        positions = torch.zeros((B, S), dtype=torch.long)
+        start_positions = start_positions.cpu()
+        for b, r in enumerate(rows):
+            n = len(r)
+            input_ids[b, S - n:] = torch.tensor(r)
+            attention[b, P + S - n:] = 1
+            positions[b, S - n:] = torch.arange(n) + start_positions[b]
+        next_position = (start_positions + lengths).to(device)
+        return (input_ids.to(device), attention.to(device), positions.to(device), past,
+                next_position)
+
+    def _run_batches(self, query_ids, batch_size, score_batch, on_batch, show_progress):
+        """Score ``query_ids`` longest first in batches and return records in input order."""
+        order = sorted(range(len(query_ids)), key=lambda i: -len(query_ids[i]))
+        results: list = [None] * len(query_ids)
+        bar = tqdm(total=len(order), unit="text", desc="Scoring", disable=not show_progress)
+        try:
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                records = score_batch([query_ids[i] for i in chunk])
+                for i, rec in zip(chunk, records):
+                    results[i] = rec
+                if on_batch is not None:
+                    on_batch(chunk, records)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        return results
+
+
+class StepScorer(PrefixEngine):
     """Scores texts with one fitted prompt: the only object that runs the model.
 
     Parameters
@@ -76,15 +237,13 @@ class StepScorer:
         max_new_tokens: int,
         max_text_tokens: int,
     ):
-        self.loaded = loaded
-        self.model = loaded.model
-        self.tokenizer = loaded.tokenizer
+        self.max_new_tokens = int(max_new_tokens)
+        super().__init__(loaded, parts.prefix, parts.add_bos, max_text_tokens,
+                         reserved_tokens=self.max_new_tokens)
         self.parts = parts
         self.label_names = list(label_names)
         self.none_label = none_label
         self.label_format = label_format
-        self.max_new_tokens = int(max_new_tokens)
-        self.max_text_tokens = int(max_text_tokens)
         self.label_tokens = build_label_tokens(
             self.tokenizer, self.label_names, none_label,
             answer_lead=answer_lead, label_format=label_format,
@@ -96,42 +255,8 @@ class StepScorer:
             sorted({i for ids in self.label_tokens.first_ids for i in ids}), device=loaded.device
         )
         self._table = self.label_tokens.token_to_labels()
-        self._pad_id = self._choose_pad_id()
         self._stop_ids = set(self.tokenizer.all_special_ids)
-        bos = self.tokenizer.bos_token_id
-        self.prefix_ids = ([bos] if parts.add_bos and bos is not None else []) + self._encode(
-            parts.prefix
-        )
-        self._context_limit = self._find_context_limit()
-        if self._context_limit and len(self.prefix_ids) + self.max_new_tokens >= self._context_limit:
-            raise ContextLengthError(
-                f"The prompt prefix (instruction and demonstrations) has {len(self.prefix_ids)} "
-                f"tokens, which with max_new_tokens={self.max_new_tokens} does not fit the "
-                f"model's context of {self._context_limit} tokens. Use fewer shots (n_shots) or "
-                "a smaller max_text_tokens."
-            )
-        self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
-        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         self.fingerprint = self._fingerprint()
-
-    # ------------------------------------------------------------------ setup
-    def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def _choose_pad_id(self) -> int:
-        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id,
-                          self.tokenizer.unk_token_id):
-            if candidate is not None:
-                return int(candidate)
-        return 0  # padded positions are masked out; any id works
-
-    def _find_context_limit(self) -> int | None:
-        config = self.model.config
-        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            value = getattr(config, attr, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None
 
     def _fingerprint(self) -> str:
         payload = {
@@ -148,55 +273,9 @@ class StepScorer:
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
-    # ----------------------------------------------------------------- inputs
     def prepare_queries(self, texts: Sequence[str]) -> list[str]:
         """Truncate texts to the token budget (warning with a count) and build queries."""
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        queries = []
-        n_truncated = 0
-        for text, ids in zip(texts, encoded):
-            if len(ids) > self.max_text_tokens:
-                n_truncated += 1
-                text = self.tokenizer.decode(ids[: self.max_text_tokens])
-            queries.append(self.parts.query(text))
-        if n_truncated:
-            warnings.warn(
-                f"{n_truncated} of {len(texts)} texts exceed max_text_tokens="
-                f"{self.max_text_tokens} tokens and were truncated.",
-                TruncationWarning,
-                stacklevel=3,
-            )
-        return queries
-
-    def query_key(self, query: str) -> str:
-        """Content address of one query's record (model, full prompt, decoding, text)."""
-        return hashlib.sha256((self.fingerprint + "\x00" + query).encode()).hexdigest()
-
-    # ------------------------------------------------------------ model work
-    def _forward(self, **kwargs):
-        _STATS["forward_calls"] += 1
-        if self._keeps_logits:
-            kwargs["logits_to_keep"] = 1
-        return self.model(**kwargs, use_cache=True, output_hidden_states=True, return_dict=True)
-
-    def _encode_prefix(self) -> None:
-        if self._prefix_kv is not None or not self.prefix_ids:
-            return
-        ids = torch.tensor([self.prefix_ids], device=self.loaded.device)
-        with evaluation_mode(self.model):
-            out = self._forward(input_ids=ids, attention_mask=torch.ones_like(ids))
-        _STATS["prefix_encodings"] += 1
-        self._prefix_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-
-    def _expanded_prefix_cache(self, batch_size: int):
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.model.config)
-        for layer_idx, (k, v) in enumerate(self._prefix_kv):
-            cache.update(
-                k.expand(batch_size, -1, -1, -1), v.expand(batch_size, -1, -1, -1), layer_idx
-            )
-        return cache
+        return [self.parts.query(t) for t in self.truncate_texts(texts)]
 
     def score_queries(
         self,
@@ -224,55 +303,15 @@ class StepScorer:
             A tqdm bar with texts/s.
         """
         query_ids = self.tokenizer(list(queries), add_special_tokens=False)["input_ids"]
-        budget = len(self.prefix_ids) + self.max_new_tokens
-        if self._context_limit:
-            for i, ids in enumerate(query_ids):
-                if budget + len(ids) > self._context_limit:
-                    raise ContextLengthError(
-                        f"Text {i}: prompt of {len(self.prefix_ids) + len(ids)} tokens plus "
-                        f"max_new_tokens={self.max_new_tokens} exceeds the model's context of "
-                        f"{self._context_limit} tokens; lower max_text_tokens or n_shots."
-                    )
-        order = sorted(range(len(query_ids)), key=lambda i: -len(query_ids[i]))
-        results: list[StepRecord | None] = [None] * len(query_ids)
-        if use_prefix_cache:
-            self._encode_prefix()
-        bar = tqdm(total=len(order), unit="text", desc="Scoring", disable=not show_progress)
-        try:
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                records = self._decode_batch([query_ids[i] for i in chunk], use_prefix_cache)
-                for i, rec in zip(chunk, records):
-                    results[i] = rec
-                if on_batch is not None:
-                    on_batch(chunk, records)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-        return results  # type: ignore[return-value]
+        self._check_context(query_ids)
+        return self._run_batches(
+            query_ids, batch_size, lambda rows: self._decode_batch(rows, use_prefix_cache),
+            on_batch, show_progress,
+        )
 
     def _decode_batch(self, rows: list[list[int]], use_prefix_cache: bool) -> list[StepRecord]:
-        device = self.loaded.device
         B = len(rows)
-        if use_prefix_cache and self._prefix_kv is not None:
-            P, past = len(self.prefix_ids), self._expanded_prefix_cache(B)
-        else:
-            P, past = 0, None
-            rows = [self.prefix_ids + r for r in rows]
-        lengths = torch.tensor([len(r) for r in rows])
-        S = int(lengths.max())
-        input_ids = torch.full((B, S), self._pad_id, dtype=torch.long)
-        attention = torch.zeros((B, P + S), dtype=torch.long)
-        attention[:, :P] = 1
-        positions = torch.zeros((B, S), dtype=torch.long)
-        for b, r in enumerate(rows):
-            n = len(r)
-            input_ids[b, S - n :] = torch.tensor(r)
-            attention[b, P + S - n :] = 1
-            positions[b, S - n :] = torch.arange(P, P + n)
-        next_position = (P + lengths).to(device)
-        input_ids, attention, positions = (t.to(device) for t in (input_ids, attention, positions))
-
+        input_ids, attention, positions, past, next_position = self._layout(rows, use_prefix_cache)
         scores, masses, hiddens, tokens = [], [], [], []
         done = np.zeros(B, dtype=bool)
         n_valid = np.full(B, -1)

@@ -210,3 +210,36 @@ def find_steps(
         positions.append(p)
         labels.append(label)
     return np.asarray(positions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+
+
+def build_answer_tokens(tokenizer, answers: Sequence[str], answer_lead: str) -> LabelTokens:
+    """First-token variants of the two answers of a breakdown query.
+
+    Variants: each answer as is and capitalised, with and without a leading
+    space, and in context after ``answer_lead``. Answers that share a first
+    token cannot be scored apart: :class:`TokenizerError`.
+    """
+    first_ids, sequences = [], []
+    for answer in answers:
+        seqs = []
+        for form in dict.fromkeys([answer, answer.capitalize()]):
+            for text in (form, " " + form):
+                ids = _encode(tokenizer, text)
+                if ids:
+                    seqs.append(tuple(ids))
+            ids = _in_context(tokenizer, answer_lead, form)
+            if ids:
+                seqs.append(tuple(ids))
+        seqs = list(dict.fromkeys(seqs))
+        sequences.append(tuple(seqs))
+        first_ids.append(tuple(sorted({seq[0] for seq in seqs})))
+    shared = set(first_ids[0]) & set(first_ids[1])
+    # a first token shared by both answers says nothing about which one: drop it
+    first_ids = [tuple(i for i in ids if i not in shared) for ids in first_ids]
+    if not all(first_ids):
+        raise TokenizerError(
+            f"Every first token of {answers[0]!r} is also a first token of {answers[1]!r} "
+            f"({[tokenizer.convert_ids_to_tokens(i) for i in sorted(shared)]}); this tokenizer "
+            "cannot score the two answers apart."
+        )
+    return LabelTokens(tuple(answers), tuple(first_ids), tuple(sequences), {})

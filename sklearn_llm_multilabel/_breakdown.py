@@ -1,0 +1,275 @@
+"""Unary and binary breakdown prompts (the paper's §2) and their aggregation.
+
+Pure Python and numpy. A breakdown prompt is split in three parts so that the
+engine can encode the per-text part once and reuse it for every label (or
+label pair) query of that text:
+
+* ``prefix``: instruction and demonstrations, shared by all texts;
+* ``middle``: ``"Question: <text>\\n"``, shared by all queries of a text;
+* ``suffixes``: one short query per label (unary) or label pair (binary).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+from sklearn.utils import check_random_state
+
+UNARY_INSTRUCTION = (
+    'Classify the following question-label pairs as either "reasonable" or "unreasonable". '
+    'Output either "reasonable" or "unreasonable" and nothing else.'
+)
+BINARY_INSTRUCTION = (
+    'For each question, choose which of the two labels fits it better. '
+    'Output either "a" or "b" and nothing else.'
+)
+UNARY_ANSWERS = ("reasonable", "unreasonable")
+BINARY_ANSWERS = ("a", "b")
+
+
+@dataclass(frozen=True)
+class BreakdownParts:
+    """A breakdown prompt: ``prefix + middle(text) + suffixes[k]`` is query k.
+
+    Attributes
+    ----------
+    kind : {"unary", "binary"}
+    prefix : str
+    middle_head, middle_tail : str
+        The per-text part is ``middle_head + text + middle_tail``.
+    suffixes : tuple of str
+    answers : tuple of str
+        The two answer words scored at the end of every query.
+    answer_lead : str
+        Text before the answer in demonstrations (for in-context answer tokens).
+    pairs : tuple of (int, int)
+        Binary only: the candidate indices (into labels + none) of each suffix.
+    """
+
+    kind: str
+    prefix: str
+    middle_head: str
+    middle_tail: str
+    suffixes: tuple[str, ...]
+    answers: tuple[str, str]
+    answer_lead: str
+    pairs: tuple[tuple[int, int], ...] = ()
+
+    def middle(self, text: str) -> str:
+        """The per-text part of every query."""
+        return self.middle_head + text + self.middle_tail
+
+
+def candidate_pairs(n_candidates: int) -> list[tuple[int, int]]:
+    """All pairs ``i < j`` of candidates (labels + none): ``C(L+1, 2)`` of them."""
+    return list(itertools.combinations(range(n_candidates), 2))
+
+
+def _unary_block(label: str) -> str:
+    return f"Label: {label}\nIs the label reasonable:"
+
+
+def _binary_block(label_a: str, label_b: str) -> str:
+    return f"a. {label_a}\nb. {label_b}\nCorrect Label:"
+
+
+def select_breakdown_demonstrations(Y_gold: np.ndarray, n_shots: int, random_state=None):
+    """Seeded (row, positive label, negative label, positive first) demonstration tuples.
+
+    Rows are drawn without replacement; half the demonstrations are positive
+    (a gold label), half negative (a non-gold label). The empty set counts as
+    the candidate ``L`` (none): gold for rows without labels, otherwise not.
+    """
+    rng = check_random_state(random_state)
+    Y_gold = np.asarray(Y_gold, dtype=bool)
+    n, L = Y_gold.shape
+    rows = rng.permutation(n)[: min(n_shots, n)]
+    demos = []
+    for k, row in enumerate(rows):
+        gold = list(np.flatnonzero(Y_gold[row])) or [L]
+        other = [c for c in range(L + 1) if c not in gold]
+        demos.append((int(row), int(rng.choice(gold)), int(rng.choice(other)), k % 2 == 0))
+    return demos
+
+
+def build_unary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
+                       none_label: str = "none") -> BreakdownParts:
+    """The unary prompt: "is label l reasonable for this text?" for every label.
+
+    ``demos`` come from :func:`select_breakdown_demonstrations`; a demonstration
+    marked positive shows a gold label answered ``reasonable``, otherwise a
+    non-gold label answered ``unreasonable``.
+
+    Examples
+    --------
+    >>> parts = build_unary_prompt(["care", "purity"], ["Be kind."], [(0, 0, 1, True)])
+    >>> print(parts.prefix + parts.middle("Hi") + parts.suffixes[1])  # doctest: +ELLIPSIS
+    Classify the following question-label pairs as either "reasonable" or ...
+    <BLANKLINE>
+    Question: Be kind.
+    Label: care
+    Is the label reasonable: reasonable
+    Question: Hi
+    Label: purity
+    Is the label reasonable:
+    """
+    names = [*label_names, none_label]
+    blocks = [UNARY_INSTRUCTION + "\n\n"]
+    for row, positive, negative, is_positive in demos:
+        label, answer = (positive, "reasonable") if is_positive else (negative, "unreasonable")
+        blocks.append(f"Question: {texts[row]}\n{_unary_block(names[label])} {answer}\n")
+    return BreakdownParts(
+        kind="unary", prefix="".join(blocks), middle_head="Question: ", middle_tail="\n",
+        suffixes=tuple(_unary_block(name) for name in label_names),
+        answers=UNARY_ANSWERS, answer_lead="Is the label reasonable: ",
+    )
+
+
+def build_binary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
+                        none_label: str = "none") -> BreakdownParts:
+    """The binary prompt: "which of labels a and b fits better?" for every pair.
+
+    Candidates are the labels plus ``none_label``; each demonstration pairs a
+    gold and a non-gold candidate, the gold one placed first or second as
+    drawn, and answers with its letter.
+
+    Examples
+    --------
+    >>> parts = build_binary_prompt(["care", "purity"], ["Be kind."], [(0, 0, 2, False)])
+    >>> len(parts.suffixes), parts.pairs
+    (3, ((0, 1), (0, 2), (1, 2)))
+    >>> print(parts.prefix.splitlines()[2:6])
+    ['Question: Be kind.', 'a. none', 'b. care', 'Correct Label: b']
+    """
+    names = [*label_names, none_label]
+    blocks = [BINARY_INSTRUCTION + "\n\n"]
+    for row, positive, negative, positive_first in demos:
+        first, second = (positive, negative) if positive_first else (negative, positive)
+        answer = "a" if positive_first else "b"
+        blocks.append(f"Question: {texts[row]}\n{_binary_block(names[first], names[second])} "
+                      f"{answer}\n")
+    pairs = candidate_pairs(len(names))
+    return BreakdownParts(
+        kind="binary", prefix="".join(blocks), middle_head="Question: ", middle_tail="\n",
+        suffixes=tuple(_binary_block(names[i], names[j]) for i, j in pairs),
+        answers=BINARY_ANSWERS, answer_lead="Correct Label: ", pairs=tuple(pairs),
+    )
+
+
+def aggregate_unary(answer_scores: np.ndarray) -> np.ndarray:
+    """``p_l = P(reasonable)`` from the softmax over the two answers of label l's query.
+
+    Parameters
+    ----------
+    answer_scores : ndarray of shape (n, L, 2)
+        (reasonable, unreasonable) scores.
+
+    Examples
+    --------
+    >>> aggregate_unary(np.log([[[3.0, 1.0], [1.0, 1.0]]]))
+    array([[0.75, 0.5 ]])
+    """
+    S = np.asarray(answer_scores, dtype=np.float64)
+    if S.ndim != 3 or S.shape[-1] != 2:
+        raise ValueError(f"answer_scores must have shape (n, L, 2); got {S.shape}.")
+    return expit(S[..., 0] - S[..., 1])
+
+
+def fit_bradley_terry(
+    p: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    n_candidates: int,
+    *,
+    l2: float = 0.01,
+    lr: float = 1e-2,
+    max_iter: int = 5000,
+    patience: int = 10,
+    random_state=0,
+) -> np.ndarray:
+    """Bradley–Terry scores per example, fitted with Adam as in the paper.
+
+    Minimises, for every example independently,
+    ``Σ_(i<j) −[p_ij log σ(s_i − s_j) + (1 − p_ij) log σ(s_j − s_i)] + l2 ‖s‖²``
+    with Adam (``lr``), at most ``max_iter`` iterations, stopping an example
+    after ``patience`` iterations without improvement and keeping its best
+    scores; the initialisation is seeded.
+
+    Parameters
+    ----------
+    p : ndarray of shape (n, n_pairs)
+        ``P(i preferred over j)`` for every pair.
+    pairs : sequence of (i, j)
+    n_candidates : int
+
+    Returns
+    -------
+    s : ndarray of shape (n, n_candidates)
+
+    Examples
+    --------
+    >>> s = fit_bradley_terry(np.array([[0.9, 0.9, 0.5]]), [(0, 1), (0, 2), (1, 2)], 3)
+    >>> bool(s[0, 0] > s[0, 1]) and bool(s[0, 0] > s[0, 2])
+    True
+    """
+    p = np.asarray(p, dtype=np.float64)
+    pairs = np.asarray(pairs, dtype=int)
+    if p.ndim != 2 or p.shape[1] != len(pairs):
+        raise ValueError(f"p must have shape (n, {len(pairs)}); got {p.shape}.")
+    rng = check_random_state(random_state)
+    n = len(p)
+    s = rng.normal(0.0, 0.01, size=(n, n_candidates))
+    m = np.zeros_like(s)
+    v = np.zeros_like(s)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    best_s, best_loss = s.copy(), np.full(n, np.inf)
+    stale = np.zeros(n, dtype=int)
+    active = np.ones(n, dtype=bool)
+    i_idx, j_idx = pairs[:, 0], pairs[:, 1]
+    for t in range(1, max_iter + 1):
+        d = s[:, i_idx] - s[:, j_idx]
+        loss = (np.logaddexp(0, -d) * p + np.logaddexp(0, d) * (1 - p)).sum(axis=1) \
+            + l2 * (s ** 2).sum(axis=1)
+        improved = loss < best_loss - 1e-12
+        best_s[improved] = s[improved]
+        best_loss[improved] = loss[improved]
+        stale = np.where(improved, 0, stale + 1)
+        active &= stale < patience
+        if not active.any():
+            break
+        grad_d = expit(d) - p
+        grad = 2 * l2 * s
+        np.add.at(grad.T, i_idx, grad_d.T)
+        np.add.at(grad.T, j_idx, -grad_d.T)
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad ** 2
+        step = lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
+        s = np.where(active[:, None], s - step, s)
+    return best_s
+
+
+def aggregate_binary(answer_scores: np.ndarray, pairs: Sequence[tuple[int, int]],
+                     random_state=0) -> np.ndarray:
+    """``p_l = σ(s_l − s_none)`` from Bradley–Terry scores of the pairwise answers.
+
+    Parameters
+    ----------
+    answer_scores : ndarray of shape (n, n_pairs, 2)
+        (a, b) scores; for pair ``(i, j)`` label ``i`` is option ``a``.
+    pairs : sequence of (i, j)
+        Over labels + none (none is the last candidate).
+
+    Returns
+    -------
+    ndarray of shape (n, L)
+    """
+    S = np.asarray(answer_scores, dtype=np.float64)
+    if S.ndim != 3 or S.shape[-1] != 2 or S.shape[1] != len(pairs):
+        raise ValueError(f"answer_scores must have shape (n, {len(pairs)}, 2); got {S.shape}.")
+    n_candidates = int(np.max(pairs)) + 1
+    s = fit_bradley_terry(expit(S[..., 0] - S[..., 1]), pairs, n_candidates,
+                          random_state=random_state)
+    return expit(s[:, :-1] - s[:, -1:])
