@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import expit, logit
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context
@@ -65,15 +66,15 @@ class ConstantProbability:
         self.probability = probability
 
     def predict_proba(self, X) -> np.ndarray:
-        p = np.full(len(X), self.probability)
+        p = np.full(X.shape[0], self.probability)
         return np.column_stack([1 - p, p])
 
 
 def fit_soft_logistic(X: np.ndarray, h: np.ndarray, C: float, max_iter: int):
     """Logistic regression on soft targets: each row appears as a positive with
     weight ``h`` and a negative with weight ``1 − h`` (exactly the soft BCE)."""
-    rows = np.concatenate([X, X])
-    labels = np.r_[np.ones(len(X)), np.zeros(len(X))]
+    rows = sp.vstack([X, X]).tocsr() if sp.issparse(X) else np.concatenate([X, X])
+    labels = np.r_[np.ones(X.shape[0]), np.zeros(X.shape[0])]
     weights = np.r_[h, 1 - h]
     keep = weights > 0
     if len(np.unique(labels[keep])) < 2:  # a label never (or always) chosen in training
@@ -158,6 +159,10 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
 
+    def _sparse(self):
+        """Sparse features (e.g. TF-IDF) are accepted by the linear method only."""
+        return ("csr", "csc") if self.method == "linear" else False
+
     def _scores_to_logits(self, S: np.ndarray) -> np.ndarray:
         if S.size and (S.min() < 0 or S.max() > 1):
             raise ValueError(
@@ -182,7 +187,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         self
         """
         check_not_label_encoded()
-        S = validate_data(self, S, dtype=np.float64, reset=True)
+        S = validate_data(self, S, dtype=np.float64, reset=True, accept_sparse=self._sparse())
         H = check_proportions(y, S.shape[0])
         n_labels = H.shape[1]
         if self.method != "linear" and S.shape[1] != n_labels:
@@ -234,7 +239,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
     def predict_proba(self, S) -> np.ndarray:
         """Calibrated per-label probabilities, shape (n_samples, n_labels)."""
         check_is_fitted(self, "classes_")
-        S = validate_data(self, S, dtype=np.float64, reset=False)
+        S = validate_data(self, S, dtype=np.float64, reset=False, accept_sparse=self._sparse())
         if self.method == "platt":
             Z = self._scores_to_logits(S)
             return expit(Z * self.coef_[:, 0] + self.coef_[:, 1])
@@ -262,6 +267,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = self.method == "linear"
         tags.target_tags.required = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = False

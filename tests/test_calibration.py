@@ -49,6 +49,10 @@ def expected_failed_checks(estimator):
         "(proportions) and out-of-range ones get this package's own error")
     if estimator.method != "linear":
         failed.update({name: SCORE_REASON for name in SCORE_CHECKS})
+    else:  # sparse input is supported by the linear method; the checks' y is not
+        failed.update({name: Y_REASON for name in (
+            "check_estimator_sparse_tag", "check_estimator_sparse_array",
+            "check_estimator_sparse_matrix")})
     return failed
 
 
@@ -201,3 +205,16 @@ def test_pipeline_grid_search_runs_the_llm_once_per_text(tiny_llama):
     assert get_scoring_stats()["texts_scored"] == before
     assert np.isfinite(grid.cv_results_["mean_test_nll"]).all()
     assert grid.predict_proba(texts[:2]).shape == (2, 3)
+
+
+def test_linear_accepts_sparse_tfidf_features():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = ["rain and storm", "goal scored", "storm delays the match", "sunny", "vote today",
+             "the team won", "snow again", "rain rain"] * 5
+    H = np.array([[1, 0], [0, 1], [1, 1], [1, 0], [0, 0], [0, 1], [1, 0], [1, 0]] * 5) * 2 / 3
+    pipe = make_pipeline(TfidfVectorizer(), DistributionCalibrator(method="linear", n_components=None))
+    proba = pipe.fit(texts, H).predict_proba(["rain storm", "goal"])
+    assert proba[0, 0] > proba[1, 0] and proba[1, 1] > proba[0, 1]
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        DistributionCalibrator(method="platt").fit(TfidfVectorizer().fit_transform(texts)[:, :2], H)
