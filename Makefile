@@ -26,11 +26,11 @@ demo: $(STAMP)
 	$(PY) -m sklearn_llm_multilabel.demo
 
 test: $(STAMP)
-	$(PY) -m ruff check sklearn_llm_multilabel tests examples
+	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks
 	$(PY) -m pytest -ra
 
 lint: $(STAMP)
-	$(PY) -m ruff check sklearn_llm_multilabel tests examples
+	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
