@@ -41,7 +41,7 @@ from ._prompts import (
 from ._scoring import score_texts
 from ._validation import check_label_names, check_not_label_encoded, check_targets, check_texts
 from .backends._breakdown import BreakdownScorer
-from .backends._hf import StepScorer, check_tokenizer, default_max_new_tokens
+from .backends._hf import StepScorer, check_tokenizer, default_max_new_tokens, truncate_texts
 from .backends._load import DEFAULT_MODEL, load_model
 from .exceptions import NoLabelStepWarning
 from .metrics import example_f1
@@ -262,7 +262,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         )
         loaded = self._loaded_model()
         check_tokenizer(loaded.tokenizer, self.use_chat_template)
-        demo_texts = _truncate(loaded.tokenizer, [texts[i] for i in indices], self.max_text_tokens)
+        demo_texts = truncate_texts(loaded.tokenizer, [texts[i] for i in indices],
+                                    self.max_text_tokens, what="demonstrations")
         self.label_names_ = np.array(names, dtype=object)
         self.classes_ = [np.array([0, 1]) for _ in names]
         self.demonstrations_ = [
@@ -271,8 +272,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.demonstration_indices_ = np.asarray(indices, dtype=int)
         breakdown = select_breakdown_demonstrations(gold, self.n_shots,
                                                     random_state=self.random_state)
-        breakdown_texts = _truncate(loaded.tokenizer, [texts[row] for row, *_ in breakdown],
-                                    self.max_text_tokens)
+        breakdown_texts = truncate_texts(loaded.tokenizer, [texts[row] for row, *_ in breakdown],
+                                         self.max_text_tokens, what="breakdown demonstrations")
         self.breakdown_demonstrations_ = [
             (text, pos, neg, flag) for text, (_, pos, neg, flag) in zip(breakdown_texts, breakdown)
         ]
@@ -501,12 +502,3 @@ def _memoized(key: tuple, factory):
         while len(_SCORERS) > _MAX_SCORERS:
             _SCORERS.popitem(last=False)
     return scorer
-
-
-def _truncate(tokenizer, texts: list[str], budget: int) -> list[str]:
-    """Cut texts to ``budget`` tokens (demonstrations; queries are cut by the engine)."""
-    if not texts:
-        return []
-    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return [t if len(ids) <= budget else tokenizer.decode(ids[:budget])
-            for t, ids in zip(texts, encoded)]

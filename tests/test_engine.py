@@ -193,3 +193,14 @@ def test_model_state_is_restored(tiny_llama):
         assert torch.is_grad_enabled()
     finally:
         scorer.model.eval()
+
+
+def test_long_demonstrations_are_truncated_with_a_warning(tiny_llama):
+    from sklearn_llm_multilabel import LLMMultiLabelClassifier
+
+    texts = ["rain " * 50, "goal " * 50, "sunny", "vote"]
+    with pytest.warns(TruncationWarning, match="1 of 2 demonstrations exceed"):
+        clf = LLMMultiLabelClassifier(model=tiny_llama, n_shots=2, max_text_tokens=8,
+                                      show_progress=False)
+        clf.fit(texts, [["weather", "sports"], ["sports", "weather"], ["weather"], ["politics"]])
+    assert all(len(t.split()) <= 8 for t, _ in clf.demonstrations_)

@@ -47,6 +47,24 @@ def default_max_new_tokens(n_labels: int) -> int:
     return 18 if n_labels <= 8 else 25
 
 
+def truncate_texts(tokenizer, texts: Sequence[str], budget: int, *, what: str = "texts") -> list[str]:
+    """Cut texts to ``budget`` tokens; a :class:`TruncationWarning` counts the cut ones."""
+    if not texts:
+        return []
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    out = [text if len(ids) <= budget else tokenizer.decode(ids[:budget])
+           for text, ids in zip(texts, encoded)]
+    n_truncated = sum(len(ids) > budget for ids in encoded)
+    if n_truncated:
+        warnings.warn(
+            f"{n_truncated} of {len(texts)} {what} exceed max_text_tokens={budget} tokens and "
+            "were truncated.",
+            TruncationWarning,
+            stacklevel=3,
+        )
+    return out
+
+
 class PrefixEngine:
     """What every scorer shares: one encoded prompt prefix and batched queries after it.
 
@@ -97,20 +115,7 @@ class PrefixEngine:
 
     def truncate_texts(self, texts: Sequence[str]) -> list[str]:
         """Cut texts to ``max_text_tokens`` tokens, warning with the count of cut texts."""
-        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        out = []
-        for text, ids in zip(texts, encoded):
-            out.append(text if len(ids) <= self.max_text_tokens
-                       else self.tokenizer.decode(ids[: self.max_text_tokens]))
-        n_truncated = sum(a != b for a, b in zip(texts, out))
-        if n_truncated:
-            warnings.warn(
-                f"{n_truncated} of {len(texts)} texts exceed max_text_tokens="
-                f"{self.max_text_tokens} tokens and were truncated.",
-                TruncationWarning,
-                stacklevel=4,
-            )
-        return out
+        return truncate_texts(self.tokenizer, texts, self.max_text_tokens)
 
     def query_key(self, query: str) -> str:
         """Content address of one query's record (model, full prompt, settings, text)."""
