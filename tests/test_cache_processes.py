@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
+
 SCRIPT = textwrap.dedent("""
     import json, sys, warnings
     from sklearn_llm_multilabel import LLMMultiLabelClassifier, get_scoring_stats, register_model
@@ -42,4 +44,7 @@ def test_concurrent_processes_then_a_new_process_reuses_the_cache(tmp_path):
     assert not list(tmp_path.rglob(".tmp-*"))
     [third] = run_all(tmp_path, 1)  # reads every entry cleanly (CacheWarning is an error)
     assert third["scored"] == 0
-    assert third["proba"] == first[0]["proba"] == first[1]["proba"]
+    # The two writers may each score a different subset (whatever the other has not
+    # written yet), so batches and padding differ: equal up to float32 noise.
+    np.testing.assert_allclose(third["proba"], first[0]["proba"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(third["proba"], first[1]["proba"], atol=1e-6, rtol=0)
