@@ -124,6 +124,8 @@ def to_markdown(results: list[dict], args, command: str, total_seconds: float) -
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}. "
         f"Wall time with a cold cache: {total_seconds / 60:.1f} min "
         f"({get_scoring_stats()['texts_scored']} text passes).", "",
+        "Which of the paper's claims hold with this model, and why: see "
+        "[alignment_discussion.md](alignment_discussion.md) (written by hand from this run).", "",
     ]
     for res in results:
         lines += [
