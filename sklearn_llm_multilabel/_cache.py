@@ -45,11 +45,6 @@ def clear_memory_cache() -> None:
         _MEMORY.clear()
 
 
-def memory_cache_size() -> int:
-    """Number of records held by the in-process cache."""
-    return len(_MEMORY)
-
-
 class StepCache:
     """Read and write step records by key, in memory and optionally on disk.
 
