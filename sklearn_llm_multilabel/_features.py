@@ -60,17 +60,17 @@ class LLMHiddenStateFeatures(TransformerMixin, BaseEstimator):
         """
         base = LLMMultiLabelClassifier() if self.classifier is None else self.classifier
         self.classifier_ = clone(base).fit(X, y)
+        config = self.classifier_._loaded_model().model.config
+        self.n_features_out_ = int(config.get_text_config().hidden_size)
         return self
 
     def transform(self, X) -> np.ndarray:
         """Hidden states, shape (n_samples, hidden_size)."""
         check_is_fitted(self, "classifier_")
-        H = self.classifier_.first_step_hidden_states(X)
-        self.n_features_out_ = H.shape[1]
-        return H
+        return self.classifier_.first_step_hidden_states(X)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """``hidden0 ... hidden{d-1}`` (available after one ``transform``)."""
+        """``hidden0 ... hidden{d-1}``, one name per hidden-state dimension."""
         check_is_fitted(self, "n_features_out_")
         return np.array([f"hidden{i}" for i in range(self.n_features_out_)], dtype=object)
 

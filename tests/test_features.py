@@ -26,6 +26,7 @@ def test_features_are_the_engine_hidden_states_and_share_the_cache(tiny_llama):
     clf = llm(tiny_llama).fit(TEXTS, LABEL_LISTS)
     expected = clf.first_step_hidden_states(TEXTS)
     feats = LLMHiddenStateFeatures(llm(tiny_llama)).fit(TEXTS, LABEL_LISTS)
+    assert len(feats.get_feature_names_out()) == expected.shape[1]  # known after fit
     np.testing.assert_array_equal(feats.transform(TEXTS), expected)
     assert get_scoring_stats()["texts_scored"] == len(TEXTS)  # same prompt, same cache
     assert feats.get_feature_names_out()[:2].tolist() == ["hidden0", "hidden1"]
