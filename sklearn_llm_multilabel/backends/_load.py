@@ -276,8 +276,7 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
             "hub ids must already be in the local Hugging Face cache; otherwise pass a local "
             "directory or a .gguf path."
         ) from exc
-    weights_fp = _weights_fingerprint(str(weights_path), model) if weights_path else \
-        _weights_fingerprint(spec, model)
+    weights_fp = _weights_fingerprint(str(weights_path or spec), model)
     return _finish(spec, model, tokenizer, device, dtype, weights_fp)
 
 
