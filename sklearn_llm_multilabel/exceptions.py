@@ -48,3 +48,7 @@ class DemonstrationWarning(UserWarning):
 
 class DatasetFormatError(SklearnLLMError, ValueError):
     """A data file is malformed; the message names the file, the line and the problem."""
+
+
+class PerformanceWarning(UserWarning):
+    """Results are correct but computed on a slower path (e.g. no shared-prefix attention)."""

@@ -121,6 +121,8 @@ class ScriptedCausalLM(torch.nn.Module):
         self.script = list(script)
         self.prompt_length = int(prompt_length)
         self.boost = float(boost)
+        # attention runs in the wrapped model, so its attention backend applies
+        self._supports_attention_backend = getattr(model, "_supports_attention_backend", False)
 
     @property
     def device(self):

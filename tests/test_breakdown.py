@@ -90,7 +90,7 @@ def test_shared_text_cache_equals_full_prompts(kind, spec_fixture, request):
     loaded = load_model(request.getfixturevalue(spec_fixture), device="cpu")
     build = build_unary_prompt if kind == "unary" else build_binary_prompt
     parts = build(LABELS, TEXTS, select_breakdown_demonstrations(GOLD, 4, random_state=0))
-    scorer = BreakdownScorer(loaded, parts, max_text_tokens=64, rows_per_forward=5)
+    scorer = BreakdownScorer(loaded, parts, max_text_tokens=64)
     queries = scorer.prepare_queries(TEXTS)
     reference = scorer.score_queries(queries, use_prefix_cache=False)
     for batch_size in (1, 3, 8):
@@ -103,10 +103,12 @@ def test_shared_text_cache_equals_full_prompts(kind, spec_fixture, request):
 def test_each_text_is_encoded_once_for_all_its_queries(tiny_llama):
     loaded = load_model(tiny_llama, device="cpu")
     parts = build_binary_prompt(LABELS, TEXTS, select_breakdown_demonstrations(GOLD, 4, 0))
-    scorer = BreakdownScorer(loaded, parts, max_text_tokens=64, rows_per_forward=12)
-    scorer.score_queries(scorer.prepare_queries(TEXTS[:4]), batch_size=4)
-    # 1 prefix + 1 forward for the 4 texts + ceil(4 texts x 6 pairs / 12 rows) suffix forwards
-    assert get_scoring_stats()["forward_calls"] == 1 + 1 + 2
+    scorer = BreakdownScorer(loaded, parts, max_text_tokens=64)
+    scorer.score_queries(scorer.prepare_queries(TEXTS[:4]), batch_size=2)
+    # 1 prefix + 1 forward per batch of 2 texts, each row holding a text and all its pairs
+    assert get_scoring_stats()["forward_calls"] == 1 + 2
+    # the pair suffixes "a. <i>\nb. <j>..." share their leading tokens in the tree
+    assert len(scorer._tree.tokens) < sum(len(s) for s in scorer.suffix_ids)
 
 
 def test_answers_that_cannot_be_told_apart(tiny_tokenizer):

@@ -120,6 +120,11 @@ def test_goemotions_and_xed_gold_only():
     go = load_goemotions("dev")
     assert len(go.data) == 5426 and go.target.shape[1] == 7 and go.gold_only
     assert set(np.unique(go.target)) <= {0.0, 1.0}
+    full = load_goemotions("dev", pooled=False)
+    assert full.target.shape == (5426, 28) and full.label_names[-1] == "neutral"
+    # every text has at least one of the 28 labels; pooling drops neutral only
+    assert (full.target.sum(axis=1) >= 1).all()
+    assert ((full.target[:, :27].sum(axis=1) > 0) == (go.target.sum(axis=1) > 0)).all()
     xed = load_xed()
     assert len(xed.data) == 17528 and xed.target.shape[1] == 8
     assert (xed.target.sum(axis=1) >= 1).all()

@@ -1,9 +1,12 @@
 """Engine for unary and binary breakdown queries.
 
-For each text, the per-text part of the prompt (``Question: <text>``) is
-encoded once after the shared prefix; then every label (unary) or label pair
-(binary) query suffix is scored against that cache, in chunks of rows, and
-only the two answer scores at the end of each suffix are kept.
+Each text's row holds its per-text part (``Question: <text>``) followed by
+all its query suffixes (one per label for unary, one per label pair for
+binary) merged into a token tree: suffixes that start with the same tokens
+share them, and each tree token attends to the shared prefix, the text and its
+own ancestors only, so every suffix is scored exactly as if it were alone
+after its text. One forward per batch; only the two answer scores at the end
+of each suffix are kept.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 
 from .._breakdown import BreakdownParts
 from ._base import _STATS, BreakdownRecord
-from ._hf import ENGINE_VERSION, PrefixEngine, evaluation_mode
+from ._hf import ENGINE_VERSION, PrefixEngine, SuffixTree, evaluation_mode
 from ._labels import build_answer_tokens, reduce_label_logits
 from ._load import LoadedModel
 
@@ -30,13 +33,9 @@ class BreakdownScorer(PrefixEngine):
     loaded : LoadedModel
     parts : BreakdownParts
     max_text_tokens : int
-    rows_per_forward : int, default=64
-        Query suffixes scored per forward pass (each row copies its text's
-        key/value cache, so this bounds memory).
     """
 
-    def __init__(self, loaded: LoadedModel, parts: BreakdownParts, max_text_tokens: int,
-                 rows_per_forward: int = 64):
+    def __init__(self, loaded: LoadedModel, parts: BreakdownParts, max_text_tokens: int):
         self.parts = parts
         self.suffix_ids = [list(loaded.tokenizer.encode(s, add_special_tokens=False))
                            for s in parts.suffixes]
@@ -46,7 +45,7 @@ class BreakdownScorer(PrefixEngine):
         idx, valid = self.answer_tokens.index_matrix()
         self._idx = torch.as_tensor(idx, device=loaded.device)
         self._valid = torch.as_tensor(valid, device=loaded.device)
-        self.rows_per_forward = int(rows_per_forward)
+        self._tree = SuffixTree.build(self.suffix_ids)
         payload = {
             "engine": ENGINE_VERSION, "kind": parts.kind, "model": loaded.fingerprint,
             "prefix_ids": self.prefix_ids, "middle": [parts.middle_head, parts.middle_tail],
@@ -82,25 +81,17 @@ class BreakdownScorer(PrefixEngine):
         return reduce_label_logits(out.logits[:, -1, :].float(), self._idx, self._valid).cpu()
 
     def _score_batch(self, rows: list[list[int]]) -> list[BreakdownRecord]:
-        B, K = len(rows), len(self.suffix_ids)
-        scores = torch.zeros((B, K, 2))
-        with evaluation_mode(self.model):
-            input_ids, attention, positions, past, next_position = self._layout(rows, True)
-            out = self._forward(hidden=False, input_ids=input_ids, attention_mask=attention,
-                                position_ids=positions, past_key_values=past)
-            text_layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-            pairs = [(b, k) for b in range(B) for k in range(K)]
-            for start in range(0, len(pairs), self.rows_per_forward):
-                chunk = pairs[start : start + self.rows_per_forward]
-                text_rows = torch.tensor([b for b, _ in chunk], device=self.loaded.device)
-                cache = self._cache_from(text_layers, text_rows)
-                ids, att, pos, _, _ = self._pack(
-                    [self.suffix_ids[k] for _, k in chunk], attention.shape[1], cache,
-                    attention.index_select(0, text_rows), next_position.index_select(0, text_rows),
-                )
-                answer_out = self._forward(hidden=False, input_ids=ids, attention_mask=att,
-                                           position_ids=pos, past_key_values=cache)
-                scores[[b for b, _ in chunk], [k for _, k in chunk]] = self._answers(answer_out)
+        """All suffixes of a batch of texts in one forward: ``[text | suffix tree]`` per row."""
+        use_shared = self._uses_shared_prefix(True)
+        batch = self._layout(rows, use_shared, tree=self._tree)
+        keep = torch.tensor(self._tree.ends, device=self.loaded.device) + batch.query_length
+        with self._attending(use_shared):
+            out = self._forward(hidden=False, keep=keep, input_ids=batch.input_ids,
+                                attention_mask=self._model_mask(batch.mask, use_shared),
+                                position_ids=batch.positions, past_key_values=self._new_cache())
+            B, K, V = out.logits.shape
+            scores = reduce_label_logits(out.logits.reshape(B * K, V).float(), self._idx,
+                                         self._valid).reshape(B, K, 2).cpu()
         _STATS["texts_scored"] += B
         return [BreakdownRecord(np.ascontiguousarray(scores[b].numpy(), dtype=np.float32))
                 for b in range(B)]

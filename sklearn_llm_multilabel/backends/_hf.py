@@ -16,18 +16,90 @@ import inspect
 import json
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .._prompts import PromptParts, parse_labels
-from ..exceptions import ContextLengthError, TokenizerError, TruncationWarning
+from ..exceptions import ContextLengthError, PerformanceWarning, TokenizerError, TruncationWarning
+from ._attention import shared_prefix, supports_shared_prefix
 from ._base import _STATS, StepRecord
 from ._labels import build_label_tokens, find_steps, reduce_label_logits
 from ._load import LoadedModel
 
 ENGINE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class SuffixTree:
+    """Token sequences merged on their common leading tokens (a trie).
+
+    Attributes
+    ----------
+    tokens : tuple of int
+        One token per node, parents before children.
+    depths : tuple of int
+        Node depth (0 for the first token of a sequence).
+    visible : ndarray of shape (n_nodes, n_nodes), bool
+        ``visible[i, j]``: node ``j`` is ``i`` or an ancestor of ``i``.
+    ends : tuple of int
+        Node of the last token of every sequence, in input order.
+    """
+
+    tokens: tuple[int, ...]
+    depths: tuple[int, ...]
+    visible: np.ndarray
+    ends: tuple[int, ...]
+
+    @classmethod
+    def build(cls, sequences: Sequence[Sequence[int]]) -> SuffixTree:
+        """Merge ``sequences``; scoring a node sees exactly its own sequence's prefix.
+
+        Examples
+        --------
+        >>> tree = SuffixTree.build([[1, 2, 3], [1, 2, 4], [5]])
+        >>> tree.tokens, tree.ends
+        ((1, 2, 3, 4, 5), (2, 3, 4))
+        """
+        if not sequences or any(len(seq) == 0 for seq in sequences):
+            raise ValueError("every sequence needs at least one token")
+        children: dict[tuple[int, int], int] = {}
+        tokens: list[int] = []
+        parents: list[int] = []
+        ends = []
+        for seq in sequences:
+            node = -1
+            for tok in seq:
+                key = (node, int(tok))
+                if key not in children:
+                    children[key] = len(tokens)
+                    tokens.append(int(tok))
+                    parents.append(node)
+                node = children[key]
+            ends.append(node)
+        n = len(tokens)
+        visible = np.eye(n, dtype=bool)
+        depths = [0] * n
+        for i, parent in enumerate(parents):
+            if parent >= 0:
+                visible[i] |= visible[parent]
+                depths[i] = depths[parent] + 1
+        return cls(tuple(tokens), tuple(depths), visible, tuple(ends))
+
+
+@dataclass
+class _Batch:
+    """Model inputs of one batch and the bookkeeping needed to extend it."""
+
+    input_ids: torch.Tensor
+    mask: torch.Tensor  # (B, 1, Q, K) bool, True: attend
+    positions: torch.Tensor
+    keys_valid: torch.Tensor  # (B, K) bool
+    next_position: torch.Tensor  # (B,)
+    query_length: int  # columns before the tree tokens
+    use_shared: bool
 
 
 @contextlib.contextmanager
@@ -93,6 +165,8 @@ class PrefixEngine:
                 "(n_shots) or a smaller max_text_tokens."
             )
         self._prefix_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._shared_ok = supports_shared_prefix(self.model)
+        self._warned_plain = False
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def _encode(self, text: str) -> list[int]:
@@ -133,11 +207,14 @@ class PrefixEngine:
                     f"{self._context_limit} tokens; lower max_text_tokens or n_shots."
                 )
 
-    def _forward(self, hidden: bool = True, **kwargs):
+    def _forward(self, hidden: bool = True, keep: int | torch.Tensor = 1, **kwargs):
+        """One forward; logits only at the ``keep`` last positions (int) or at those indices."""
         _STATS["forward_calls"] += 1
-        if self._keeps_logits:
-            kwargs["logits_to_keep"] = 1
-        return self.model(**kwargs, use_cache=True, output_hidden_states=hidden, return_dict=True)
+        out = self.model(**kwargs, use_cache=True, output_hidden_states=hidden, return_dict=True,
+                         **({"logits_to_keep": keep} if self._keeps_logits else {}))
+        if not self._keeps_logits:
+            out.logits = out.logits[:, -keep:] if isinstance(keep, int) else out.logits[:, keep]
+        return out
 
     def _encode_prefix(self) -> None:
         if self._prefix_kv is not None or not self.prefix_ids:
@@ -148,51 +225,77 @@ class PrefixEngine:
         _STATS["prefix_encodings"] += 1
         self._prefix_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
 
-    def _cache_from(self, layers, rows: torch.Tensor | int):
-        """A DynamicCache holding ``rows`` of ``layers`` (an int: that many copies of row 0)."""
+    def _uses_shared_prefix(self, use_prefix_cache: bool) -> bool:
+        if not (use_prefix_cache and self.prefix_ids):
+            return False
+        if not self._shared_ok:
+            if not self._warned_plain:
+                warnings.warn(
+                    f"{type(self.model).__name__} does not dispatch attention through "
+                    "transformers' AttentionInterface (or uses sliding-window layers); the prompt "
+                    "prefix is re-encoded for every batch, which is much slower.",
+                    PerformanceWarning, stacklevel=4,
+                )
+                self._warned_plain = True
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def _attending(self, use_shared: bool):
+        """Evaluation mode, plus attention over the encoded prefix when ``use_shared``."""
+        with evaluation_mode(self.model):
+            if not use_shared:
+                yield
+                return
+            self._encode_prefix()
+            with shared_prefix(self.model, self._prefix_kv):
+                yield
+
+    def _layout(self, rows: list[list[int]], use_shared: bool, tree: SuffixTree | None = None):
+        """First-forward inputs for rows laid out ``[padding | (prefix) row | tree]``.
+
+        With ``use_shared`` the prefix is attended through :func:`shared_prefix`
+        and is not part of the rows; otherwise it is prepended to every row.
+        Returns a :class:`_Batch`; ``tree`` tokens (identical for every row)
+        each see the whole row and their own ancestors.
+        """
+        lead = [] if use_shared else self.prefix_ids
+        start = len(self.prefix_ids) - len(lead)
+        seqs = [lead + r for r in rows]
+        B, S = len(seqs), max(len(r) for r in seqs)
+        T = len(tree.tokens) if tree is not None else 0
+        lengths = torch.tensor([len(r) for r in seqs])
+        ids = torch.full((B, S + T), self._pad_id, dtype=torch.long)
+        valid = torch.zeros((B, S + T), dtype=torch.bool)
+        positions = torch.zeros((B, S + T), dtype=torch.long)
+        for b, r in enumerate(seqs):
+            n = len(r)
+            ids[b, S - n : S] = torch.tensor(r, dtype=torch.long)
+            positions[b, S - n : S] = torch.arange(n) + start
+        valid[:, :S] = torch.arange(S)[None, :] >= (S - lengths)[:, None]
+        structure = torch.ones((S + T, S + T), dtype=torch.bool).tril()
+        if tree is not None:
+            ids[:, S:] = torch.tensor(tree.tokens, dtype=torch.long)
+            valid[:, S:] = True
+            positions[:, S:] = (start + lengths)[:, None] + torch.tensor(tree.depths)[None, :]
+            structure[S:, S:] = torch.as_tensor(tree.visible)
+        mask = (valid[:, None, None, :] & structure[None, None]) | torch.eye(S + T, dtype=torch.bool)
+        device = self.loaded.device
+        return _Batch(ids.to(device), mask.to(device), positions.to(device), valid.to(device),
+                      (start + lengths).to(device), S, use_shared)
+
+    def _model_mask(self, mask: torch.Tensor, use_shared: bool) -> torch.Tensor:
+        """Boolean masks for our attention; additive float masks for the model's own."""
+        if use_shared:
+            return mask
+        dtype = self.model.dtype
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(
+            ~mask, torch.finfo(dtype).min)
+
+    def _new_cache(self):
         from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.model.config)
-        for layer_idx, (k, v) in enumerate(layers):
-            if isinstance(rows, int):
-                k, v = k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)
-            else:
-                k, v = k.index_select(0, rows), v.index_select(0, rows)
-            cache.update(k, v, layer_idx)
-        return cache
-
-    def _layout(self, rows: list[list[int]], use_prefix_cache: bool):
-        """Inputs for ``[prefix | padding | row]``: ids, attention, positions, cache, next positions."""
-        B = len(rows)
-        if use_prefix_cache:
-            self._encode_prefix()
-        if use_prefix_cache and self._prefix_kv is not None:
-            P, past = len(self.prefix_ids), self._cache_from(self._prefix_kv, B)
-        else:
-            P, past = 0, None
-            rows = [self.prefix_ids + r for r in rows]
-        return self._pack(rows, P, past, torch.ones((B, P), dtype=torch.long),
-                          torch.full((B,), P, dtype=torch.long))
-
-    def _pack(self, rows: list[list[int]], P: int, past, past_attention: torch.Tensor,
-              start_positions: torch.Tensor):
-        """Left-pad ``rows`` after a cache of length ``P`` whose mask is ``past_attention``."""
-        device = self.loaded.device
-        B = len(rows)
-        lengths = torch.tensor([len(r) for r in rows])
-        S = int(lengths.max())
-        input_ids = torch.full((B, S), self._pad_id, dtype=torch.long)
-        attention = torch.cat([past_attention.cpu(), torch.zeros((B, S), dtype=torch.long)], 1)
-        positions = torch.zeros((B, S), dtype=torch.long)
-        start_positions = start_positions.cpu()
-        for b, r in enumerate(rows):
-            n = len(r)
-            input_ids[b, S - n:] = torch.tensor(r)
-            attention[b, P + S - n:] = 1
-            positions[b, S - n:] = torch.arange(n) + start_positions[b]
-        next_position = (start_positions + lengths).to(device)
-        return (input_ids.to(device), attention.to(device), positions.to(device), past,
-                next_position)
+        return DynamicCache(config=self.model.config)
 
     def _run_batches(self, query_ids, batch_size, score_batch, on_batch, show_progress):
         """Score ``query_ids`` longest first in batches and return records in input order."""
@@ -315,59 +418,77 @@ class StepScorer(PrefixEngine):
         )
 
     def _decode_batch(self, rows: list[list[int]], use_prefix_cache: bool) -> list[StepRecord]:
-        B = len(rows)
-        input_ids, attention, positions, past, next_position = self._layout(rows, use_prefix_cache)
-        scores, masses, hiddens, tokens = [], [], [], []
+        """Greedy decoding of a batch; finished rows leave the batch (early exit)."""
+        B, L1, steps = len(rows), len(self.label_names) + 1, self.max_new_tokens
+        use_shared = self._uses_shared_prefix(use_prefix_cache)
+        batch = self._layout(rows, use_shared)
+        scores = np.zeros((B, steps, L1), dtype=np.float32)
+        masses = np.zeros((B, steps), dtype=np.float32)
+        hiddens = np.zeros((B, steps, self.model.config.hidden_size), dtype=np.float32)
+        gen = np.zeros((B, steps), dtype=np.int64)
         done = np.zeros(B, dtype=bool)
         n_valid = np.full(B, -1)
-        with evaluation_mode(self.model):
-            out = self._forward(input_ids=input_ids, attention_mask=attention,
-                                position_ids=positions, past_key_values=past)
-            for step in range(self.max_new_tokens):
+        n_positions = np.full(B, steps)
+        active = np.arange(B)  # rows of the batch still decoding, in cache order
+        keys_valid, next_position = batch.keys_valid, batch.next_position
+        with self._attending(use_shared):
+            out = self._forward(input_ids=batch.input_ids,
+                                attention_mask=self._model_mask(batch.mask, use_shared),
+                                position_ids=batch.positions, past_key_values=self._new_cache())
+            for step in range(steps):
                 logits = out.logits[:, -1, :].float()
-                hiddens.append(out.hidden_states[-1][:, -1, :].float().cpu())
-                scores.append(reduce_label_logits(logits, self._idx, self._valid).cpu())
-                log_probs = torch.log_softmax(logits, dim=-1)
-                masses.append(log_probs[:, self._all_label_ids].exp().sum(-1).cpu())
+                hiddens[active, step] = out.hidden_states[-1][:, -1, :].float().cpu().numpy()
+                scores[active, step] = reduce_label_logits(logits, self._idx, self._valid).cpu().numpy()
+                mass = torch.log_softmax(logits, dim=-1)[:, self._all_label_ids].exp().sum(-1)
+                masses[active, step] = mass.cpu().numpy()
                 next_tokens = logits.argmax(dim=-1)
-                tokens.append(next_tokens.cpu())
-                self._update_stops(tokens, done, n_valid)
-                if done.all() or step == self.max_new_tokens - 1:
+                gen[active, step] = next_tokens.cpu().numpy()
+                finished = self._update_stops(gen, step, active, done, n_valid)
+                n_positions[active[finished]] = step + 1
+                if done.all() or step == steps - 1:
                     break
-                attention = torch.cat([attention, attention.new_ones((B, 1))], dim=1)
-                out = self._forward(input_ids=next_tokens[:, None], attention_mask=attention,
+                keep = np.flatnonzero(~finished)
+                if len(keep) < len(active):
+                    keep_t = torch.as_tensor(keep, device=next_tokens.device)
+                    out.past_key_values.batch_select_indices(keep_t)
+                    keys_valid, next_position = keys_valid[keep_t], next_position[keep_t]
+                    next_tokens, active = next_tokens[keep_t], active[keep]
+                keys_valid = torch.cat([keys_valid, keys_valid.new_ones((len(active), 1))], dim=1)
+                out = self._forward(input_ids=next_tokens[:, None],
+                                    attention_mask=self._model_mask(keys_valid[:, None, None, :],
+                                                                    use_shared),
                                     position_ids=next_position[:, None],
                                     past_key_values=out.past_key_values)
                 next_position = next_position + 1
         _STATS["texts_scored"] += B
-        gen = torch.stack(tokens, dim=1).numpy()
-        score_arr = torch.stack(scores, dim=1).numpy()
-        mass_arr = torch.stack(masses, dim=1).numpy()
-        hidden_arr = torch.stack(hiddens, dim=1).numpy()
         return [
-            self._make_record(gen[b], score_arr[b], mass_arr[b], hidden_arr[b],
-                              int(n_valid[b]) if done[b] else gen.shape[1])
+            self._make_record(gen[b, : n_positions[b]], scores[b, : n_positions[b]],
+                              masses[b, : n_positions[b]], hiddens[b, : n_positions[b]],
+                              int(n_valid[b]) if done[b] else int(n_positions[b]))
             for b in range(B)
         ]
 
-    def _update_stops(self, tokens: list[torch.Tensor], done: np.ndarray,
-                      n_valid: np.ndarray) -> None:
-        """Mark rows whose last token ends the label list; record how many positions count."""
-        last = len(tokens) - 1
-        for b in np.flatnonzero(~done):
-            ids = [int(t[b]) for t in tokens]
+    def _update_stops(self, gen: np.ndarray, step: int, active: np.ndarray, done: np.ndarray,
+                      n_valid: np.ndarray) -> np.ndarray:
+        """Mark active rows whose last token ends the label list; returns which did (per active).
+
+        ``n_valid`` gets the number of positions before the stop.
+        """
+        finished = np.zeros(len(active), dtype=bool)
+        for a, b in enumerate(active):
+            ids = gen[b, : step + 1].tolist()
             if ids[-1] in self._stop_ids:
-                done[b], n_valid[b] = True, last
+                done[b], n_valid[b], finished[a] = True, step, True
                 continue
             text = self.tokenizer.decode(ids)
             cut = self._stop_offset(text)
             if cut is None:
                 continue
-            done[b] = True
-            k = last
+            k = step
             while k > 0 and len(self.tokenizer.decode(ids[:k])) > cut:
                 k -= 1
-            n_valid[b] = k
+            done[b], n_valid[b], finished[a] = True, k, True
+        return finished
 
     def _stop_offset(self, text: str) -> int | None:
         offsets = [i for i in (text.find("\n"), text.find(self.parts.stop_string)) if i >= 0]

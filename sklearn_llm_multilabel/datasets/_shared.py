@@ -130,16 +130,22 @@ def _read_lines(path: Path):
                 yield line_no, line
 
 
-def load_goemotions(split: str = "train", data_home: str | os.PathLike | None = None) -> Bunch:
+def load_goemotions(split: str = "train", data_home: str | os.PathLike | None = None, *,
+                    pooled: bool = True) -> Bunch:
     """GoEmotions gold labels pooled into the paper's 7 clusters (neutral dropped).
 
     Gold sets only (no per-rater data): ``target`` is 0/1 and ``gold_only`` is True.
+    ``pooled=False`` keeps the 28 original labels (27 emotions and neutral).
     """
     if split not in ("train", "dev", "test"):
         raise ValueError(f"split must be 'train', 'dev' or 'test'; got {split!r}.")
     path = get_data_home(data_home) / "goemotions" / f"{split}.tsv"
-    cluster_of = {e: c for c, members in GOEMOTIONS_CLUSTERS.items() for e in members}
-    names = list(GOEMOTIONS_CLUSTERS)
+    if pooled:
+        cluster_of = {e: c for c, members in GOEMOTIONS_CLUSTERS.items() for e in members}
+        names = list(GOEMOTIONS_CLUSTERS)
+    else:
+        cluster_of = {e: e for e in GOEMOTIONS_EMOTIONS}
+        names = list(GOEMOTIONS_EMOTIONS)
     texts, ids, target = [], [], []
     for line_no, line in _read_lines(path):
         fields = line.split("\t")
@@ -161,7 +167,7 @@ def load_goemotions(split: str = "train", data_home: str | os.PathLike | None = 
         ids.append(comment_id)
         target.append(row)
     return make_bunch(texts, target, names, ids=ids, gold_only=True,
-                      descr="GoEmotions (Demszky et al., 2020), 7 clusters, gold only.")
+                      descr=f"GoEmotions (Demszky et al., 2020), {len(names)} labels, gold only.")
 
 
 def load_xed(data_home: str | os.PathLike | None = None) -> Bunch:
