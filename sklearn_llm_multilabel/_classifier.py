@@ -107,8 +107,10 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         models) instead of the paper's raw completion prompt.
     max_text_tokens : int, default=256
         Per-text token budget; longer texts are truncated with a warning.
-    batch_size : int, default=8
-        Texts decoded together (sorted by length).
+    batch_size : int or "auto", default="auto"
+        Texts decoded together (sorted by length, longest first). ``"auto"``
+        sizes every batch from free memory (GPU) or available RAM (CPU) and
+        the length of its longest text, so short texts go in larger batches.
     max_new_tokens : int or None, default=None
         Decoding budget; None means 18 (25 for more than 8 labels).
     device : str, default="auto"
@@ -172,7 +174,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "none_label": [str],
         "use_chat_template": ["boolean"],
         "max_text_tokens": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_new_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str],
         "dtype": [str, None],
@@ -197,7 +199,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         none_label: str = "none",
         use_chat_template: bool = False,
         max_text_tokens: int = 256,
-        batch_size: int = 8,
+        batch_size: int | str = "auto",
         max_new_tokens: int | None = None,
         device: str = "auto",
         dtype: str | None = None,

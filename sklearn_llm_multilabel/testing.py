@@ -85,7 +85,7 @@ def make_tiny_model(tokenizer, architecture: str = "llama", seed: int = 0):
     }
     if architecture == "llama":
         config = LlamaConfig(
-            hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+            hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=1024,
             **ids,
         )

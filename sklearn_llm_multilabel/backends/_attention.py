@@ -13,8 +13,11 @@ and an attention function registered with transformers'
   boolean mask that the engine builds (causal, padding, or a tree of query
   suffixes).
 
-The prefix enters the batched matrix products with the batch folded into the
-query dimension, so it is never copied. Outside :func:`shared_prefix` the
+Decoding steps (one query per row) fold the batch into the query dimension
+of one matrix product against the single prefix copy, so the prefix is never
+copied; forwards with many queries per row (the texts themselves, breakdown
+suffix trees) run PyTorch's fused SDPA over keys concatenated for that layer
+call only, which is faster there despite the copy. Outside :func:`shared_prefix` the
 registered function is plain SDPA, so a model whose implementation was left
 switched (another thread) still computes standard attention.
 """
@@ -52,11 +55,48 @@ def shared_prefix_attention(module, query, key, value, attention_mask, dropout=0
                      **kwargs)
     pk, pv = prefix[module.layer_idx]  # (1, KVH, P, D)
     B, H, Q, D = query.shape
+    scale = D**-0.5 if scaling is None else scaling
+    if Q > DECODE_QUERIES:
+        return _prefill(query, key, value, attention_mask, pk, pv, scale)
+    return _decode(query, key, value, attention_mask, pk, pv, scale)
+
+
+#: queries per row up to which the copy-free path is used (decoding); above, SDPA over a copy
+DECODE_QUERIES = 4
+
+
+def _prefill(query, key, value, attention_mask, pk, pv, scale):
+    """Many queries per row: fused SDPA over ``[prefix | own]`` keys concatenated for this call.
+
+    The copy lives for one layer call only (the cache keeps the rows' own keys);
+    with many queries, SDPA's fused kernel outweighs it.
+    """
+    B, H, Q, D = query.shape
+    keys = torch.cat([pk.expand(B, -1, -1, -1), key], dim=2)
+    values = torch.cat([pv.expand(B, -1, -1, -1), value], dim=2)
+    mask = torch.cat([attention_mask.new_ones((B, 1, Q, pk.shape[2])), attention_mask], dim=3)
+    gqa = {}
+    if key.shape[1] != H:  # grouped-query attention: native on CPU, repeated heads elsewhere
+        if query.device.type == "cpu":
+            gqa = {"enable_gqa": True}
+        else:
+            keys = keys.repeat_interleave(H // key.shape[1], dim=1)
+            values = values.repeat_interleave(H // key.shape[1], dim=1)
+    out = torch.nn.functional.scaled_dot_product_attention(query, keys, values, attn_mask=mask,
+                                                           scale=scale, **gqa)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _decode(query, key, value, attention_mask, pk, pv, scale):
+    """Few queries per row: one softmax over prefix and own keys without copying the prefix.
+
+    The batch is folded into the query dimension of a single
+    ``(KVH, B*g*Q, D) x (KVH, D, P)`` product against the one prefix copy.
+    """
+    B, H, Q, D = query.shape
     KVH = key.shape[1]
     g = H // KVH  # query head h reads key/value head h // g (transformers' repeat_kv)
-    scale = D**-0.5 if scaling is None else scaling
     q = query.reshape(B, KVH, g * Q, D)
-    # prefix: fold the batch into the rows of one (KVH, B*g*Q, D) x (KVH, D, P) product
     q_flat = q.transpose(0, 1).reshape(KVH, B * g * Q, D)
     s_pre = torch.matmul(q_flat, pk[0].transpose(-1, -2)).float().mul_(scale)  # (KVH, BgQ, P)
     s_own = torch.matmul(q, key.transpose(-1, -2)).float().mul_(scale)  # (B, KVH, gQ, S)

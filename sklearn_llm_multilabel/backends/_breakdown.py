@@ -54,6 +54,12 @@ class BreakdownScorer(PrefixEngine):
         }
         self.fingerprint = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
+    def _tail_tokens(self) -> int:
+        return len(self._tree.tokens)
+
+    def _kept_positions(self) -> int:
+        return len(self._tree.ends)
+
     def prepare_queries(self, texts: Sequence[str]) -> list[str]:
         """Truncate texts to the token budget and build each text's middle part."""
         return [self.parts.middle(t) for t in self.truncate_texts(texts)]
