@@ -123,6 +123,10 @@ def test_finished_rows_leave_the_batch(tiny_llama):
     assert model.rows[:4] == [1, 4, 4, 3] and set(model.rows[4:]) == {3}
     alone = [scorer.score_queries([q], batch_size=1)[0] for q in queries]
     assert_same_records(together, alone)
+    scorer.early_exit = False
+    model.rows.clear()
+    assert_same_records(scorer.score_queries(queries, batch_size=4), together)
+    assert set(model.rows) == {4}
 
 
 def test_auto_batch_size_follows_memory_and_length(tiny_llama, monkeypatch):

@@ -57,6 +57,9 @@ class BreakdownScorer(PrefixEngine):
     def _tail_tokens(self) -> int:
         return len(self._tree.tokens)
 
+    def _prefill_tail(self) -> int:
+        return len(self._tree.tokens)
+
     def _kept_positions(self) -> int:
         return len(self._tree.ends)
 

@@ -301,6 +301,10 @@ class PrefixEngine:
     def _tail_tokens(self) -> int:
         return self._reserved
 
+    #: tokens after the query in the first forward (none when decoding, the tree for breakdowns)
+    def _prefill_tail(self) -> int:
+        return 0
+
     #: kept logits per row (one position when decoding, one per suffix for breakdowns)
     def _kept_positions(self) -> int:
         return 1
@@ -340,14 +344,25 @@ class PrefixEngine:
             pass
         return int(min(available // 4, 2 * 2**30))
 
-    def auto_batch_size(self, query_length: int) -> int:
-        """Rows per forward for queries of at most ``query_length`` tokens, from free memory.
+    #: padded tokens per forward under ``batch_size="auto"``: on a CPU, matrix products are
+    #: efficient from a few hundred rows on, and every padded token is wasted work
+    CPU_TOKENS_PER_FORWARD = 512
+    GPU_TOKENS_PER_FORWARD = 32768
 
-        Capped at 64 rows on CPU, where larger batches no longer raise
-        throughput, and 1024 on GPU.
+    def auto_batch_size(self, query_length: int) -> int:
+        """Rows per forward for queries of at most ``query_length`` tokens.
+
+        The smallest of: what fits the memory budget (:meth:`_memory_budget`),
+        a budget of padded tokens per forward (512 on CPU, 32,768 on GPU), and
+        64 rows on CPU or 1,024 on GPU. Long texts thus go in small batches
+        and short ones in large batches, which keeps padding low.
         """
-        cap = 1024 if torch.device(self.loaded.device).type == "cuda" else 64
-        return int(max(1, min(cap, self._memory_budget() // self._row_bytes(query_length))))
+        on_gpu = torch.device(self.loaded.device).type == "cuda"
+        tokens = self.GPU_TOKENS_PER_FORWARD if on_gpu else self.CPU_TOKENS_PER_FORWARD
+        rows = min(1024 if on_gpu else 64,
+                   tokens // (query_length + self._prefill_tail()),
+                   self._memory_budget() // self._row_bytes(query_length))
+        return int(max(1, rows))
 
     def batches(self, query_ids: Sequence[Sequence[int]], batch_size: int | str) -> list[list[int]]:
         """Indices of ``query_ids`` in batches, longest first.
@@ -385,6 +400,9 @@ class PrefixEngine:
 class StepScorer(PrefixEngine):
     """Scores texts with one fitted prompt: the only object that runs the model.
 
+    Rows whose label list has ended leave the batch (``early_exit``, on by
+    default; off only to measure what it saves).
+
     Parameters
     ----------
     loaded : LoadedModel
@@ -412,6 +430,7 @@ class StepScorer(PrefixEngine):
         max_text_tokens: int,
     ):
         self.max_new_tokens = int(max_new_tokens)
+        self.early_exit = True
         super().__init__(loaded, parts.prefix, parts.add_bos, max_text_tokens,
                          reserved_tokens=self.max_new_tokens)
         self.parts = parts
@@ -514,7 +533,7 @@ class StepScorer(PrefixEngine):
                 if done.all() or step == steps - 1:
                     break
                 keep = np.flatnonzero(~finished)
-                if len(keep) < len(active):
+                if self.early_exit and len(keep) < len(active):
                     keep_t = torch.as_tensor(keep, device=next_tokens.device)
                     out.past_key_values.batch_select_indices(keep_t)
                     keys_valid, next_position = keys_valid[keep_t], next_position[keep_t]
@@ -542,6 +561,8 @@ class StepScorer(PrefixEngine):
         """
         finished = np.zeros(len(active), dtype=bool)
         for a, b in enumerate(active):
+            if done[b]:  # kept in the batch when early_exit is off
+                continue
             ids = gen[b, : step + 1].tolist()
             if ids[-1] in self._stop_ids:
                 done[b], n_valid[b], finished[a] = True, step, True
