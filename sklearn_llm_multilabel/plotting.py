@@ -1,0 +1,162 @@
+"""Figures for reports: step distributions, reliability diagrams, metrics by strategy.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without
+pyplot (no global state, no display needed); save it with
+``fig.savefig(path)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .analysis import step_table
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def plot_step_statistics(traces: Sequence[dict], label_names: Sequence[str]):
+    """Top / second probability and entropy per step index (means, then histograms).
+
+    Intermediate and last steps are drawn separately, as in the paper's
+    analysis: the top row shows means per step index, the bottom row the
+    distribution of each statistic.
+
+    Examples
+    --------
+    >>> trace = {"has_steps": True, "step_labels": ["a", "b"],
+    ...          "step_distributions": np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])}
+    >>> fig = plot_step_statistics([trace], ["a", "b", "none"])
+    >>> len(fig.axes)
+    6
+    """
+    table = step_table(traces, label_names)
+    fig = _figure(12, 6.5)
+    axes = fig.subplots(2, 3)
+    stats = (("top", "top probability", (0, 1)), ("second", "second-highest probability", (0, 1)),
+             ("entropy_bits", "entropy (bits)", (0, max(1.0, np.log2(len(label_names))))))
+    parts = (("intermediate", ~table.is_last, "tab:blue"), ("last", table.is_last, "tab:orange"))
+    for col, (key, title, limits) in enumerate(stats):
+        ax = axes[0, col]
+        for name, mask, color in parts:
+            steps = np.unique(table.step[mask])
+            means = [table[key][mask & (table.step == r)].mean() for r in steps]
+            ax.plot(steps + 1, means, marker="o", color=color, label=f"{name} steps")
+        ax.set(title=f"mean {title}", xlabel="step index", ylim=limits)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax = axes[1, col]
+        bins = np.linspace(*limits, 21)
+        for name, mask, color in parts:
+            if mask.any():
+                ax.hist(table[key][mask], bins=bins, alpha=0.6, color=color, label=f"{name} steps")
+        ax.set(title=f"{title}, all steps", xlabel=title, ylabel="steps")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Label-generation step distributions ({len(table.step)} steps, "
+                 f"{len(np.unique(table.text))} texts)")
+    return fig
+
+
+def plot_first_step_vs_output(traces: Sequence[dict], label_names: Sequence[str]):
+    """Mean first-step distribution next to how often each label is in the final output.
+
+    Examples
+    --------
+    >>> trace = {"has_steps": True, "step_labels": ["a", "b"],
+    ...          "step_distributions": np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])}
+    >>> fig = plot_first_step_vs_output([trace], ["a", "b", "none"])
+    >>> fig.axes[0].get_ylabel()
+    'share of texts / mean probability'
+    """
+    names = list(label_names)
+    with_steps = [t for t in traces if t.get("has_steps", True)]
+    first = np.array([np.asarray(t["step_distributions"], dtype=float)[0] for t in with_steps])
+    output = np.array([[name in t["step_labels"] for name in names] for t in with_steps], dtype=float)
+    fig = _figure(max(6, 0.5 * len(names) + 2), 4)
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    if len(with_steps):
+        ax.bar(x - 0.2, first.mean(0), width=0.4, label="mean first-step probability")
+        ax.bar(x + 0.2, output.mean(0), width=0.4, label="share of texts generating the label")
+    ax.set_xticks(x, names, rotation=45, ha="right")
+    ax.set(ylabel="share of texts / mean probability", ylim=(0, 1),
+           title=f"First step versus final output ({len(with_steps)} texts)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_reliability(y_true, proba, label_names: Sequence[str], *, n_bins: int = 10,
+                     title: str = "Reliability"):
+    """Per-label reliability diagram: binned predicted probability vs. mean annotator share.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_labels)
+        Annotator proportions in [0, 1] (or 0/1 gold labels).
+    proba : array-like of shape (n_samples, n_labels)
+    label_names : sequence of str
+    n_bins : int, default=10
+        Equal-width bins on [0, 1]; empty bins are skipped.
+
+    Examples
+    --------
+    >>> fig = plot_reliability([[1.0, 0.0], [0.5, 0.0]], [[0.9, 0.1], [0.4, 0.2]], ["a", "b"])
+    >>> len(fig.axes[0].lines)
+    3
+    """
+    y_true, proba = np.asarray(y_true, dtype=float), np.asarray(proba, dtype=float)
+    if y_true.shape != proba.shape or y_true.ndim != 2 or y_true.shape[1] != len(label_names):
+        raise ValueError(f"y_true {y_true.shape} and proba {proba.shape} must both be "
+                         f"(n_samples, {len(label_names)}).")
+    edges = np.linspace(0, 1, n_bins + 1)
+    fig = _figure(6, 5)
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly aligned")
+    for k, name in enumerate(label_names):
+        which = np.clip(np.digitize(proba[:, k], edges[1:-1]), 0, n_bins - 1)
+        xs, ys = [], []
+        for b in range(n_bins):
+            sel = which == b
+            if sel.any():
+                xs.append(proba[sel, k].mean())
+                ys.append(y_true[sel, k].mean())
+        ax.plot(xs, ys, marker="o", markersize=3, label=name)
+    ax.set(xlabel="predicted probability (bin mean)", ylabel="annotator share (bin mean)",
+           xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
+                     metrics: Sequence[str] = ("nll", "l1", "example_f1")):
+    """Bar chart of metrics by strategy (one panel per metric).
+
+    Parameters
+    ----------
+    results : mapping
+        ``strategy -> {metric name: value}``.
+    metrics : sequence of str
+        Metrics to draw, one panel each.
+
+    Examples
+    --------
+    >>> fig = plot_metric_bars({"max": {"nll": 2.0, "l1": 1.0, "example_f1": 0.5},
+    ...                         "first": {"nll": 5.0, "l1": 1.5, "example_f1": 0.4}})
+    >>> [ax.get_title() for ax in fig.axes]
+    ['nll', 'l1', 'example_f1']
+    """
+    names = list(results)
+    fig = _figure(4 * len(metrics), 4)
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics):
+        values = [results[name].get(metric, np.nan) for name in names]
+        ax.bar(range(len(names)), values, color="tab:blue")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_title(metric)
+        ax.grid(axis="y", alpha=0.3)
+    return fig

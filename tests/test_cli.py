@@ -1,0 +1,131 @@
+"""The ``sklml`` command line on a tiny model (in-process) and its error handling."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from sklearn_llm_multilabel.cli import main
+from sklearn_llm_multilabel.datasets import get_data_home
+
+from .conftest import LABEL_LISTS, LABELS, TEXTS
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture
+def table(tmp_path):
+    """A CSV of texts with annotator proportions per label (two copies of the fixture texts)."""
+    path = tmp_path / "data.csv"
+    rng = np.random.default_rng(0)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", *LABELS])
+        for copy in range(2):
+            for text, labels in zip(TEXTS, LABEL_LISTS):
+                shares = [1.0 if label in labels else round(float(rng.choice([0, 1 / 3])), 4)
+                          for label in LABELS]
+                writer.writerow([f"{text} {copy}", *shares])
+    return path
+
+
+def _png(path: Path, width: int, height: int) -> None:
+    image = imread(path)
+    assert image.shape[:2] == (height, width)
+    assert image[..., :3].std() > 0.01  # not a blank canvas
+
+
+def test_evaluate_writes_table_json_csv_plots_and_estimator(tiny_llama, table, tmp_path, capsys):
+    out = tmp_path / "report"
+    status = main(["evaluate", str(table), "--format", "csv", "--model", tiny_llama,
+                   "--strategies", "first,max", "--n-shots", "2", "--test-size", "0.25",
+                   "--out", str(out), "--quiet"])
+    assert status == 0
+    printed = capsys.readouterr().out
+    for row in ("| first |", "| max |", "| constant prior |", "| tf-idf + linear |"):
+        assert row in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_test"] == 4 and results["labels"] == LABELS
+    assert set(results["results"]) == {"first", "max", "constant prior", "tf-idf + linear"}
+    assert all(np.isfinite(v["nll"]) for v in results["results"].values())
+    with open(out / "results.csv") as f:
+        assert len(list(csv.reader(f))) == 5
+    _png(out / "metrics.png", 1200, 400)
+    _png(out / "reliability_max.png", 600, 500)
+    assert (out / "estimator.joblib").is_file()
+
+    predictions = tmp_path / "pred.csv"
+    assert main(["predict", "--model-dir", str(out), "--input", str(table),
+                 "--output", str(predictions)]) == 0
+    with open(predictions) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * len(TEXTS)
+    assert all(0.0 <= float(row["p_weather"]) <= 1.0 for row in rows)
+
+
+def test_analyze_writes_summary_and_figures(tiny_llama, table, tmp_path):
+    out = tmp_path / "steps"
+    assert main(["analyze", str(table), "--format", "csv", "--model", tiny_llama,
+                 "--n-shots", "2", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "steps.json").read_text())
+    assert summary["n_texts"] == 4
+    assert "Table 4" in (out / "steps.md").read_text()
+    _png(out / "step_statistics.png", 1200, 650)
+    _png(out / "first_step_vs_output.png", 600, 400)
+
+
+def test_cache_info_and_clear(tiny_llama, table, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    main(["evaluate", str(table), "--format", "csv", "--model", tiny_llama, "--strategies", "max",
+          "--n-shots", "2", "--cache-dir", str(cache), "--out", str(tmp_path / "r"), "--quiet"])
+    capsys.readouterr()
+    assert main(["cache", "info", "--cache-dir", str(cache)]) == 0
+    assert "4 cached texts" in capsys.readouterr().out
+    assert main(["cache", "clear", "--cache-dir", str(cache)]) == 0
+    assert not list(cache.glob("??/*.npz"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "missing.csv", "--format", "csv"], "no such file"),
+    (["evaluate", "{table}", "--format", "tsv"], "invalid choice"),
+    (["evaluate", "{table}", "--format", "csv", "--labels", "weather,hail"], "unknown label"),
+    (["evaluate", "{empty}", "--format", "csv"], "at least 2 texts"),
+    (["evaluate", "{table}", "--format", "csv", "--strategies", "best"], "unknown best"),
+    (["predict", "--model-dir", "{tmp}", "--input", "{table}"], "estimator.joblib: no such file"),
+    (["cache", "info", "--cache-dir", "{tmp}/nope"], "no such cache directory"),
+])
+def test_bad_input_is_one_line_and_status_2(args, message, table, tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,weather\n")
+    args = [a.format(table=table, empty=empty, tmp=tmp_path) for a in args]
+    try:
+        status = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1 and err.startswith("sklml: error:") and message in err
+    assert "Traceback" not in err
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "sklearn_llm_multilabel", "cache", "info",
+                             "--cache-dir", "/nonexistent-sklml"], capture_output=True, text=True)
+    assert result.returncode == 2 and "no such cache directory" in result.stderr
+
+
+def test_evaluate_reads_a_split_folder_of_the_shared_data(tiny_llama, tmp_path):
+    folder = get_data_home() / "hs_brexit"
+    if not folder.is_dir():
+        pytest.skip("../shared/data is absent")
+    out = tmp_path / "brexit"
+    assert main(["evaluate", str(folder), "--format", "lewidi", "--model", tiny_llama,
+                 "--strategies", "max", "--n-shots", "2", "--max-train", "30", "--max-test", "6",
+                 "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["labels"] == ["hateful", "aggressive", "offensive"] and results["n_test"] == 6
