@@ -40,7 +40,12 @@ MEMORY_CACHE_SIZE = 200_000
 
 
 def clear_memory_cache() -> None:
-    """Empty the in-process cache (the on-disk cache is left alone)."""
+    """Empty the in-process cache (the on-disk cache is left alone).
+
+    Examples
+    --------
+    >>> clear_memory_cache()  # the next predict_proba scores every text again
+    """
     with _MEMORY_LOCK:
         _MEMORY.clear()
 

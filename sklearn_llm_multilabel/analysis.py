@@ -165,7 +165,15 @@ def summarize_steps(traces: Sequence[dict], label_names: Sequence[str]) -> dict:
 
 
 def summary_markdown(summary: dict) -> str:
-    """A markdown report of :func:`summarize_steps`."""
+    """A markdown report of :func:`summarize_steps`.
+
+    Examples
+    --------
+    >>> trace = {"has_steps": True, "step_labels": ["a", "b"],
+    ...          "step_distributions": np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])}
+    >>> print(summary_markdown(summarize_steps([trace], ["a", "b", "none"])).splitlines()[2])
+    1 texts, 1 with at least one label step, 2 steps in total.
+    """
     lines = ["# Label-generation step distributions", "",
              f"{summary['n_texts']} texts, {summary['n_texts_with_steps']} with at least one "
              f"label step, {summary['n_steps']} steps in total.", "",

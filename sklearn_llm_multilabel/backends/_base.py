@@ -26,7 +26,13 @@ def get_scoring_stats() -> dict[str, int]:
 
 
 def reset_scoring_stats() -> None:
-    """Set every counter of :func:`get_scoring_stats` to zero."""
+    """Set every counter of :func:`get_scoring_stats` to zero.
+
+    Examples
+    --------
+    >>> reset_scoring_stats(); get_scoring_stats()["forward_calls"]
+    0
+    """
     _STATS.clear()
 
 

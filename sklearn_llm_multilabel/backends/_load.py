@@ -310,6 +310,12 @@ def load_model(
         The alias's package is not installed (the message gives the command).
     ModelLoadError
         The spec is unknown or the files cannot be loaded.
+
+    Examples
+    --------
+    >>> loaded = load_model("smollm2-135m-instruct", device="cpu")  # doctest: +SKIP
+    >>> loaded.device, loaded.dtype  # doctest: +SKIP
+    ('cpu', torch.float32)
     """
     if not isinstance(spec, str) or not spec:
         raise ModelLoadError(f"model must be a non-empty string spec; got {spec!r}.")

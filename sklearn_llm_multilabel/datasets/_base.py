@@ -33,6 +33,11 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
     ------
     FileNotFoundError
         When none exists (tests skip on it).
+
+    Examples
+    --------
+    >>> get_data_home()  # doctest: +SKIP
+    PosixPath('/work/shared/data')
     """
     explicit = data_home if data_home is not None else os.environ.get(DATA_ENV)
     if explicit:
@@ -52,7 +57,14 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
 
 def make_bunch(texts, target, label_names, *, n_annotators=None, ids=None, descr="",
                gold_only=False) -> Bunch:
-    """Assemble the standard Bunch (validating shapes and ranges)."""
+    """Assemble the standard Bunch (validating shapes and ranges).
+
+    Examples
+    --------
+    >>> ds = make_bunch(["a text", "another"], [[1.0, 0.0], [0.5, 0.5]], ["x", "y"])
+    >>> ds.label_names, ds.target.shape
+    (['x', 'y'], (2, 2))
+    """
     target = np.asarray(target, dtype=float)
     if target.ndim != 2 or target.shape != (len(texts), len(label_names)):
         raise ValueError(f"target shape {target.shape} does not match "
@@ -231,6 +243,16 @@ def load_counts(
     Returns
     -------
     Bunch
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "counts.csv"
+    >>> _ = path.write_text("text,a,b,none\\nhello,2,1,0\\nbye,0,0,3\\n")
+    >>> ds = load_counts(path, label_columns={"a": "a", "b": "b"}, none_columns=["none"],
+    ...                  keep_total=3)
+    >>> ds.target.round(2).tolist()
+    [[0.67, 0.33], [0.0, 0.0]]
     """
     path = Path(path)
     if n_annotators is None and keep_total is None:
@@ -268,7 +290,15 @@ def load_counts(
 
 
 def subset(bunch: Bunch, indices) -> Bunch:
-    """The rows ``indices`` of a dataset Bunch."""
+    """The rows ``indices`` of a dataset Bunch.
+
+    Examples
+    --------
+    >>> from sklearn_llm_multilabel.datasets import load_illustrative_topics
+    >>> small = subset(load_illustrative_topics(), [0, 2])
+    >>> len(small.data), small.target.shape[0]
+    (2, 2)
+    """
     indices = np.asarray(indices, dtype=int)
     return Bunch(**{
         **bunch,

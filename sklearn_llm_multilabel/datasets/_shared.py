@@ -38,6 +38,12 @@ def load_mfrc(data_home: str | os.PathLike | None = None) -> Bunch:
     Items whose counts sum to 3 (13,508 items): each of their three annotators
     picked at least one label, so ``target = count / 3`` over the paper's six
     foundations; ``Non-Moral`` and ``Thin Morality`` mean no label.
+
+    Examples
+    --------
+    >>> ds = load_mfrc()  # doctest: +SKIP
+    >>> ds.target.shape[1], len(ds.label_names)  # doctest: +SKIP
+    (6, 6)
     """
     path = get_data_home(data_home) / "mfrc" / "MFRC_nlpforsocialinteractions.csv"
     return load_counts(
@@ -58,6 +64,14 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
     label_streams : dict
         ``label name -> key`` in ``other_info["other annotations"]``; None
         means the item's main ``annotations`` field.
+
+    Examples
+    --------
+    >>> ds = load_lewidi("HS-Brexit_test.json",  # doctest: +SKIP
+    ...                  label_streams={"hateful": None,
+    ...                                 "offensive": "offensive language detection"})
+    >>> ds.label_names  # doctest: +SKIP
+    ['hateful', 'offensive']
     """
     path = Path(path)
     if not path.is_file():
@@ -109,6 +123,12 @@ def load_hs_brexit(split: str = "train", data_home: str | os.PathLike | None = N
     """HS-Brexit (SemEval-2023 Le-Wi-Di) as three labels: hateful, aggressive, offensive.
 
     ``target`` is the mean of the six annotators' 0/1 values per label.
+
+    Examples
+    --------
+    >>> ds = load_hs_brexit("test")  # doctest: +SKIP
+    >>> ds.target.shape[1], len(ds.label_names)  # doctest: +SKIP
+    (3, 3)
     """
     if split not in ("train", "dev", "test"):
         raise ValueError(f"split must be 'train', 'dev' or 'test'; got {split!r}.")
@@ -136,6 +156,12 @@ def load_goemotions(split: str = "train", data_home: str | os.PathLike | None = 
 
     Gold sets only (no per-rater data): ``target`` is 0/1 and ``gold_only`` is True.
     ``pooled=False`` keeps the 28 original labels (27 emotions and neutral).
+
+    Examples
+    --------
+    >>> ds = load_goemotions("dev", pooled=False)  # doctest: +SKIP
+    >>> ds.target.shape[1], len(ds.label_names)  # doctest: +SKIP
+    (28, 28)
     """
     if split not in ("train", "dev", "test"):
         raise ValueError(f"split must be 'train', 'dev' or 'test'; got {split!r}.")
@@ -171,7 +197,13 @@ def load_goemotions(split: str = "train", data_home: str | os.PathLike | None = 
 
 
 def load_xed(data_home: str | os.PathLike | None = None) -> Bunch:
-    """XED English: gold multi-label Plutchik emotions (``gold_only`` is True)."""
+    """XED English: gold multi-label Plutchik emotions (``gold_only`` is True).
+    Examples
+    --------
+    >>> ds = load_xed()  # doctest: +SKIP
+    >>> ds.target.shape[1], len(ds.label_names)  # doctest: +SKIP
+    (8, 8)
+    """
     path = get_data_home(data_home) / "xed" / "en-annotated.tsv"
     texts, target = [], []
     for line_no, line in _read_lines(path):
