@@ -52,14 +52,14 @@ def run_original(scorer, query_ids):
     """Per-example ``generate`` on the full prompt; returns (generated ids, label scores) per text."""
     model, tok = scorer.model, scorer.tokenizer
     config = GenerationConfig(max_new_tokens=scorer.max_new_tokens, do_sample=False, num_beams=1,
-                              pad_token_id=scorer._pad_id, eos_token_id=tok.eos_token_id)
+                              pad_token_id=scorer._pad_id, eos_token_id=tok.eos_token_id,
+                              output_scores=True, return_dict_in_generate=True)
     results = []
     with torch.inference_mode():
         for ids in query_ids:
             prompt = torch.tensor([scorer.prefix_ids + ids], device=scorer.loaded.device)
             out = model.generate(prompt, attention_mask=torch.ones_like(prompt),
-                                 generation_config=config, output_scores=True,
-                                 return_dict_in_generate=True)
+                                 generation_config=config)
             generated = out.sequences[0, prompt.shape[1]:].tolist()
             logits = torch.cat(out.scores, dim=0).float()  # (n_generated, vocab)
             results.append((generated, reduce_label_logits(logits, scorer._idx, scorer._valid).numpy()))

@@ -80,14 +80,14 @@ def test_step_scores_equal_transformers_generate(spec_fixture, request):
     queries = scorer.prepare_queries(TEXTS)
     records = scorer.score_queries(queries, batch_size=8)
     config = GenerationConfig(max_new_tokens=6, do_sample=False, pad_token_id=scorer._pad_id,
-                              eos_token_id=scorer.tokenizer.eos_token_id)
+                              eos_token_id=scorer.tokenizer.eos_token_id,
+                              output_scores=True, return_dict_in_generate=True)
     for query, record in zip(queries, records):
         ids = scorer.prefix_ids + scorer.tokenizer.encode(query, add_special_tokens=False)
         prompt = torch.tensor([ids])
         with torch.no_grad():
             out = scorer.model.generate(prompt, attention_mask=torch.ones_like(prompt),
-                                        generation_config=config, output_scores=True,
-                                        return_dict_in_generate=True)
+                                        generation_config=config)
         n = len(record.generated_ids)
         assert out.sequences[0, len(ids): len(ids) + n].tolist() == record.generated_ids.tolist()
         scores = reduce_label_logits(torch.cat(out.scores)[:n].float(), scorer._idx, scorer._valid)
