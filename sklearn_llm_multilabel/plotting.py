@@ -10,8 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .analysis import step_table
+
+#: panel titles of :func:`plot_metric_bars` for the alignment metrics
+_METRIC_TITLES = {"nll": "NLL (lower is better)", "l1": "L1 (lower is better)",
+                  "example_f1": "example-F1 (higher is better)",
+                  "brier": "Brier (lower is better)", "ece": "ECE (lower is better)"}
 
 
 def _figure(width: float, height: float):
@@ -48,6 +54,7 @@ def plot_step_statistics(traces: Sequence[dict], label_names: Sequence[str]):
             means = [table[key][mask & (table.step == r)].mean() for r in steps]
             ax.plot(steps + 1, means, marker="o", color=color, label=f"{name} steps")
         ax.set(title=f"mean {title}", xlabel="step index", ylim=limits)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         ax = axes[1, col]
@@ -147,8 +154,8 @@ def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
     --------
     >>> fig = plot_metric_bars({"max": {"nll": 2.0, "l1": 1.0, "example_f1": 0.5},
     ...                         "first": {"nll": 5.0, "l1": 1.5, "example_f1": 0.4}})
-    >>> [ax.get_title() for ax in fig.axes]
-    ['nll', 'l1', 'example_f1']
+    >>> [ax.get_title() for ax in fig.axes]  # doctest: +NORMALIZE_WHITESPACE
+    ['NLL (lower is better)', 'L1 (lower is better)', 'example-F1 (higher is better)']
     """
     names = list(results)
     fig = _figure(4 * len(metrics), 4)
@@ -157,6 +164,6 @@ def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
         values = [results[name].get(metric, np.nan) for name in names]
         ax.bar(range(len(names)), values, color="tab:blue")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-        ax.set_title(metric)
+        ax.set_title(_METRIC_TITLES.get(metric, metric))
         ax.grid(axis="y", alpha=0.3)
     return fig
