@@ -43,18 +43,21 @@ def main(argv=None):
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--sizes-28", default=None,
-                        help="sizes for the 28-label set (default: --sizes)")
+                        help="sizes for the 28-label set (default: --sizes; '' skips it)")
     parser.add_argument("--batch-size", default="auto")
     parser.add_argument("--json")
     parser.add_argument("--plot")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    sizes_28 = [int(s) for s in (args.sizes_28 or args.sizes).split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    sizes_28 = [int(s) for s in (args.sizes if args.sizes_28 is None else args.sizes_28).split(",")
+                if s]
     batch_size = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     print(machine(), flush=True)
 
     results = {"machine": machine(), "runs": []}
     for name, train, pool in datasets(max(sizes + sizes_28)):
+        if not (sizes if name.startswith("MFRC") else sizes_28):
+            continue
         clf = LLMMultiLabelClassifier(model=args.model, labels=train.label_names, n_shots=10,
                                       batch_size=batch_size, show_progress=True)
         with warnings.catch_warnings():

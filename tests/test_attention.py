@@ -157,3 +157,11 @@ def test_model_without_attention_backend_warns_and_stays_correct(tiny_llama):
         got = scorer.score_queries(queries, batch_size=3)
     assert_same_records(got, expected)
     assert get_scoring_stats()["prefix_encodings"] == 1  # only the reference encoded it
+
+
+def test_records_own_their_arrays(tiny_llama):
+    """Cached records must not be views that keep a whole batch's arrays alive."""
+    scorer = make_scorer(tiny_llama)
+    for record in scorer.score_queries(scorer.prepare_queries(TEXTS[:3]), batch_size=3):
+        for name in ("position_scores", "generated_ids", "label_mass", "hidden"):
+            assert getattr(record, name).base is None, name

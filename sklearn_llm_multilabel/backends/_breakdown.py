@@ -102,7 +102,7 @@ class BreakdownScorer(PrefixEngine):
             scores = reduce_label_logits(out.logits.reshape(B * K, V).float(), self._idx,
                                          self._valid).reshape(B, K, 2).cpu()
         _STATS["texts_scored"] += B
-        return [BreakdownRecord(np.ascontiguousarray(scores[b].numpy(), dtype=np.float32))
+        return [BreakdownRecord(np.array(scores[b].numpy(), dtype=np.float32, copy=True))
                 for b in range(B)]
 
     def _score_batch_uncached(self, rows: list[list[int]]) -> list[BreakdownRecord]:

@@ -590,14 +590,15 @@ class StepScorer(PrefixEngine):
         text = (text if cut is None else text[:cut]).strip()
         parsed, unknown = parse_labels(text, self.label_names, self.label_format, self.none_label)
         first = int(positions[0]) if len(positions) else 0
+        # copies: a view would keep the batch's whole (B, steps, hidden) array alive in the cache
         return StepRecord(
-            position_scores=np.ascontiguousarray(scores[:n_positions], dtype=np.float32),
-            generated_ids=np.ascontiguousarray(gen[:n_positions], dtype=np.int64),
+            position_scores=np.array(scores[:n_positions], dtype=np.float32, copy=True),
+            generated_ids=np.array(gen[:n_positions], dtype=np.int64, copy=True),
             n_valid=int(n_valid),
             step_positions=positions,
             step_labels=labels,
-            label_mass=np.ascontiguousarray(mass[:n_positions], dtype=np.float32),
-            hidden=np.ascontiguousarray(hidden[first], dtype=np.float32),
+            label_mass=np.array(mass[:n_positions], dtype=np.float32, copy=True),
+            hidden=np.array(hidden[first], dtype=np.float32, copy=True),
             text=text,
             parsed=tuple(parsed),
             unknown=tuple(unknown),
