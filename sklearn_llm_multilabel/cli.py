@@ -68,16 +68,19 @@ def _load_file(path: Path, args):
     from . import datasets as ds
 
     labels = _labels_arg(args.labels)
+    args.delimiter = {"\\t": "\t", "tab": "\t"}.get(args.delimiter, args.delimiter)
     if args.format == "annotations":
         return ds.load_annotations(path, text_column=args.text_column, item_column=args.id_column,
-                                   label_names=labels)
+                                   label_names=labels, delimiter=args.delimiter)
     if args.format == "counts":
         if not labels:
             raise UsageError("--format counts needs --labels (the count columns).")
         n = args.n_annotators
         return ds.load_counts(path, label_columns={label: label for label in labels},
                               text_column=args.text_column,
-                              n_annotators=int(n) if n and n.isdigit() else n)
+                              n_annotators=int(n) if n and n.isdigit() else n,
+                              none_columns=_labels_arg(args.none_columns) or (),
+                              keep_total=args.keep_total, delimiter=args.delimiter)
     if args.format == "lewidi":
         streams = {"hateful": None, "aggressive": "aggressive language detection",
                    "offensive": "offensive language detection"} if not labels else {
@@ -292,6 +295,11 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", default="text")
     p.add_argument("--id-column", default="id")
     p.add_argument("--n-annotators", help="counts: a number or the column holding it")
+    p.add_argument("--none-columns", help="counts: comma-separated columns counting 'no label'")
+    p.add_argument("--keep-total", type=int,
+                   help="counts: keep rows whose counts sum to this (then the annotator count)")
+    p.add_argument("--delimiter", help="field separator of annotations/counts files "
+                                       "(default: from the file name; 'tab' for tabs)")
     p.add_argument("--all-labels", action="store_true",
                    help="goemotions: the 28 original labels instead of 7 clusters")
     p.add_argument("--test-size", type=float, default=0.2, help="when DATA is a single file")

@@ -79,6 +79,24 @@ def test_analyze_writes_summary_and_figures(tiny_llama, table, tmp_path):
     _png(out / "first_step_vs_output.png", 600, 400)
 
 
+def test_evaluate_reads_a_count_table_with_options(tiny_llama, tmp_path):
+    path = tmp_path / "counts.csv"  # tab-separated despite the name, as MFRC's file is
+    rows = ["text\tweather\tsports\tNone"]
+    for i, (text, labels) in enumerate(zip(TEXTS * 2, LABEL_LISTS * 2)):
+        counts = [2 * ("weather" in labels), 1 * ("sports" in labels)]
+        rows.append("\t".join([f"{text} {i}", *map(str, counts), str(3 - sum(counts) if sum(counts) < 3
+                                                                      else 0)]))
+    rows.append("too many annotators\t3\t3\t0")  # sums to 6: dropped by --keep-total 3
+    path.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "counts-report"
+    assert main(["evaluate", str(path), "--format", "counts", "--delimiter", "tab",
+                 "--labels", "weather,sports", "--none-columns", "None", "--keep-total", "3",
+                 "--model", tiny_llama, "--strategies", "max", "--n-shots", "2",
+                 "--test-size", "0.25", "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_train"] + results["n_test"] == 2 * len(TEXTS)
+
+
 def test_cache_info_and_clear(tiny_llama, table, tmp_path, capsys):
     cache = tmp_path / "cache"
     main(["evaluate", str(table), "--format", "csv", "--model", tiny_llama, "--strategies", "max",
