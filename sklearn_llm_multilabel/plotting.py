@@ -30,8 +30,9 @@ def plot_step_statistics(traces: Sequence[dict], label_names: Sequence[str]):
     """Top / second probability and entropy per step index (means, then histograms).
 
     Intermediate and last steps are drawn separately, as in the paper's
-    analysis: the top row shows means per step index, the bottom row the
-    distribution of each statistic.
+    analysis: the top row shows means per step index (marker area grows with
+    the number of steps averaged), the bottom row the distribution of each
+    statistic.
 
     Examples
     --------
@@ -44,15 +45,20 @@ def plot_step_statistics(traces: Sequence[dict], label_names: Sequence[str]):
     table = step_table(traces, label_names)
     fig = _figure(12, 6.5)
     axes = fig.subplots(2, 3)
-    stats = (("top", "top probability", (0, 1)), ("second", "second-highest probability", (0, 1)),
+    stats = (("top", "top probability", (0, 1.02)), ("second", "second-highest probability", (0, 1.02)),
              ("entropy_bits", "entropy (bits)", (0, max(1.0, np.log2(len(label_names))))))
     parts = (("intermediate", ~table.is_last, "tab:blue"), ("last", table.is_last, "tab:orange"))
     for col, (key, title, limits) in enumerate(stats):
         ax = axes[0, col]
         for name, mask, color in parts:
             steps = np.unique(table.step[mask])
-            means = [table[key][mask & (table.step == r)].mean() for r in steps]
-            ax.plot(steps + 1, means, marker="o", color=color, label=f"{name} steps")
+            means = np.array([table[key][mask & (table.step == r)].mean() for r in steps])
+            counts = np.array([(mask & (table.step == r)).sum() for r in steps])
+            # lines join consecutive step indices only; marker area follows the count
+            for run in np.split(np.arange(len(steps)), np.flatnonzero(np.diff(steps) > 1) + 1):
+                ax.plot(steps[run] + 1, means[run], color=color)
+            ax.scatter(steps + 1, means, s=12 + 60 * np.sqrt(counts / max(counts.max(), 1)),
+                       color=color, label=f"{name} steps")
         ax.set(title=f"mean {title}", xlabel="step index", ylim=limits)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
