@@ -41,6 +41,9 @@ def plot_step_statistics(traces: Sequence[dict], label_names: Sequence[str]):
     >>> fig = plot_step_statistics([trace], ["a", "b", "none"])
     >>> len(fig.axes)
     6
+    >>> one = {"has_steps": True, "step_labels": ["a"], "step_distributions": np.array([[.9, .05, .05]])}
+    >>> len(plot_step_statistics([one], ["a", "b", "none"]).axes)  # no intermediate steps
+    6
     """
     table = step_table(traces, label_names)
     fig = _figure(12, 6.5)
@@ -52,6 +55,8 @@ def plot_step_statistics(traces: Sequence[dict], label_names: Sequence[str]):
         ax = axes[0, col]
         for name, mask, color in parts:
             steps = np.unique(table.step[mask])
+            if not len(steps):  # e.g. no intermediate steps when every text has one label
+                continue
             means = np.array([table[key][mask & (table.step == r)].mean() for r in steps])
             counts = np.array([(mask & (table.step == r)).sum() for r in steps])
             # lines join consecutive step indices only; marker area follows the count
