@@ -105,16 +105,15 @@ def main(argv=None):
         **{f"batch {size}": (lambda size=size: run(batch_size=size)) for size in (1, 4, 16, 32)},
     }
     if torch.device(scorer.loaded.device).type == "cpu":
-        variants["int8 dynamic quantisation"] = "int8"
+        variants["int8 dynamic quantisation"] = quantized_run
     variants = {k: v for k, v in variants.items() if k == baseline or k.split(" ")[0] not in skip}
     times: dict[str, list[float]] = {k: [] for k in variants}
     records: dict[str, list] = {}
     names = list(variants)
     for repeat in range(args.repeats):  # interleaved, the order rotated every repeat
         for name in names[repeat % len(names):] + names[: repeat % len(names)]:
-            fn = variants[name]
             start = time.perf_counter()
-            records[name] = quantized_run() if fn == "int8" else fn()
+            records[name] = variants[name]()
             times[name].append(time.perf_counter() - start)
             print(f"  {name}: {times[name][-1]:.2f} s", flush=True)
     base_time = float(np.median(times[baseline]))

@@ -73,9 +73,7 @@ def run_floor(scorer, query_ids, records, batch_size):
         keep = max(len(records[i].generated_ids) for i in chunk)
         batch = scorer._layout(rows, use_shared=True)
         with scorer._attending(True):
-            scorer._forward(hidden=False, keep=keep, input_ids=batch.input_ids,
-                            attention_mask=scorer._model_mask(batch.mask, True),
-                            position_ids=batch.positions, past_key_values=scorer._new_cache())
+            scorer._first_forward(batch, hidden=False, keep=keep)
 
 
 def compare(scorer, records, original):

@@ -149,15 +149,15 @@ def summarize_steps(traces: Sequence[dict], label_names: Sequence[str]) -> dict:
     summary["second_never_later_share"] = (float((~table.second_later[not_next]).mean())
                                            if not_next.any() else float("nan"))
     index = {name: k for k, name in enumerate(label_names)}
-    later = []
+    later, n_multi = [], 0
     for trace in traces:
         if trace.get("has_steps", True) and len(trace["step_labels"]) >= 2:
+            n_multi += 1
             first = np.asarray(trace["step_distributions"], dtype=float)[0]
             later.extend(first[index[name]] for name in trace["step_labels"][1:])
     later = np.asarray(later, dtype=float)
     summary["first_step"] = {
-        "texts_with_two_or_more_steps": int(sum(
-            1 for t in traces if t.get("has_steps", True) and len(t["step_labels"]) >= 2)),
+        "texts_with_two_or_more_steps": n_multi,
         "later_labels_mean_prob": float(later.mean()) if len(later) else float("nan"),
         "later_labels_below_0.05_share": float((later < 0.05).mean()) if len(later) else float("nan"),
     }

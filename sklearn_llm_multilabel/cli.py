@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets._base import _delimiter as file_delimiter
 from .exceptions import SklearnLLMError
 
 FORMATS = ("annotations", "counts", "lewidi", "goemotions", "xed", "csv")
@@ -37,12 +38,13 @@ def _labels_arg(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _read_csv_proportions(path: Path, text_column: str, labels: list[str] | None):
+def _read_csv_proportions(path: Path, text_column: str, labels: list[str] | None,
+                          delimiter: str | None):
     """A CSV with a text column and one proportion column per label."""
     from .datasets import make_bunch
 
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t" if path.suffix in (".tsv", ".tab") else ",")
+        reader = csv.DictReader(f, delimiter=file_delimiter(path, delimiter))
         fields = reader.fieldnames or []
         if text_column not in fields:
             raise UsageError(f"{path}: no column {text_column!r} (columns: {', '.join(fields)}).")
@@ -68,7 +70,6 @@ def _load_file(path: Path, args):
     from . import datasets as ds
 
     labels = _labels_arg(args.labels)
-    args.delimiter = {"\\t": "\t", "tab": "\t"}.get(args.delimiter, args.delimiter)
     if args.format == "annotations":
         return ds.load_annotations(path, text_column=args.text_column, item_column=args.id_column,
                                    label_names=labels, delimiter=args.delimiter)
@@ -91,7 +92,7 @@ def _load_file(path: Path, args):
         return ds.load_goemotions(path.stem, data_home=path.parent.parent, pooled=not args.all_labels)
     if args.format == "xed":
         return ds.load_xed(data_home=path.parent.parent)
-    return _read_csv_proportions(path, args.text_column, labels)
+    return _read_csv_proportions(path, args.text_column, labels, args.delimiter)
 
 
 def _split_files(folder: Path, fmt: str) -> tuple[Path | None, Path | None]:
@@ -246,7 +247,7 @@ def cmd_predict(args) -> int:
     if not source.is_file():
         raise UsageError(f"{source}: no such file.")
     with open(source, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter="\t" if source.suffix in (".tsv", ".tab") else ",")
+        reader = csv.DictReader(f, delimiter=file_delimiter(source, None))
         if args.text_column not in (reader.fieldnames or []):
             raise UsageError(f"{source}: no column {args.text_column!r}.")
         texts = [row[args.text_column] for row in reader]
@@ -287,6 +288,11 @@ def cmd_cache(args) -> int:
 
 
 # --------------------------------------------------------------- parser
+def _delimiter(value: str) -> str:
+    """``tab`` or a literal backslash-t mean a tab (hard to type in a shell)."""
+    return {"\\t": "\t", "tab": "\t"}.get(value, value)
+
+
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", help="a data file, or a folder holding its split files")
     p.add_argument("--format", required=True, choices=FORMATS)
@@ -298,7 +304,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--none-columns", help="counts: comma-separated columns counting 'no label'")
     p.add_argument("--keep-total", type=int,
                    help="counts: keep rows whose counts sum to this (then the annotator count)")
-    p.add_argument("--delimiter", help="field separator of annotations/counts files "
+    p.add_argument("--delimiter", type=_delimiter, help="field separator of annotations/counts/csv files "
                                        "(default: from the file name; 'tab' for tabs)")
     p.add_argument("--all-labels", action="store_true",
                    help="goemotions: the 28 original labels instead of 7 clusters")

@@ -95,9 +95,7 @@ class BreakdownScorer(PrefixEngine):
         batch = self._layout(rows, use_shared, tree=self._tree)
         keep = torch.tensor(self._tree.ends, device=self.loaded.device) + batch.query_length
         with self._attending(use_shared):
-            out = self._forward(hidden=False, keep=keep, input_ids=batch.input_ids,
-                                attention_mask=self._model_mask(batch.mask, use_shared),
-                                position_ids=batch.positions, past_key_values=self._new_cache())
+            out = self._first_forward(batch, hidden=False, keep=keep)
             B, K, V = out.logits.shape
             scores = reduce_label_logits(out.logits.reshape(B * K, V).float(), self._idx,
                                          self._valid).reshape(B, K, 2).cpu()

@@ -2,10 +2,10 @@
 
 For each text, one greedy decoding of the label list, recording the label
 scores at every generated position. The prompt prefix (instruction and
-demonstrations) is encoded once; its key/value cache is reused by every batch.
-Texts are batched longest first; inside a batch, the rows are laid out as
-``[prefix | padding | query]`` with explicit position ids, so each row sees
-exactly the positions it would see alone.
+demonstrations) is encoded once and attended by every row without being copied
+(:mod:`._attention`). Texts are batched longest first; inside a batch, the rows
+are laid out as ``[padding | query]`` after the prefix with explicit position
+ids, so each row sees exactly the positions it would see alone.
 """
 
 from __future__ import annotations
@@ -140,10 +140,11 @@ def truncate_texts(tokenizer, texts: Sequence[str], budget: int, *, what: str = 
 class PrefixEngine:
     """What every scorer shares: one encoded prompt prefix and batched queries after it.
 
-    Rows of a batch are laid out as ``[prefix | padding | query]``: the
-    prefix's key/value cache (encoded once) is expanded to the batch, queries
-    are left-padded inside their own block, and position ids continue from the
-    prefix, so each row sees exactly the positions it would see alone.
+    The prefix's keys and values are encoded once and held with batch size 1;
+    rows are left-padded queries whose position ids continue from the prefix,
+    attending to the prefix through :func:`shared_prefix` (or, for models that
+    cannot, with the prefix prepended to every row), so each row sees exactly
+    the positions it would see alone.
     """
 
     def __init__(self, loaded: LoadedModel, prefix: str, add_bos: bool, max_text_tokens: int,
@@ -292,10 +293,14 @@ class PrefixEngine:
         return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(
             ~mask, torch.finfo(dtype).min)
 
-    def _new_cache(self):
+    def _first_forward(self, batch: _Batch, **kwargs):
+        """The batch's first forward, into a fresh cache that holds the rows' own keys."""
         from transformers import DynamicCache
 
-        return DynamicCache(config=self.model.config)
+        return self._forward(input_ids=batch.input_ids,
+                             attention_mask=self._model_mask(batch.mask, batch.use_shared),
+                             position_ids=batch.positions,
+                             past_key_values=DynamicCache(config=self.model.config), **kwargs)
 
     #: tokens after the query that every row carries (decoded tokens, or the suffix tree)
     def _tail_tokens(self) -> int:
@@ -517,9 +522,7 @@ class StepScorer(PrefixEngine):
         active = np.arange(B)  # rows of the batch still decoding, in cache order
         keys_valid, next_position = batch.keys_valid, batch.next_position
         with self._attending(use_shared):
-            out = self._forward(input_ids=batch.input_ids,
-                                attention_mask=self._model_mask(batch.mask, use_shared),
-                                position_ids=batch.positions, past_key_values=self._new_cache())
+            out = self._first_forward(batch)
             for step in range(steps):
                 logits = out.logits[:, -1, :].float()
                 hiddens[active, step] = out.hidden_states[-1][:, -1, :].float().cpu().numpy()
