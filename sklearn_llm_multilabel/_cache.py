@@ -21,22 +21,20 @@ import contextlib
 import json
 import os
 import tempfile
-import threading
 import warnings
 import zipfile
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from . import _state
 from .backends._base import RECORD_TYPES
 from .exceptions import CacheWarning
 
 FORMAT_VERSION = 2
 
-_MEMORY: OrderedDict[str, object] = OrderedDict()
-_MEMORY_LOCK = threading.Lock()
-MEMORY_CACHE_SIZE = 200_000
+_MEMORY = _state.MEMORY
+_MEMORY_LOCK = _state.LOCK
 
 
 def clear_memory_cache() -> None:
@@ -99,7 +97,7 @@ class StepCache:
         with _MEMORY_LOCK:
             _MEMORY[key] = record
             _MEMORY.move_to_end(key)
-            while len(_MEMORY) > MEMORY_CACHE_SIZE:
+            while len(_MEMORY) > _state.MEMORY_CACHE_SIZE:
                 _MEMORY.popitem(last=False)
 
     @staticmethod

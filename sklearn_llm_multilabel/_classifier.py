@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
 import warnings
-from collections import OrderedDict
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _state
 from ._aggregation import (
     AGGREGATIONS,
     BREAKDOWN_AGGREGATIONS,
@@ -45,10 +44,6 @@ from .backends._hf import StepScorer, check_tokenizer, default_max_new_tokens, t
 from .backends._load import DEFAULT_MODEL, load_model
 from .exceptions import NoLabelStepWarning
 from .metrics import example_f1
-
-_SCORERS: OrderedDict[tuple, StepScorer] = OrderedDict()
-_SCORERS_LOCK = threading.Lock()
-_MAX_SCORERS = 8
 
 
 class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
@@ -493,14 +488,15 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
 def _memoized(key: tuple, factory):
     """The process-wide scorer for ``key`` (its encoded prefix is reused), built once."""
-    with _SCORERS_LOCK:
-        scorer = _SCORERS.get(key)
+    with _state.LOCK:
+        scorer = _state.SCORERS.get(key)
         if scorer is not None:
-            _SCORERS.move_to_end(key)
+            _state.SCORERS.move_to_end(key)
             return scorer
     scorer = factory()
-    with _SCORERS_LOCK:
-        _SCORERS[key] = scorer
-        while len(_SCORERS) > _MAX_SCORERS:
-            _SCORERS.popitem(last=False)
+    with _state.LOCK:
+        scorer = _state.SCORERS.setdefault(key, scorer)  # another thread may have built it
+        _state.SCORERS.move_to_end(key)
+        while len(_state.SCORERS) > _state.MAX_SCORERS:
+            _state.SCORERS.popitem(last=False)
     return scorer

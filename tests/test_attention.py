@@ -30,12 +30,9 @@ def test_shared_prefix_attention_equals_sdpa_over_the_concatenation(n_queries, k
     pk, pv = torch.randn(1, kv_heads, P, D), torch.randn(1, kv_heads, P, D)
     mask = torch.rand(B, 1, n_queries, S) > 0.4  # some rows see none of their own keys
     mask[0, 0, :, :] = False
-    _attention._STATE.prefix = [(pk, pv)]
-    try:
-        got, _ = _attention.shared_prefix_attention(_Layer(), query, key, value, mask,
-                                                    scaling=0.3)
-    finally:
-        _attention._STATE.prefix = None
+    shared = _attention.SharedPrefix(((pk, pv),))
+    got, _ = _attention.shared_prefix_attention(_Layer(), query, key, value, mask, scaling=0.3,
+                                                **{_attention.PREFIX_KWARG: shared})
     keys = torch.cat([pk.expand(B, -1, -1, -1), key], 2).repeat_interleave(H // kv_heads, 1)
     values = torch.cat([pv.expand(B, -1, -1, -1), value], 2).repeat_interleave(H // kv_heads, 1)
     full_mask = torch.cat([torch.ones(B, 1, n_queries, P, dtype=torch.bool), mask], 3)
@@ -45,14 +42,34 @@ def test_shared_prefix_attention_equals_sdpa_over_the_concatenation(n_queries, k
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
-def test_shared_prefix_restores_the_attention_implementation(tiny_llama):
+def test_scoring_never_switches_the_attention_implementation(tiny_llama, tiny_tokenizer):
+    """The library's model is switched once at load; scoring changes no config or global."""
     scorer = make_scorer(tiny_llama)
-    before = scorer.model.config._attn_implementation
-    with pytest.raises(RuntimeError, match="boom"), scorer._attending(True):
-        assert scorer.model.config._attn_implementation == _attention.NAME
-        raise RuntimeError("boom")
-    assert scorer.model.config._attn_implementation == before
-    assert getattr(_attention._STATE, "prefix", None) is None
+    assert scorer.model.config._attn_implementation == _attention.NAME
+    seen = []
+    original = scorer.model.forward
+
+    def spy(*args, **kwargs):
+        seen.append(scorer.model.config._attn_implementation)
+        return original(*args, **kwargs)
+
+    scorer.model.forward = spy
+    try:
+        scorer.score_queries(scorer.prepare_queries(TEXTS[:3]), batch_size=2)
+    finally:
+        del scorer.model.forward
+    assert set(seen) == {_attention.NAME}
+    assert scorer.model.config._attn_implementation == _attention.NAME
+
+
+def test_without_a_prefix_the_registered_function_is_sdpa():
+    torch.manual_seed(0)
+    query, key, value = torch.randn(2, 4, 3, 8), torch.randn(2, 4, 3, 8), torch.randn(2, 4, 3, 8)
+    mask = torch.ones(3, 3, dtype=torch.bool).tril()[None, None].expand(2, 1, 3, 3)
+    got, _ = _attention.shared_prefix_attention(_Layer(), query, key, value, mask, scaling=0.5)
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask,
+                                                                scale=0.5).transpose(1, 2)
+    torch.testing.assert_close(got, expected)
 
 
 def test_suffix_tree_shares_leading_tokens_and_sees_only_ancestors():
@@ -123,10 +140,10 @@ def test_finished_rows_leave_the_batch(tiny_llama):
     assert model.rows[:4] == [1, 4, 4, 3] and set(model.rows[4:]) == {3}
     alone = [scorer.score_queries([q], batch_size=1)[0] for q in queries]
     assert_same_records(together, alone)
-    scorer.early_exit = False
     model.rows.clear()
-    assert_same_records(scorer.score_queries(queries, batch_size=4), together)
-    assert set(model.rows) == {4}
+    no_exit = make_scorer(tiny_llama, max_new_tokens=10, model=model, early_exit=False)
+    assert_same_records(no_exit.score_queries(queries, batch_size=4), together)
+    assert model.rows[0] == 1 and set(model.rows[1:]) == {4}  # its own prefix, then 4 rows
 
 
 def test_auto_batch_size_follows_memory_and_length(tiny_llama, monkeypatch):

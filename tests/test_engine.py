@@ -21,7 +21,7 @@ from .conftest import LABELS, TEXTS
 
 
 def make_scorer(spec, labels=LABELS, demos=None, max_new_tokens=12, max_text_tokens=64,
-                model=None):
+                model=None, **options):
     loaded = load_model(spec, device="cpu")
     if model is not None:
         loaded = type(loaded)(model, loaded.tokenizer, loaded.fingerprint + "-scripted",
@@ -30,7 +30,7 @@ def make_scorer(spec, labels=LABELS, demos=None, max_new_tokens=12, max_text_tok
         demos = [(TEXTS[0], ["weather"]), (TEXTS[2], ["weather", "sports"])]
     parts = build_prompt(labels, demos)
     return StepScorer(loaded, parts, labels, "none", "comma", answer_lead="\nLabel(s): ",
-                      max_new_tokens=max_new_tokens, max_text_tokens=max_text_tokens)
+                      max_new_tokens=max_new_tokens, max_text_tokens=max_text_tokens, **options)
 
 
 def assert_same_records(a, b, atol=1e-5):
@@ -184,15 +184,34 @@ def test_context_length_errors(tiny_llama):
         scorer.score_queries(queries)
 
 
-def test_model_state_is_restored(tiny_llama):
+def test_registered_model_is_never_modified(tiny_tokenizer):
+    """The library scores with its own view: the user's object keeps its state."""
+    from sklearn_llm_multilabel import register_model
+    from sklearn_llm_multilabel.testing import make_tiny_model
+
+    user_model = make_tiny_model(tiny_tokenizer, "gpt2", seed=3)
+    user_model.train()
+    implementation = user_model.config._attn_implementation
+    register_model("tiny-user-owned", user_model, tiny_tokenizer)
+    scorer = make_scorer("tiny-user-owned")
+    records = scorer.score_queries(scorer.prepare_queries(TEXTS[:2]))
+    assert user_model.training and user_model.config._attn_implementation == implementation
+    assert not scorer.model.training and scorer.model is not user_model
+    assert scorer.model.transformer.wte.weight is user_model.transformer.wte.weight  # no copy
+    assert torch.is_grad_enabled()
+    user_model.eval()
+    reference = make_scorer("tiny-user-owned").score_queries(scorer.prepare_queries(TEXTS[:2]),
+                                                             use_prefix_cache=False)
+    assert_same_records(records, reference)
+
+
+def test_library_model_left_in_training_mode_scores_in_eval_mode(tiny_llama):
     scorer = make_scorer(tiny_llama)
+    queries = scorer.prepare_queries(TEXTS[:2])
+    expected = scorer.score_queries(queries)
     scorer.model.train()
-    try:
-        scorer.score_queries(scorer.prepare_queries(TEXTS[:2]))
-        assert scorer.model.training
-        assert torch.is_grad_enabled()
-    finally:
-        scorer.model.eval()
+    assert_same_records(scorer.score_queries(queries), expected)
+    assert not scorer.model.training
 
 
 def test_long_demonstrations_are_truncated_with_a_warning(tiny_llama):

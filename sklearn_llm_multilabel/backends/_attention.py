@@ -17,21 +17,50 @@ Decoding steps (one query per row) fold the batch into the query dimension
 of one matrix product against the single prefix copy, so the prefix is never
 copied; forwards with many queries per row (the texts themselves, breakdown
 suffix trees) run PyTorch's fused SDPA over keys concatenated for that layer
-call only, which is faster there despite the copy. Outside :func:`shared_prefix` the
-registered function is plain SDPA, so a model whose implementation was left
-switched (another thread) still computes standard attention.
+call only, which is faster there despite the copy.
+
+Thread safety: nothing here is switched per call. :func:`prepare_model` sets
+the model's attention implementation to this function once, when the
+library prepares a model it owns (a loaded checkpoint, or its own view of a
+registered model); called without a prefix the function *is* PyTorch's SDPA,
+so every other use of the model computes standard attention. The prefix
+travels with each forward call as the keyword argument :data:`PREFIX_KWARG`
+(transformers passes extra forward keywords down to the attention function),
+so concurrent calls with different prefixes never see each other's.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
+from dataclasses import dataclass
 
 import torch
 
+from .._state import LOCK
+
 NAME = "sklml_shared_prefix"
-_STATE = threading.local()
+#: forward keyword that carries the :class:`SharedPrefix` of a call
+PREFIX_KWARG = "sklml_prefix"
 _REGISTERED = False
+
+#: queries per row up to which the copy-free path is used (decoding); above, SDPA over a copy
+DECODE_QUERIES = 4
+
+
+@dataclass(frozen=True)
+class SharedPrefix:
+    """The encoded prompt prefix that one forward call attends to.
+
+    Attributes
+    ----------
+    layers : tuple of (Tensor, Tensor)
+        Per-layer prefix keys and values, each ``(1, KVH, P, D)``.
+    decode_queries : int, default=4
+        Queries per row up to which the copy-free decoding path is used; an
+        engine option (benchmarks set 0 to measure the copy path).
+    """
+
+    layers: tuple
+    decode_queries: int = DECODE_QUERIES
 
 
 def _sdpa(*args, **kwargs):
@@ -49,20 +78,16 @@ def shared_prefix_attention(module, query, key, value, attention_mask, dropout=0
     (True: attend) over the own keys only. Returns ``(B, Q, H, D)`` as
     transformers' attention functions do.
     """
-    prefix = getattr(_STATE, "prefix", None)
+    prefix = kwargs.pop(PREFIX_KWARG, None)
     if prefix is None:
         return _sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                      **kwargs)
-    pk, pv = prefix[module.layer_idx]  # (1, KVH, P, D)
+    pk, pv = prefix.layers[module.layer_idx]  # (1, KVH, P, D)
     B, H, Q, D = query.shape
     scale = D**-0.5 if scaling is None else scaling
-    if Q > DECODE_QUERIES:
+    if Q > prefix.decode_queries:
         return _prefill(query, key, value, attention_mask, pk, pv, scale)
     return _decode(query, key, value, attention_mask, pk, pv, scale)
-
-
-#: queries per row up to which the copy-free path is used (decoding); above, SDPA over a copy
-DECODE_QUERIES = 4
 
 
 def _prefill(query, key, value, attention_mask, pk, pv, scale):
@@ -116,16 +141,17 @@ def _decode(query, key, value, attention_mask, pk, pv, scale):
 
 
 def register() -> None:
-    """Register :func:`shared_prefix_attention` with transformers (idempotent)."""
+    """Register :func:`shared_prefix_attention` with transformers (idempotent, thread-safe)."""
     global _REGISTERED
-    if _REGISTERED:
-        return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    with LOCK:
+        if _REGISTERED:
+            return
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-    AttentionInterface.register(NAME, shared_prefix_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
-    _REGISTERED = True
+        AttentionInterface.register(NAME, shared_prefix_attention)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
+        _REGISTERED = True
 
 
 def supports_shared_prefix(model) -> bool:
@@ -146,16 +172,22 @@ def supports_shared_prefix(model) -> bool:
     return hasattr(config, "_attn_implementation")
 
 
-@contextlib.contextmanager
-def shared_prefix(model, layers: list[tuple[torch.Tensor, torch.Tensor]]):
-    """Within the block, ``model`` attends to ``layers`` (per-layer prefix keys, values) first."""
+def prepare_model(model) -> bool:
+    """Switch a library-owned model to :func:`shared_prefix_attention`, once.
+
+    Called when the library loads a model or makes its own view of a
+    registered one, never while scoring. Without a prefix the function is
+    SDPA, so the model's other uses are unchanged. Returns whether the model
+    can attend to a shared prefix.
+    """
+    if not supports_shared_prefix(model):
+        return False
     register()
-    config = model.config
-    previous = config._attn_implementation
-    _STATE.prefix = layers
-    config._attn_implementation = NAME
-    try:
-        yield
-    finally:
-        config._attn_implementation = previous
-        _STATE.prefix = None
+    model.config._attn_implementation = NAME
+    return True
+
+
+def is_prepared(model) -> bool:
+    """Whether :func:`prepare_model` switched ``model`` (the engine's shared-prefix path)."""
+    config = getattr(model, "config", None)
+    return supports_shared_prefix(model) and getattr(config, "_attn_implementation", None) == NAME

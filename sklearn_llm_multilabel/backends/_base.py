@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
-#: process-wide counters of model work, so tests can assert that caches work
-_STATS: Counter = Counter()
+from .. import _state
 
 
 def get_scoring_stats() -> dict[str, int]:
@@ -22,7 +20,9 @@ def get_scoring_stats() -> dict[str, int]:
     >>> reset_scoring_stats(); get_scoring_stats()["texts_scored"]
     0
     """
-    return {k: int(_STATS[k]) for k in ("texts_scored", "forward_calls", "prefix_encodings")}
+    with _state.LOCK:
+        return {k: int(_state.STATS[k])
+                for k in ("texts_scored", "forward_calls", "prefix_encodings")}
 
 
 def reset_scoring_stats() -> None:
@@ -33,7 +33,8 @@ def reset_scoring_stats() -> None:
     >>> reset_scoring_stats(); get_scoring_stats()["forward_calls"]
     0
     """
-    _STATS.clear()
+    with _state.LOCK:
+        _state.STATS.clear()
 
 
 @dataclass

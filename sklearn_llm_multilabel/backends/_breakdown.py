@@ -18,11 +18,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from .. import _state
 from .._breakdown import BreakdownParts
-from ._base import _STATS, BreakdownRecord
-from ._hf import ENGINE_VERSION, PrefixEngine, SuffixTree, evaluation_mode
+from ._base import BreakdownRecord
+from ._engine import ENGINE_VERSION, PrefixEngine, inference
 from ._labels import build_answer_tokens, reduce_label_logits
 from ._load import LoadedModel
+from ._tree import SuffixTree
 
 
 class BreakdownScorer(PrefixEngine):
@@ -81,8 +83,7 @@ class BreakdownScorer(PrefixEngine):
         ``use_prefix_cache=False`` is the reference computation: every
         (text, suffix) prompt is encoded in full, one at a time.
         """
-        query_ids = self.tokenizer(list(queries), add_special_tokens=False)["input_ids"]
-        self._check_context(query_ids)
+        query_ids = self.encode_queries(queries)
         score = self._score_batch if use_prefix_cache else self._score_batch_uncached
         return self._run_batches(query_ids, batch_size, score, on_batch, show_progress)
 
@@ -92,20 +93,21 @@ class BreakdownScorer(PrefixEngine):
     def _score_batch(self, rows: list[list[int]]) -> list[BreakdownRecord]:
         """All suffixes of a batch of texts in one forward: ``[text | suffix tree]`` per row."""
         use_shared = self._uses_shared_prefix(True)
+        shared = self._shared_prefix() if use_shared else None
         batch = self._layout(rows, use_shared, tree=self._tree)
         keep = torch.tensor(self._tree.ends, device=self.loaded.device) + batch.query_length
-        with self._attending(use_shared):
-            out = self._first_forward(batch, hidden=False, keep=keep)
+        with inference(self.model):
+            out = self._first_forward(batch, shared, hidden=False, keep=keep)
             B, K, V = out.logits.shape
             scores = reduce_label_logits(out.logits.reshape(B * K, V).float(), self._idx,
                                          self._valid).reshape(B, K, 2).cpu()
-        _STATS["texts_scored"] += B
+        _state.count("texts_scored", B)
         return [BreakdownRecord(np.array(scores[b].numpy(), dtype=np.float32, copy=True))
                 for b in range(B)]
 
     def _score_batch_uncached(self, rows: list[list[int]]) -> list[BreakdownRecord]:
         records = []
-        with evaluation_mode(self.model):
+        with inference(self.model):
             for row in rows:
                 answers = []
                 for suffix in self.suffix_ids:
@@ -114,5 +116,5 @@ class BreakdownScorer(PrefixEngine):
                                         attention_mask=torch.ones_like(ids))
                     answers.append(self._answers(out)[0])
                 records.append(BreakdownRecord(torch.stack(answers).numpy().astype(np.float32)))
-        _STATS["texts_scored"] += len(rows)
+        _state.count("texts_scored", len(rows))
         return records

@@ -14,6 +14,17 @@ Accepted specs:
 * a Hugging Face hub id (``"org/name"``), loaded from the local HF cache or
   the hub;
 * a name given to :func:`register_model` (an in-memory model, e.g. in tests).
+
+Models the library loads are its own: they are put in evaluation mode and
+switched to the shared-prefix attention function once, at load. A registered
+model is never modified: the library scores with its own *view* of it (new
+module and config objects that share the registered model's parameter
+tensors), so the user's object keeps its training flag and attention
+implementation. A registered model that is changed in place afterwards
+(an optimiser step, ``load_state_dict``, an adapter merged) is detected from
+its parameters' version counters, storage pointers, names and a strided
+sample of their values, and re-fingerprinted before its next use, so scores
+of the old weights are never served for the new ones.
 """
 
 from __future__ import annotations
@@ -23,12 +34,14 @@ import hashlib
 import importlib.util
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from .. import _state
 from ..exceptions import MissingModelPackageError, ModelLoadError
+from ._attention import prepare_model
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -60,6 +73,9 @@ class LoadedModel:
     spec : str
     device : torch.device
     dtype : torch.dtype
+    stamp : tuple or None
+        For a registered model: :func:`parameter_stamp` of the user's object
+        when this view was made (a change means the model changed in place).
     """
 
     model: object
@@ -68,12 +84,60 @@ class LoadedModel:
     spec: str
     device: torch.device
     dtype: torch.dtype
+    stamp: tuple | None = field(default=None, repr=False, compare=False)
 
 
-_LOCK = threading.RLock()
-_REGISTRY: dict[tuple, LoadedModel] = {}
-_CUSTOM: dict[str, tuple[object, object, str | None]] = {}
-_FILE_HASHES: dict[tuple, str] = {}
+_LOCK = _state.LOCK
+_REGISTRY = _state.MODELS
+_CUSTOM = _state.CUSTOM
+_FILE_HASHES = _state.FILE_HASHES
+_SAMPLES_PER_TENSOR = 64
+
+
+def parameter_stamp(model) -> tuple:
+    """A cheap identity of a model's current weights, to detect in-place changes.
+
+    For every parameter and buffer: its name, shape, dtype, storage pointer,
+    autograd version counter (bumped by in-place operations such as an
+    optimiser step or ``load_state_dict``) and a hash of up to 64 evenly
+    strided values (which catches writes through ``.data``, which bypass the
+    version counter). Computing it costs milliseconds, not a hash of every
+    weight. A change that leaves every sampled value, pointer and counter
+    as it was (a sparse edit through ``.data``) goes unnoticed: call
+    :func:`register_model` again after such an edit.
+
+    Examples
+    --------
+    >>> lin = torch.nn.Linear(4, 2)
+    >>> before = parameter_stamp(lin)
+    >>> with torch.no_grad():
+    ...     _ = lin.weight.mul_(2)
+    >>> parameter_stamp(lin) == before
+    False
+    """
+    digest = hashlib.sha256()
+    entries = []
+    tensors = list(model.named_parameters()) + list(model.named_buffers())
+    with torch.no_grad():
+        for name, tensor in tensors:
+            entries.append((name, tuple(tensor.shape), str(tensor.dtype), tensor.data_ptr(),
+                            tensor._version))
+            flat = tensor.detach().reshape(-1)
+            if flat.numel():
+                step = max(1, flat.numel() // _SAMPLES_PER_TENSOR)
+                sample = flat[::step][:_SAMPLES_PER_TENSOR].to("cpu", torch.float64)
+                digest.update(sample.numpy().tobytes())
+    return (tuple(entries), digest.hexdigest())
+
+
+def _library_view(model):
+    """New module and config objects that share ``model``'s parameters and buffers.
+
+    The library switches the view to evaluation mode and its own attention
+    function; the user's object is left exactly as it is.
+    """
+    memo = {id(t): t for t in list(model.parameters()) + list(model.buffers())}
+    return copy.deepcopy(model, memo)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -87,9 +151,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}.") from exc
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        available = ["cpu"] + [f"cuda:{i}" for i in range(n)]
+        if n == 0:
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no visible GPU"
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available ({build}); "
+                f"available devices: {available}. Use device='auto' or 'cpu'."
+            )
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(
+                f"device={device!r} was requested but only {n} CUDA device(s) exist; "
+                f"available devices: {available}."
+            )
+    return dev
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -174,13 +253,15 @@ def _weights_fingerprint(spec: str, model) -> str:
 
 
 def _finish(spec: str, model, tokenizer, device: torch.device, dtype: torch.dtype,
-            weights_fp: str) -> LoadedModel:
+            weights_fp: str, stamp: tuple | None = None) -> LoadedModel:
+    """Move a library-owned model into place, evaluation mode and shared-prefix attention."""
     model.to(device=device, dtype=dtype)
     model.eval()
+    prepare_model(model)
     fp = hashlib.sha256(
         "\n".join([weights_fp, tokenizer_fingerprint(tokenizer), str(dtype)]).encode()
     ).hexdigest()
-    return LoadedModel(model, tokenizer, fp, spec, device, dtype)
+    return LoadedModel(model, tokenizer, fp, spec, device, dtype, stamp)
 
 
 def register_model(name: str, model, tokenizer, *, fingerprint: str | None = None) -> None:
@@ -198,7 +279,15 @@ def register_model(name: str, model, tokenizer, *, fingerprint: str | None = Non
     tokenizer : transformers.PreTrainedTokenizerBase
     fingerprint : str or None, default=None
         Identity of the weights for cache keys; by default a hash of the
-        state dict.
+        state dict, recomputed when the model is changed in place. A model
+        registered with an explicit fingerprint and then changed in place is
+        refused (:class:`ModelLoadError`): register it again with a new one.
+
+    Notes
+    -----
+    The registry is per process: workers of ``GridSearchCV(n_jobs=2)`` or
+    other processes do not see the name. The model object is never
+    modified; the library scores with its own view that shares its weights.
 
     Examples
     --------
@@ -227,11 +316,15 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if spec in _CUSTOM:
-        model, tokenizer, fp = _CUSTOM[spec]
-        if getattr(model, "dtype", dtype) != dtype or getattr(model, "device", device) != device:
-            model = copy.deepcopy(model)  # keep the registered object as it is
-        weights_fp = fp if fp is not None else "state:" + _hash_state_dict(model)
-        return _finish(spec, model, tokenizer, device, dtype, weights_fp)
+        user_model, tokenizer, fp = _CUSTOM[spec]
+        stamp = parameter_stamp(user_model)
+        if (getattr(user_model, "dtype", dtype) != dtype
+                or getattr(user_model, "device", device) != device):
+            model = copy.deepcopy(user_model)  # converted: a copy of its own
+        else:
+            model = _library_view(user_model)
+        weights_fp = fp if fp is not None else "state:" + _hash_state_dict(user_model)
+        return _finish(spec, model, tokenizer, device, dtype, weights_fp, stamp)
 
     gguf_file = None
     if spec in MODEL_ALIASES:
@@ -262,22 +355,57 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
             f"Unknown model spec {spec!r}. Pass one of: the alias "
             f"{sorted(MODEL_ALIASES)}, a path to a .gguf file, a local directory with a "
             "transformers checkpoint, a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct', "
-            "or a name given to sklearn_llm_multilabel.register_model()."
+            "or a name given to sklearn_llm_multilabel.register_model(). Registered names "
+            "exist only in the process that registered them: workers of GridSearchCV(n_jobs>1) "
+            "and other processes do not see them (use n_jobs=1, or a model spec that any "
+            "process can load)."
         )
     kwargs = {"trust_remote_code": trust_remote_code}
     if gguf_file is not None:
         kwargs["gguf_file"] = gguf_file
+    where = str(weights_path) if weights_path is not None else spec
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
-    except (OSError, ValueError, ImportError) as exc:
+    except Exception as exc:  # transformers raises many types here; re-raised with the path
         raise ModelLoadError(
-            f"Could not load model {spec!r} as a causal LM: {exc}. Without network access, "
-            "hub ids must already be in the local Hugging Face cache; otherwise pass a local "
-            "directory or a .gguf path."
+            f"Could not load the tokenizer of model {spec!r} from {where}: "
+            f"{type(exc).__name__}: {_first_line(exc)}. A checkpoint directory needs its "
+            "tokenizer files; without network access, hub ids must already be in the local "
+            "Hugging Face cache."
+        ) from exc
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    except Exception as exc:  # truncated weights, config/weights mismatch, missing files
+        raise ModelLoadError(
+            f"Could not load model {spec!r} from {where} as a causal LM: "
+            f"{type(exc).__name__}: {_first_line(exc)}. Check that the weight files are "
+            "complete and match config.json; without network access, hub ids must already be "
+            "in the local Hugging Face cache."
         ) from exc
     weights_fp = _weights_fingerprint(str(weights_path or spec), model)
     return _finish(spec, model, tokenizer, device, dtype, weights_fp)
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _custom_current(key: tuple, entry: LoadedModel) -> bool:
+    """Whether a loaded registered model still matches the user's object (else reload)."""
+    user_model, _, fp = _CUSTOM[entry.spec]
+    if parameter_stamp(user_model) == entry.stamp:
+        return True
+    if fp is not None:
+        raise ModelLoadError(
+            f"The model registered as {entry.spec!r} with fingerprint={fp!r} was changed in place "
+            "after register_model (its weights or modules differ), so that fingerprint no longer "
+            "identifies it and cached scores would belong to the old weights. Call "
+            "register_model again with a new fingerprint (or fingerprint=None to hash the "
+            "weights)."
+        )
+    return False
 
 
 def load_model(
@@ -323,6 +451,15 @@ def load_model(
     dt = resolve_dtype(dtype, dev)
     key = (spec, str(dev), str(dt), bool(trust_remote_code))
     with _LOCK:
-        if key not in _REGISTRY:
-            _REGISTRY[key] = _load_uncached(spec, dev, dt, bool(trust_remote_code))
-        return _REGISTRY[key]
+        loading = _state.LOADING.setdefault(key, threading.Lock())
+    # one load per key at a time, without holding the process lock during a long load
+    with loading:
+        with _LOCK:
+            entry = _REGISTRY.get(key)
+            if entry is not None and entry.spec in _CUSTOM and not _custom_current(key, entry):
+                entry = None  # changed in place: a new view and fingerprint
+        if entry is None:
+            entry = _load_uncached(spec, dev, dt, bool(trust_remote_code))
+            with _LOCK:
+                _REGISTRY[key] = entry
+        return entry

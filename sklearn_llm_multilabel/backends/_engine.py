@@ -1,0 +1,277 @@
+"""What every scorer shares: one encoded prompt prefix and batched queries after it.
+
+The prefix's keys and values are encoded once per scorer and held with
+batch size 1; rows are left-padded queries whose position ids continue from
+the prefix (:mod:`._layout`), attending to the prefix through shared-prefix
+attention (:mod:`._attention`) or, for models that cannot, with the prefix
+prepended to every row, so each row sees exactly the positions it would see
+alone.
+
+Thread safety: a scorer may be used by several threads at once. Scoring
+never changes the model, its config or any module global; the encoded
+prefix is built once under the scorer's own lock and then only read, and it
+reaches the attention function as a keyword of each forward call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import _state
+from ..exceptions import ContextLengthError, PerformanceWarning
+from ._attention import DECODE_QUERIES, PREFIX_KWARG, SharedPrefix, is_prepared
+from ._layout import Batch, layout_rows
+from ._load import LoadedModel
+from ._memory import memory_budget, row_bytes, rows_per_forward
+from ._text import encode_texts, truncate_texts
+from ._tree import SuffixTree
+
+ENGINE_VERSION = "1"
+
+
+@contextlib.contextmanager
+def inference(model):
+    """No autograd for the duration, on a model in evaluation mode.
+
+    Library-owned models are put in evaluation mode when they are prepared
+    and are never switched back, so nothing is saved or restored here (a
+    save/restore would race with other threads). A library-owned model found
+    in training mode (someone called ``.train()`` on it) is put back in
+    evaluation mode, under the process lock.
+    """
+    if model.training:
+        with _state.LOCK:
+            model.eval()
+    with torch.inference_mode():
+        yield model
+
+
+class PrefixEngine:
+    """One encoded prompt prefix and batched queries after it (see the module docstring).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    prefix : str
+        Instruction and demonstrations, shared by every query.
+    add_bos : bool
+        Prepend the tokenizer's BOS token to the prefix.
+    max_text_tokens : int
+    reserved_tokens : int
+        Tokens after each query (decoded tokens, or the suffix tree).
+    decode_queries : int, default=4
+        Queries per row up to which shared-prefix attention takes its
+        copy-free path (an engine option; results are equal either way).
+    """
+
+    def __init__(self, loaded: LoadedModel, prefix: str, add_bos: bool, max_text_tokens: int,
+                 reserved_tokens: int, *, decode_queries: int = DECODE_QUERIES):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.max_text_tokens = int(max_text_tokens)
+        self.decode_queries = int(decode_queries)
+        self._pad_id = self._choose_pad_id()
+        bos = self.tokenizer.bos_token_id
+        self.prefix_ids = ([bos] if add_bos and bos is not None else []) + self._encode(prefix)
+        self._reserved = int(reserved_tokens)
+        self._context_limit = self._find_context_limit()
+        if self._context_limit and len(self.prefix_ids) + self._reserved >= self._context_limit:
+            raise ContextLengthError(
+                f"The prompt prefix (instruction and demonstrations) has {len(self.prefix_ids)} "
+                f"tokens, which with {self._reserved} tokens for queries and answers does not "
+                f"fit the model's context of {self._context_limit} tokens. Use fewer shots "
+                "(n_shots) or a smaller max_text_tokens."
+            )
+        self._prefix: SharedPrefix | None = None
+        self._prefix_lock = threading.Lock()
+        self._shared_ok = is_prepared(self.model)
+        self._warned_plain = False
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+
+    def _encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _choose_pad_id(self) -> int:
+        for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id,
+                          self.tokenizer.unk_token_id):
+            if candidate is not None:
+                return int(candidate)
+        return 0  # padded positions are masked out; any id works
+
+    def _find_context_limit(self) -> int | None:
+        config = self.model.config
+        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def truncate_texts(self, texts: Sequence[str]) -> list[str]:
+        """Cut texts to ``max_text_tokens`` tokens, warning with the count of cut texts."""
+        return truncate_texts(self.tokenizer, texts, self.max_text_tokens)
+
+    def encode_queries(self, queries: Sequence[str]) -> list[list[int]]:
+        """Token ids of the queries, checked against the context window."""
+        query_ids = encode_texts(self.tokenizer, queries)
+        self._check_context(query_ids)
+        return query_ids
+
+    def query_key(self, query: str) -> str:
+        """Content address of one query's record (model, full prompt, settings, text)."""
+        return hashlib.sha256((self.fingerprint + "\x00" + query).encode()).hexdigest()
+
+    def _check_context(self, query_ids: list[list[int]]) -> None:
+        if not self._context_limit:
+            return
+        for i, ids in enumerate(query_ids):
+            total = len(self.prefix_ids) + len(ids) + self._reserved
+            if total > self._context_limit:
+                raise ContextLengthError(
+                    f"Text {i}: prompt of {len(self.prefix_ids) + len(ids)} tokens plus "
+                    f"{self._reserved} tokens for answers exceeds the model's context of "
+                    f"{self._context_limit} tokens; lower max_text_tokens or n_shots."
+                )
+
+    def _forward(self, hidden: bool = True, keep: int | torch.Tensor = 1,
+                 shared: SharedPrefix | None = None, **kwargs):
+        """One forward; logits only at the ``keep`` last positions (int) or at those indices.
+
+        ``shared``: the encoded prefix the rows attend to, passed down to the
+        attention function with this call only.
+        """
+        _state.count("forward_calls")
+        extra = {PREFIX_KWARG: shared} if shared is not None else {}
+        if self._keeps_logits:
+            extra["logits_to_keep"] = keep
+        out = self.model(**kwargs, use_cache=True, output_hidden_states=hidden, return_dict=True,
+                         **extra)
+        if not self._keeps_logits:
+            out.logits = out.logits[:, -keep:] if isinstance(keep, int) else out.logits[:, keep]
+        return out
+
+    def _shared_prefix(self) -> SharedPrefix:
+        """The encoded prefix, encoded once per scorer (under its lock), then only read."""
+        with self._prefix_lock:
+            if self._prefix is None:
+                ids = torch.tensor([self.prefix_ids], device=self.loaded.device)
+                with inference(self.model):
+                    out = self._forward(hidden=False, input_ids=ids,
+                                        attention_mask=torch.ones_like(ids))
+                _state.count("prefix_encodings")
+                self._prefix = SharedPrefix(
+                    tuple((layer.keys, layer.values) for layer in out.past_key_values.layers),
+                    self.decode_queries,
+                )
+            return self._prefix
+
+    def _uses_shared_prefix(self, use_prefix_cache: bool) -> bool:
+        if not (use_prefix_cache and self.prefix_ids):
+            return False
+        if not self._shared_ok:
+            if not self._warned_plain:
+                warnings.warn(
+                    f"{type(self.model).__name__} does not dispatch attention through "
+                    "transformers' AttentionInterface (or uses sliding-window layers); the prompt "
+                    "prefix is re-encoded for every batch, which is much slower.",
+                    PerformanceWarning, stacklevel=4,
+                )
+                self._warned_plain = True
+            return False
+        return True
+
+    def _layout(self, rows: list[list[int]], use_shared: bool, tree: SuffixTree | None = None) -> Batch:
+        return layout_rows(rows, self.prefix_ids, self._pad_id, self.loaded.device, use_shared, tree)
+
+    def _model_mask(self, mask: torch.Tensor, use_shared: bool) -> torch.Tensor:
+        """Boolean masks for our attention; additive float masks for the model's own."""
+        if use_shared:
+            return mask
+        dtype = self.model.dtype
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(
+            ~mask, torch.finfo(dtype).min)
+
+    def _first_forward(self, batch: Batch, shared: SharedPrefix | None, **kwargs):
+        """The batch's first forward, into a fresh cache that holds the rows' own keys."""
+        from transformers import DynamicCache
+
+        return self._forward(input_ids=batch.input_ids,
+                             attention_mask=self._model_mask(batch.mask, batch.use_shared),
+                             position_ids=batch.positions, shared=shared,
+                             past_key_values=DynamicCache(config=self.model.config), **kwargs)
+
+    def _tail_tokens(self) -> int:
+        """Tokens after the query that every row carries (decoded tokens, or the suffix tree)."""
+        return self._reserved
+
+    def _prefill_tail(self) -> int:
+        """Tokens after the query in the first forward (none when decoding, the tree for breakdowns)."""
+        return 0
+
+    def _kept_positions(self) -> int:
+        """Kept logits per row (one position when decoding, one per suffix for breakdowns)."""
+        return 1
+
+    def _row_bytes(self, query_length: int) -> int:
+        """Estimated peak memory of one row of a forward whose longest query has this length."""
+        q = query_length + self._tail_tokens()
+        return row_bytes(self.model.config, self.model.dtype, query_tokens=q,
+                         context_tokens=len(self.prefix_ids) + q,
+                         kept_positions=self._kept_positions())
+
+    def _memory_budget(self) -> int:
+        return memory_budget(torch.device(self.loaded.device))
+
+    def auto_batch_size(self, query_length: int) -> int:
+        """Rows per forward for queries of at most ``query_length`` tokens.
+
+        The smallest of: what fits the memory budget, a budget of padded
+        tokens per forward (512 on CPU, 32,768 on GPU), and 64 rows on CPU or
+        1,024 on GPU (:func:`._memory.rows_per_forward`). Long texts thus go
+        in small batches and short ones in large batches, which keeps padding
+        low.
+        """
+        return rows_per_forward(torch.device(self.loaded.device),
+                                query_length + self._prefill_tail(), self._memory_budget(),
+                                self._row_bytes(query_length))
+
+    def batches(self, query_ids: Sequence[Sequence[int]], batch_size: int | str) -> list[list[int]]:
+        """Indices of ``query_ids`` in batches, longest first.
+
+        ``batch_size="auto"`` sizes each batch from free memory and the length
+        of its longest query (:meth:`auto_batch_size`), so batches of short
+        texts hold more rows.
+        """
+        order = sorted(range(len(query_ids)), key=lambda i: -len(query_ids[i]))
+        chunks, start = [], 0
+        budget = None if batch_size == "auto" else int(batch_size)
+        while start < len(order):
+            size = budget or self.auto_batch_size(len(query_ids[order[start]]))
+            chunks.append(order[start : start + size])
+            start += size
+        return chunks
+
+    def _run_batches(self, query_ids, batch_size, score_batch, on_batch: Callable | None,
+                     show_progress: bool):
+        """Score ``query_ids`` in :meth:`batches` and return records in input order."""
+        results: list = [None] * len(query_ids)
+        bar = tqdm(total=len(query_ids), unit="text", desc="Scoring", disable=not show_progress)
+        try:
+            for chunk in self.batches(query_ids, batch_size):
+                records = score_batch([query_ids[i] for i in chunk])
+                for i, rec in zip(chunk, records):
+                    results[i] = rec
+                if on_batch is not None:
+                    on_batch(chunk, records)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        return results
