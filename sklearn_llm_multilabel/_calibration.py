@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import check_not_label_encoded, check_proportions
+from ._validation import align_target_columns, check_not_label_encoded, check_proportions
 from .metrics import distribution_nll
 
 _CLIP = 1e-6
@@ -32,6 +32,11 @@ def _soft_bce_affine(params: np.ndarray, z: np.ndarray, h: np.ndarray) -> tuple[
     return loss, np.array([np.sum(residual * z), np.sum(residual)])
 
 
+def _minimize_platt(z: np.ndarray, h: np.ndarray):
+    return minimize(_soft_bce_affine, np.array([1.0, 0.0]), args=(z, h), jac=True,
+                    method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-14, "maxiter": 1000})
+
+
 def fit_platt(z: np.ndarray, h: np.ndarray) -> tuple[float, float]:
     """Fit ``σ(a z + b)`` to soft targets ``h`` by BCE (z: logits of the scores).
 
@@ -41,22 +46,31 @@ def fit_platt(z: np.ndarray, h: np.ndarray) -> tuple[float, float]:
     >>> np.round(fit_platt(z, h), 3)
     array([0.5, 0.3])
     """
-    result = minimize(_soft_bce_affine, np.array([1.0, 0.0]), args=(z, h), jac=True,
-                      method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-14, "maxiter": 1000})
+    result = _minimize_platt(z, h)
     return float(result.x[0]), float(result.x[1])
 
 
-def fit_temperature(Z: np.ndarray, H: np.ndarray) -> float:
-    """One scale ``a`` shared by all labels: ``σ(a z)``, fitted by soft-target BCE."""
+def _minimize_temperature(Z: np.ndarray, H: np.ndarray):
     z, h = Z.ravel(), H.ravel()
 
     def loss(params):
         value, grad = _soft_bce_affine(np.array([params[0], 0.0]), z, h)
         return value, grad[:1]
 
-    result = minimize(loss, np.array([1.0]), jac=True, method="L-BFGS-B",
-                      options={"gtol": 1e-10, "ftol": 1e-14})
-    return float(result.x[0])
+    return minimize(loss, np.array([1.0]), jac=True, method="L-BFGS-B",
+                    options={"gtol": 1e-10, "ftol": 1e-14})
+
+
+def fit_temperature(Z: np.ndarray, H: np.ndarray) -> float:
+    """One scale ``a`` shared by all labels: ``σ(a z)``, fitted by soft-target BCE.
+
+    Examples
+    --------
+    >>> Z = np.array([[-2.0, 1.0], [2.0, -1.0]]); H = expit(0.5 * Z)
+    >>> round(fit_temperature(Z, H), 3)
+    0.5
+    """
+    return float(_minimize_temperature(Z, H).x[0])
 
 
 class ConstantProbability:
@@ -128,7 +142,17 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         For ``"linear"``: one soft-target logistic regression per label.
     classes_ : list of ndarray
         ``[array([0, 1])] * n_labels``.
+    label_names_ : ndarray of str, shape (n_labels,)
+        Output names: the columns of a DataFrame ``y``; else, for the
+        per-label methods, the input feature names when there are some; else
+        ``label0, label1, ...``.
+    n_iter_ : ndarray of int of shape (n_labels,) or int
+        Optimiser iterations: per label for ``"platt"`` and ``"linear"``, one
+        number for ``"temperature"``; not set for ``"isotonic"`` (no
+        iterative optimiser).
     n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Input feature names, when ``S`` is a DataFrame with string column names.
 
     Examples
     --------
@@ -190,6 +214,8 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         self
         """
         check_not_label_encoded()
+        if self.method != "linear":
+            y = align_target_columns(y, S)  # per-label methods pair columns by name
         S = validate_data(self, S, dtype=np.float64, reset=True, accept_sparse=self._sparse())
         H = check_proportions(y, S.shape[0])
         n_labels = H.shape[1]
@@ -199,11 +225,18 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
                 f"but y has {n_labels}. Use method='linear' for other features."
             )
         self.classes_ = [np.array([0, 1]) for _ in range(n_labels)]
+        self.label_names_ = self._output_names(y, n_labels)
+        if hasattr(self, "n_iter_"):
+            del self.n_iter_
         if self.method == "platt":
             Z = self._scores_to_logits(S)
-            self.coef_ = np.array([fit_platt(Z[:, k], H[:, k]) for k in range(n_labels)])
+            results = [_minimize_platt(Z[:, k], H[:, k]) for k in range(n_labels)]
+            self.coef_ = np.array([r.x for r in results], dtype=float)
+            self.n_iter_ = np.array([r.nit for r in results], dtype=int)
         elif self.method == "temperature":
-            self.temperature_scale_ = fit_temperature(self._scores_to_logits(S), H)
+            result = _minimize_temperature(self._scores_to_logits(S), H)
+            self.temperature_scale_ = float(result.x[0])
+            self.n_iter_ = int(result.nit)
         elif self.method == "isotonic":
             self._scores_to_logits(S)  # range check
             self.isotonic_ = [
@@ -215,7 +248,30 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
             X = self._preprocess(S)
             self.estimators_ = [fit_soft_logistic(X, H[:, k], self.C, self.max_iter)
                                 for k in range(n_labels)]
+            self.n_iter_ = np.array([int(np.max(getattr(est, "n_iter_", 0)))
+                                     for est in self.estimators_], dtype=int)
         return self
+
+    def _output_names(self, y, n_labels: int) -> np.ndarray:
+        if hasattr(y, "columns"):
+            return np.asarray([str(c) for c in y.columns], dtype=object)
+        names = getattr(self, "feature_names_in_", None)
+        if self.method != "linear" and names is not None and len(names) == n_labels:
+            return np.asarray(names, dtype=object)
+        return np.asarray([f"label{k}" for k in range(n_labels)], dtype=object)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the columns of :meth:`transform` (see ``label_names_``).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> S = pd.DataFrame({"care": [0.2, 0.9, 0.1, 0.8], "purity": [0.7, 0.1, 0.6, 0.3]})
+        >>> DistributionCalibrator().fit(S, S.round()).get_feature_names_out().tolist()
+        ['care', 'purity']
+        """
+        check_is_fitted(self, "classes_")
+        return np.asarray(self.label_names_, dtype=object)
 
     def _make_preprocessor(self, S: np.ndarray) -> list:
         steps = []
@@ -266,6 +322,8 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         """Negative mean distribution NLL against ``y`` (higher is better)."""
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by score.")
+        if self.method != "linear":
+            y = align_target_columns(y, S)
         return -distribution_nll(check_proportions(y), self.predict_proba(S))
 
     def __sklearn_tags__(self):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import MultiLabelBinarizer
+
+from .exceptions import ColumnOrderWarning
 
 
 def check_texts(X, *, name: str = "X") -> list[str]:
@@ -144,6 +147,8 @@ def check_proportions(y, n_samples: int | None = None, *, name: str = "y") -> np
             f"requires y to be passed, but the target {name} is None: pass annotator "
             "proportions or 0/1 labels of shape (n_samples, n_labels)."
         )
+    if sp.issparse(y):
+        y = y.toarray()  # label matrices are (n_samples, n_labels): small
     Y = np.asarray(y)
     if Y.dtype == object:
         raise TypeError(f"{name} must be a numeric matrix or a list of label lists.")
@@ -165,15 +170,73 @@ def check_proportions(y, n_samples: int | None = None, *, name: str = "y") -> np
     return Y
 
 
+_COLLECTIONS = (list, tuple, set, frozenset)
+
+
+def _as_rows(y):
+    """``y`` as a list of rows when it is a 1-d sequence of label collections, else None.
+
+    Accepts a list, a pandas Series or a 1-d object array whose items are
+    lists, tuples or sets.
+    """
+    if isinstance(y, (str, bytes)) or sp.issparse(y):
+        return None
+    if hasattr(y, "shape"):
+        if getattr(y, "ndim", None) != 1 or getattr(getattr(y, "dtype", None), "kind", "") != "O":
+            return None
+    rows = list(y)
+    if not rows or not all(isinstance(r, _COLLECTIONS) for r in rows):
+        return None
+    return rows
+
+
 def _is_label_lists(y) -> bool:
     """True when ``y`` is a sequence of label-name collections (or all empty)."""
-    if hasattr(y, "shape") or isinstance(y, (str, bytes)):
-        return False
-    rows = list(y)
-    if not rows or not all(isinstance(r, (list, tuple, set, frozenset)) for r in rows):
+    rows = _as_rows(y)
+    if rows is None:
         return False
     values = [v for r in rows for v in r]
-    return not values or any(isinstance(v, str) for v in values)
+    return not values or any(isinstance(v, str) for v in values) or any(v is None for v in values)
+
+
+def _match_columns_by_name(y, labels: Sequence[str]):
+    """Reorder a DataFrame ``y`` so its columns follow ``labels`` (matched by name)."""
+    columns = list(y.columns)
+    names = [str(c) for c in columns]
+    labels = list(labels)
+    if sorted(names) != sorted(labels):
+        missing = [n for n in labels if n not in names]
+        extra = [n for n in names if n not in labels]
+        raise ValueError(
+            f"y is a DataFrame whose columns {names} do not match labels={labels}: columns are "
+            f"matched by name (missing from y: {missing}; not in labels: {extra}). Rename the "
+            "columns, or select them with y[labels]."
+        )
+    if names != labels:
+        warnings.warn(
+            f"y's columns {names} are in another order than labels={labels}; they were matched "
+            "by name, and predict_proba's columns follow labels. Later steps of a Pipeline and "
+            "metrics receive y in its own column order: pass y[labels] to keep them aligned.",
+            ColumnOrderWarning,
+            stacklevel=4,
+        )
+    by_name = dict(zip(names, columns))
+    return y[[by_name[n] for n in labels]]
+
+
+def align_target_columns(y, X):
+    """Reorder a DataFrame ``y`` to the column names of a DataFrame ``X`` when both name the same labels.
+
+    A per-label calibrator pairs column ``j`` of ``X`` with column ``j`` of
+    ``y``; when both carry names, pair them by name instead.
+    """
+    if not (hasattr(y, "columns") and hasattr(X, "columns")):
+        return y
+    x_names, y_names = [str(c) for c in X.columns], [str(c) for c in y.columns]
+    if x_names == y_names or sorted(x_names) != sorted(y_names):
+        return y
+    by_name = dict(zip(y_names, y.columns))
+    return y[[by_name[n] for n in x_names]]
 
 
 def check_targets(y, n_samples: int, labels: Sequence[str] | None):
@@ -192,10 +255,16 @@ def check_targets(y, n_samples: int, labels: Sequence[str] | None):
         raise ValueError("y is required: a 0/1 matrix, annotator proportions or label lists.")
     is_label_lists = _is_label_lists(y)
     if is_label_lists:
+        y = _as_rows(y)
         if len(y) != n_samples:
             raise ValueError(f"y has {len(y)} label lists but X has {n_samples} texts.")
         for i, row in enumerate(y):
             for v in row:
+                if v is None:
+                    raise ValueError(
+                        f"y[{i}] contains None; label lists must hold label names. Write an "
+                        "empty list [] for a text with no label."
+                    )
                 if not isinstance(v, str):
                     raise TypeError(f"y[{i}] contains {v!r}; label lists must hold label names.")
         if labels is None:
@@ -213,9 +282,12 @@ def check_targets(y, n_samples: int, labels: Sequence[str] | None):
         Y = mlb.fit_transform([list(row) for row in y]).astype(float)
         return Y, names
 
+    if hasattr(y, "columns"):  # a DataFrame names its columns: match them by name
+        if labels is None:
+            labels = [str(c) for c in y.columns]
+        else:
+            y = _match_columns_by_name(y, labels)
     Y = check_proportions(y, n_samples)
-    if labels is None and hasattr(y, "columns"):
-        labels = [str(c) for c in y.columns]  # a DataFrame names its columns
     if labels is None:
         raise ValueError(
             "labels=None but y is a matrix: the LLM needs label names. Pass "

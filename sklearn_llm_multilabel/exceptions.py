@@ -52,3 +52,7 @@ class DatasetFormatError(SklearnLLMError, ValueError):
 
 class PerformanceWarning(UserWarning):
     """Results are correct but computed on a slower path (e.g. no shared-prefix attention)."""
+
+
+class ColumnOrderWarning(UserWarning):
+    """A DataFrame target's columns were matched to ``labels`` by name, in another order."""
