@@ -1,6 +1,6 @@
 """Content-addressed store of step records, below aggregation.
 
-Keys come from :meth:`StepScorer.query_key`: a hash of the model fingerprint
+Keys come from a scorer's ``query_key``: a hash of the model fingerprint
 (weights, tokenizer, dtype), the whole prompt (instruction, demonstrations,
 label set, format, query template), the decoding settings and the text.
 Aggregation, threshold and calibration never enter a key.
@@ -9,10 +9,19 @@ Two levels:
 
 * in-process: a bounded dictionary shared by every estimator of the process
   (so clones made by ``GridSearchCV`` share it);
-* on disk (optional ``cache_dir``): one ``.npz`` file per text, written to a
-  temporary file and renamed into place (atomic; concurrent writers of the
-  same key write identical content), read with ``allow_pickle=False``. An
-  unreadable entry is warned about and recomputed.
+* on disk (optional ``cache_dir``): one ``.npz`` file per text under
+  ``<2 hex>/<64 hex>.npz``, written to a temporary file and renamed into place
+  (atomic; concurrent writers of the same key write identical content), read
+  with ``allow_pickle=False``.
+
+A cache folder is recognisable: a marker file (:data:`MARKER`) is written
+when the library creates it, so :meth:`StepCache.clear` and
+:meth:`StepCache.info` touch only the library's own entries and never a
+user's files. Every entry is validated in full when read (size before
+decompressing, metadata, shapes, dtypes, index ranges, finite values, the
+record kind the caller expects); a bad entry is reported with a
+:class:`CacheWarning` naming the file and recomputed. A folder that cannot
+be written (read-only) is reported once and results stay in memory.
 """
 
 from __future__ import annotations
@@ -20,9 +29,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import time
 import warnings
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +45,21 @@ from .backends._base import RECORD_TYPES
 from .exceptions import CacheWarning
 
 FORMAT_VERSION = 2
+#: file that marks a folder as a step cache of this library
+MARKER = "SKLML_CACHE.json"
+_MARKER_CONTENT = {"what": "sklearn_llm_multilabel step cache", "format_version": FORMAT_VERSION}
+_ENTRY = re.compile(r"^([0-9a-f]{2})/(\1[0-9a-f]{62})\.npz$")
+_TMP_PREFIX = ".tmp-"
+#: temporaries older than this (seconds) are orphans of a killed run
+ORPHAN_AGE = 600.0
+#: largest uncompressed entry accepted (bytes); a record is kilobytes
+MAX_ENTRY_BYTES = 64 * 2**20
+MAX_META_BYTES = 2**20
 
 _MEMORY = _state.MEMORY
 _MEMORY_LOCK = _state.LOCK
+_OPENED: set[str] = set()  # folders whose orphans were cleaned in this process
+_UNWRITABLE: set[str] = set()  # folders reported read-only in this process
 
 
 def clear_memory_cache() -> None:
@@ -48,40 +73,198 @@ def clear_memory_cache() -> None:
         _MEMORY.clear()
 
 
+def check_cache_dir(cache_dir) -> None:
+    """Raise a clear ``ValueError`` when ``cache_dir`` cannot be a step cache.
+
+    ``None`` is fine (memory only). A folder is fine when it is missing (it
+    will be created), empty, marked as a cache, or holds only entries of an
+    earlier, unmarked cache. A file, or a folder holding other files, is
+    refused: the cache would mix with them.
+    """
+    if cache_dir is None:
+        return
+    root = Path(cache_dir)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"cache_dir={str(cache_dir)!r} is a file, not a folder; pass a folder path.")
+    if root.is_dir() and not (root / MARKER).is_file():
+        foreign = _scan(root).foreign
+        if foreign:
+            raise ValueError(
+                f"cache_dir={str(cache_dir)!r} is not a step cache of this library: it holds other "
+                f"files ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}). Pass an "
+                "empty or new folder."
+            )
+
+
+@dataclass
+class CacheContents:
+    """What a cache folder holds.
+
+    Attributes
+    ----------
+    entries : list of str
+        Valid entry paths (relative to the folder).
+    entry_bytes : int
+    orphans : list of str
+        Temporary files left by interrupted writes.
+    foreign : list of str
+        Any other file (not the library's).
+    """
+
+    entries: list[str]
+    entry_bytes: int
+    orphans: list[str]
+    foreign: list[str]
+
+
+def _scan(root: Path) -> CacheContents:
+    entries, orphans, foreign, size = [], [], [], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            rel = Path(dirpath, name).relative_to(root).as_posix()
+            if rel == MARKER:
+                continue
+            parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+            if _ENTRY.match(rel):
+                entries.append(rel)
+                size += Path(dirpath, name).stat().st_size
+            elif name.startswith(_TMP_PREFIX) and re.fullmatch(r"[0-9a-f]{2}", parent):
+                orphans.append(rel)
+            else:
+                foreign.append(rel)
+    return CacheContents(entries, size, orphans, foreign)
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 class StepCache:
     """Read and write step records by key, in memory and optionally on disk.
 
     Parameters
     ----------
     cache_dir : str, path or None
-        Folder of the on-disk cache (created when missing); None keeps the
-        cache in memory only.
+        Folder of the on-disk cache (created, with its marker, when missing);
+        None keeps the cache in memory only.
+    create : bool, default=True
+        False opens an existing cache only (for ``info`` and ``clear``):
+        a missing folder or one that is not a cache raises ``ValueError``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cache = StepCache(tempfile.mkdtemp())
+    >>> cache.info().entries
+    []
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, cache_dir: str | os.PathLike | None = None, *, create: bool = True):
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        if self.cache_dir is not None:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if self.cache_dir is None:
+            return
+        root = self.cache_dir
+        if not create:
+            if not root.is_dir():
+                raise ValueError(f"{root}: no such cache directory.")
+            if not (root / MARKER).is_file():
+                raise ValueError(
+                    f"{root} is not a step cache of sklearn_llm_multilabel (no {MARKER} marker); "
+                    "nothing was changed."
+                )
+            return
+        check_cache_dir(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            marker = root / MARKER
+            if not marker.is_file():
+                self._write_bytes(marker, json.dumps(_MARKER_CONTENT).encode())
+        except OSError as exc:
+            self._report_unwritable(exc)
+        key = str(root.resolve())
+        with _MEMORY_LOCK:
+            first_open = key not in _OPENED
+            _OPENED.add(key)
+        if first_open:
+            self.remove_orphans(min_age=ORPHAN_AGE)
 
+    # ------------------------------------------------------------ folder
+    def info(self) -> CacheContents:
+        """Entries, orphaned temporaries and foreign files of the folder."""
+        if self.cache_dir is None:
+            raise ValueError("this cache has no cache_dir.")
+        return _scan(self.cache_dir)
+
+    def remove_orphans(self, min_age: float = 0.0) -> int:
+        """Delete temporary files of interrupted writes older than ``min_age`` seconds."""
+        if self.cache_dir is None or not self.cache_dir.is_dir():
+            return 0
+        removed = 0
+        for rel in _scan(self.cache_dir).orphans:
+            path = self.cache_dir / rel
+            if _age(path) >= min_age:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed += 1
+        return removed
+
+    def clear(self) -> tuple[int, int]:
+        """Delete every entry and orphaned temporary (never other files).
+
+        Returns
+        -------
+        (entries removed, orphans removed)
+        """
+        contents = self.info()
+        for rel in contents.entries:
+            with contextlib.suppress(FileNotFoundError):
+                (self.cache_dir / rel).unlink()
+        orphans = self.remove_orphans(min_age=0.0)
+        for sub in sorted(self.cache_dir.iterdir()):
+            if sub.is_dir() and re.fullmatch(r"[0-9a-f]{2}", sub.name):
+                with contextlib.suppress(OSError):
+                    sub.rmdir()  # only when empty
+        return len(contents.entries), orphans
+
+    # ----------------------------------------------------------- records
     def path(self, key: str) -> Path:
         """Where the entry for ``key`` lives on disk."""
         if self.cache_dir is None:
             raise ValueError("this cache has no cache_dir.")
+        if not re.fullmatch(r"[0-9a-f]{64}", key):
+            raise ValueError(f"invalid cache key {key!r}: expected 64 hexadecimal digits.")
         return self.cache_dir / key[:2] / f"{key}.npz"
 
-    def get(self, key: str):
-        """The record for ``key``, or None when absent (or unreadable on disk)."""
+    def get(self, key: str, kind: type | None = None, check: Callable | None = None):
+        """The record for ``key``, or None when absent (or invalid on disk).
+
+        Parameters
+        ----------
+        key : str
+        kind : record class or None
+            The record type the caller expects; an entry of another kind is invalid.
+        check : callable or None
+            ``check(record)`` raises ``ValueError`` when the record does not fit
+            the caller (label count, hidden size, number of queries).
+        """
         with _MEMORY_LOCK:
             record = _MEMORY.get(key)
             if record is not None:
                 _MEMORY.move_to_end(key)
-                return record
+        if record is not None:
+            if self.cache_dir is not None and not self.path(key).exists():
+                self._write(key, record)  # results computed before cache_dir was set
+            return record
         if self.cache_dir is None:
             return None
         path = self.path(key)
         if not path.exists():
             return None
-        record = self._read(path, key)
+        record = self._read(path, key, kind, check)
         if record is not None:
             self._remember(key, record)
         return record
@@ -90,7 +273,7 @@ class StepCache:
         """Store ``record`` in memory and, with a ``cache_dir``, atomically on disk."""
         self._remember(key, record)
         if self.cache_dir is not None:
-            self._write(self.path(key), key, record)
+            self._write(key, record)
 
     @staticmethod
     def _remember(key: str, record) -> None:
@@ -100,17 +283,41 @@ class StepCache:
             while len(_MEMORY) > _state.MEMORY_CACHE_SIZE:
                 _MEMORY.popitem(last=False)
 
-    @staticmethod
-    def _write(path: Path, key: str, record) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _report_unwritable(self, exc: OSError) -> None:
+        key = str(self.cache_dir)
+        with _MEMORY_LOCK:
+            if key in _UNWRITABLE:
+                return
+            _UNWRITABLE.add(key)
+        warnings.warn(
+            f"cache_dir {self.cache_dir} cannot be written ({type(exc).__name__}: "
+            f"{exc.strerror or exc}); results are kept in memory only for this process.",
+            CacheWarning,
+            stacklevel=4,
+        )
+
+    def _write(self, key: str, record) -> None:
         arrays, meta = record.to_payload()
         meta = {**meta, "format_version": FORMAT_VERSION, "key": key,
                 "kind": type(record).__name__}
         arrays = {**arrays, "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        path = self.path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._write_file(path, lambda fh: np.savez(fh, **arrays))
+        except OSError as exc:
+            self._report_unwritable(exc)
+
+    @classmethod
+    def _write_bytes(cls, path: Path, data: bytes) -> None:
+        cls._write_file(path, lambda fh: fh.write(data))
+
+    @staticmethod
+    def _write_file(path: Path, write) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=path.suffix)
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
+                write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -120,19 +327,34 @@ class StepCache:
             raise
 
     @staticmethod
-    def _read(path: Path, key: str):
+    def _read(path: Path, key: str, kind: type | None, check: Callable | None):
         try:
+            with zipfile.ZipFile(path) as archive:
+                total = sum(info.file_size for info in archive.infolist())
+                if total > MAX_ENTRY_BYTES:
+                    raise ValueError(f"entry would decompress to {total} bytes "
+                                     f"(limit {MAX_ENTRY_BYTES})")
+                meta_info = archive.getinfo("meta.npy")
+                if meta_info.file_size > MAX_META_BYTES:
+                    raise ValueError("metadata too large")
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 arrays = {name: np.array(data[name]) for name in data.files if name != "meta"}
+            if not isinstance(meta, dict):
+                raise ValueError("metadata is not an object")
             if meta.get("format_version") != FORMAT_VERSION or meta.get("key") != key:
                 raise ValueError("entry belongs to another key or format version")
-            kind = RECORD_TYPES.get(meta.get("kind"))
-            if kind is None:
+            record_type = RECORD_TYPES.get(meta.get("kind"))
+            if record_type is None:
                 raise ValueError(f"unknown record kind {meta.get('kind')!r}")
-            return kind.from_payload(arrays, meta)
+            if kind is not None and record_type is not kind:
+                raise ValueError(f"entry holds a {record_type.__name__}, expected {kind.__name__}")
+            record = record_type.from_payload(arrays, meta)
+            if check is not None:
+                check(record)
+            return record
         except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile,
-                UnicodeDecodeError) as exc:
+                UnicodeDecodeError, RecursionError, MemoryError, OverflowError) as exc:
             warnings.warn(
                 f"Cache entry {path} is unreadable ({type(exc).__name__}: {exc}); it will be "
                 "recomputed.",

@@ -27,7 +27,7 @@ from ._breakdown import (
     build_unary_prompt,
     select_breakdown_demonstrations,
 )
-from ._cache import StepCache
+from ._cache import StepCache, check_cache_dir
 from ._prompts import (
     DEFAULT_EXAMPLE_TEMPLATE,
     DEFAULT_INSTRUCTION,
@@ -121,6 +121,11 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         Seed of the demonstration sampler.
     show_progress : bool, default=True
         Show a progress bar while the model scores texts.
+    normalize_whitespace : bool, default=True
+        Replace every run of whitespace in texts and demonstrations (newlines
+        included) by one space, so that a text cannot open a new prompt line
+        (a line that looks like ``Label(s): ...`` or ``Input: ...`` would
+        otherwise steer the model). False keeps texts as given.
 
     Attributes
     ----------
@@ -177,6 +182,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "trust_remote_code": ["boolean"],
         "random_state": ["random_state"],
         "show_progress": ["boolean"],
+        "normalize_whitespace": ["boolean"],
     }
 
     def __init__(
@@ -202,6 +208,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         trust_remote_code: bool = False,
         random_state=0,
         show_progress: bool = True,
+        normalize_whitespace: bool = True,
     ):
         self.model = model
         self.labels = labels
@@ -223,6 +230,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.trust_remote_code = trust_remote_code
         self.random_state = random_state
         self.show_progress = show_progress
+        self.normalize_whitespace = normalize_whitespace
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -245,13 +253,11 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self : LLMMultiLabelClassifier
         """
         check_not_label_encoded()
-        texts = check_texts(X)
+        texts = self._texts(X)
         Y, names = check_targets(y, len(texts), self.labels)
-        names = check_label_names(
-            names, none_label=self.none_label, separator=label_separator(self.label_format)
-        )
-        _split_template(self.example_template)
+        self._check_prompt_params(names)
         self._check_threshold(len(names))
+        check_cache_dir(self.cache_dir)
         gold = Y >= 0.5
         indices = select_demonstrations(
             gold, self.n_shots, include_empty=self.include_empty_demos,
@@ -279,6 +285,32 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------ internals
+    def _texts(self, X) -> list[str]:
+        """Validated texts, whitespace-normalised unless ``normalize_whitespace=False``."""
+        texts = check_texts(X)
+        if self.normalize_whitespace:
+            texts = [" ".join(t.split()) for t in texts]
+        return texts
+
+    def _check_prompt_params(self, names) -> list[str]:
+        """The checks of ``fit`` on the parameters that shape the prompt.
+
+        Run again at predict time: ``set_params(none_label=..., label_format=...)``
+        after ``fit`` is checked against the fitted labels.
+        """
+        names = check_label_names(
+            names, none_label=self.none_label, separator=label_separator(self.label_format)
+        )
+        _split_template(self.example_template)
+        return names
+
+    def _check_fitted(self) -> None:
+        check_is_fitted(self)
+        self._validate_params()
+        self._check_prompt_params(list(self.label_names_))
+        if self.use_chat_template:
+            check_tokenizer(self._loaded_model().tokenizer, True)
+
     def _loaded_model(self):
         return load_model(
             self.model, device=self.device, dtype=self.dtype,
@@ -331,9 +363,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return _memoized(key, lambda: BreakdownScorer(loaded, parts, self.max_text_tokens))
 
     def _breakdown_proba(self, kind: str, X) -> np.ndarray:
-        check_is_fitted(self)
+        self._check_fitted()
         scorer = self._breakdown_scorer(kind)
-        records = score_texts(scorer, StepCache(self.cache_dir), check_texts(X),
+        records = score_texts(scorer, StepCache(self.cache_dir), self._texts(X),
                               batch_size=self.batch_size, show_progress=self.show_progress)
         scores = np.stack([r.answer_scores for r in records])
         if kind == "unary":
@@ -341,8 +373,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return aggregate_binary(scores, scorer.parts.pairs, random_state=self.random_state)
 
     def _records(self, X):
-        check_is_fitted(self)
-        texts = check_texts(X)
+        self._check_fitted()
+        texts = self._texts(X)
         return score_texts(
             self._scorer(), StepCache(self.cache_dir), texts,
             batch_size=self.batch_size, show_progress=self.show_progress,
@@ -381,7 +413,13 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         if proba.shape != (len(records), len(self.label_names_)):
             raise ValueError(
                 f"aggregation returned shape {proba.shape}; expected "
-                f"{(len(records), len(self.label_names_))}."
+                f"{(len(records), len(self.label_names_))} (n_samples, n_labels)."
+            )
+        if not np.all(np.isfinite(proba)) or proba.min(initial=0) < 0 or proba.max(initial=0) > 1:
+            bad = np.argwhere(~(np.isfinite(proba) & (proba >= 0) & (proba <= 1)))[0]
+            raise ValueError(
+                f"aggregation returned {proba[tuple(bad)]!r} at row {bad[0]}, label "
+                f"{self.label_names_[bad[1]]!r}; probabilities must be finite and in [0, 1]."
             )
         return proba
 
@@ -435,7 +473,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by score.")
         check_is_fitted(self)
-        texts = check_texts(X)
+        texts = self._texts(X)
         Y, _ = check_targets(y, len(texts), list(self.label_names_))
         return example_f1(Y, self.predict(texts))
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._cache import StepCache
-from .backends._base import StepRecord
-from .backends._hf import StepScorer
+from .backends._base import Scorer, StepRecord
 
 
 def score_texts(
-    scorer: StepScorer,
+    scorer: Scorer,
     cache: StepCache,
     texts: Sequence[str],
     *,
     batch_size: int,
     show_progress: bool = False,
-) -> list[StepRecord]:
+) -> list:
     """One :class:`StepRecord` per text, running the model only for texts not cached.
 
     Duplicate texts are scored once. Each finished batch is written to the
@@ -29,7 +28,7 @@ def score_texts(
     for key, query in zip(keys, queries):
         if key in found or key in todo:
             continue
-        record = cache.get(key)
+        record = cache.get(key, kind=scorer.record_type, check=scorer.check_record)
         if record is None:
             todo[key] = query
         else:

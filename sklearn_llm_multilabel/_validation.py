@@ -57,6 +57,14 @@ def check_texts(X, *, name: str = "X") -> list[str]:
             )
         if not t.strip():
             raise ValueError(f"{name}[{i}] is an empty or whitespace-only text.")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{name}[{i}] cannot be encoded as UTF-8 ({exc.reason} at character {exc.start}: "
+                f"{t[max(0, exc.start - 10) : exc.start + 10]!r}); clean it first, e.g. with "
+                "text.encode('utf-8', 'replace').decode()."
+            ) from None
     return texts
 
 

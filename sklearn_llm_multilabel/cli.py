@@ -273,17 +273,18 @@ def cmd_predict(args) -> int:
 
 
 def cmd_cache(args) -> int:
+    from ._cache import StepCache
+
     root = Path(args.cache_dir)
-    if not root.is_dir():
-        raise UsageError(f"{root}: no such cache directory.")
-    entries = sorted(root.glob("??/*.npz"))
+    cache = StepCache(root, create=False)  # refuses a folder that is not a step cache
     if args.action == "info":
-        size = sum(p.stat().st_size for p in entries)
-        print(f"{root}: {len(entries)} cached texts, {size / 2**20:.1f} MiB")
+        contents = cache.info()
+        print(f"{root}: {len(contents.entries)} cached texts, "
+              f"{contents.entry_bytes / 2**20:.1f} MiB; {len(contents.orphans)} orphaned "
+              f"temporary files; {len(contents.foreign)} other files (not the cache's)")
     else:
-        for p in entries:
-            p.unlink()
-        print(f"{root}: removed {len(entries)} cached texts")
+        entries, orphans = cache.clear()
+        print(f"{root}: removed {entries} cached texts and {orphans} orphaned temporary files")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -89,12 +91,43 @@ class StepRecord:
 
     @classmethod
     def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict) -> StepRecord:
-        """Inverse of :meth:`to_payload`; raises ValueError on inconsistent data."""
-        n_pos = len(arrays["generated_ids"])
-        if arrays["position_scores"].shape[0] != n_pos or len(arrays["label_mass"]) != n_pos:
+        """Inverse of :meth:`to_payload`; raises ValueError on anything a record cannot hold.
+
+        Checked: every array present with its dtype kind and number of
+        dimensions, consistent lengths, step positions within the valid
+        positions, step labels within the label columns and not repeated,
+        finite scores, and metadata of the right types.
+        """
+        _check_arrays(arrays, {"position_scores": ("f", 2), "generated_ids": ("i", 1),
+                               "step_positions": ("i", 1), "step_labels": ("i", 1),
+                               "label_mass": ("f", 1), "hidden": ("f", 1)})
+        scores, ids = arrays["position_scores"], arrays["generated_ids"]
+        n_pos = len(ids)
+        if scores.shape[0] != n_pos or len(arrays["label_mass"]) != n_pos:
             raise ValueError("inconsistent array lengths")
-        return cls(n_valid=int(meta["n_valid"]), text=str(meta["text"]),
-                   parsed=tuple(meta["parsed"]), unknown=tuple(meta["unknown"]),
+        if n_pos < 1:
+            raise ValueError("a record holds at least one generated position")
+        if scores.shape[1] < 2:
+            raise ValueError("position_scores needs at least one label column and none")
+        n_valid = meta.get("n_valid")
+        if not isinstance(n_valid, int) or isinstance(n_valid, bool) or not 0 <= n_valid <= n_pos:
+            raise ValueError(f"n_valid={n_valid!r} outside [0, {n_pos}]")
+        positions, labels = arrays["step_positions"], arrays["step_labels"]
+        if len(positions) != len(labels):
+            raise ValueError("step_positions and step_labels differ in length")
+        if len(positions) and (positions.min() < 0 or positions.max() >= n_valid
+                               or np.any(np.diff(positions) <= 0)):
+            raise ValueError("step positions out of range or not increasing")
+        if len(labels) and (labels.min() < 0 or labels.max() >= scores.shape[1]
+                            or len(set(labels.tolist())) != len(labels)):
+            raise ValueError("step labels out of range or repeated")
+        for name in ("position_scores", "label_mass", "hidden"):
+            if not np.all(np.isfinite(arrays[name])):
+                raise ValueError(f"{name} holds non-finite values")
+        text, parsed, unknown = meta.get("text"), meta.get("parsed"), meta.get("unknown")
+        if not isinstance(text, str) or not _str_list(parsed) or not _str_list(unknown):
+            raise ValueError("metadata text/parsed/unknown of the wrong type")
+        return cls(n_valid=n_valid, text=text, parsed=tuple(parsed), unknown=tuple(unknown),
                    **{name: arrays[name] for name in cls._ARRAYS})
 
     @property
@@ -130,11 +163,55 @@ class BreakdownRecord:
     @classmethod
     def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict) -> BreakdownRecord:
         """Inverse of :meth:`to_payload`."""
+        _check_arrays(arrays, {"answer_scores": ("f", 2)})
         scores = arrays["answer_scores"]
-        if scores.ndim != 2 or scores.shape[1] != 2:
+        if scores.shape[1] != 2:
             raise ValueError(f"answer_scores has shape {scores.shape}; expected (n, 2)")
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("answer_scores holds non-finite values")
         return cls(answer_scores=scores)
+
+
+def _check_arrays(arrays: dict, expected: dict[str, tuple[str, int]]) -> None:
+    """Every expected array present, with its dtype kind (``"f"``, ``"i"``) and ndim."""
+    for name, (kind, ndim) in expected.items():
+        value = arrays.get(name)
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"missing array {name!r}")
+        if value.dtype.kind != kind or value.ndim != ndim:
+            raise ValueError(f"{name} has dtype {value.dtype} and {value.ndim} dimensions; "
+                             f"expected kind {kind!r} with {ndim}")
+
+
+def _str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 #: record classes the on-disk cache can hold, by name
 RECORD_TYPES = {cls.__name__: cls for cls in (StepRecord, BreakdownRecord)}
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """What the cache glue (:func:`~sklearn_llm_multilabel._scoring.score_texts`) needs of a scorer.
+
+    Both the step scorer (greedy decoding) and the breakdown scorer (unary and
+    binary queries) satisfy it.
+    """
+
+    #: the record class the scorer returns and the cache must hold for its keys
+    record_type: type
+
+    def prepare_queries(self, texts: Sequence[str]) -> list[str]:
+        """Truncated per-text queries (the text-dependent part of the prompt)."""
+
+    def query_key(self, query: str) -> str:
+        """Content address of a query's record: 64 hexadecimal digits."""
+
+    def check_record(self, record) -> None:
+        """Raise ``ValueError`` when a cached record does not fit this scorer."""
+
+    def score_queries(self, queries: Sequence[str], *, batch_size: int | str = 8,
+                      use_prefix_cache: bool = True, on_batch: Callable | None = None,
+                      show_progress: bool = False) -> list:
+        """One record per query, in order; ``on_batch(indices, records)`` after each batch."""

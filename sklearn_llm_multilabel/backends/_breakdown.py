@@ -65,6 +65,14 @@ class BreakdownScorer(PrefixEngine):
     def _kept_positions(self) -> int:
         return len(self._tree.ends)
 
+    record_type = BreakdownRecord
+
+    def check_record(self, record: BreakdownRecord) -> None:
+        """Raise ValueError when a (cached) record does not hold one answer pair per suffix."""
+        if record.answer_scores.shape[0] != len(self.suffix_ids):
+            raise ValueError(f"record has {record.answer_scores.shape[0]} queries; expected "
+                             f"{len(self.suffix_ids)}")
+
     def prepare_queries(self, texts: Sequence[str]) -> list[str]:
         """Truncate texts to the token budget and build each text's middle part."""
         return [self.parts.middle(t) for t in self.truncate_texts(texts)]

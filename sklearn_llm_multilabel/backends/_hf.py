@@ -107,6 +107,21 @@ class StepScorer(PrefixEngine):
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
+    record_type = StepRecord
+
+    def check_record(self, record: StepRecord) -> None:
+        """Raise ValueError when a (cached) record does not fit this scorer's labels and model."""
+        n_columns = len(self.label_names) + 1
+        if record.position_scores.shape[1] != n_columns:
+            raise ValueError(f"record has {record.position_scores.shape[1]} label columns; "
+                             f"expected {n_columns}")
+        hidden = getattr(self.model.config, "hidden_size", None)
+        if isinstance(hidden, int) and record.hidden.shape[0] != hidden:
+            raise ValueError(f"record has a hidden state of size {record.hidden.shape[0]}; "
+                             f"expected {hidden}")
+        if len(record.generated_ids) > self.max_new_tokens:
+            raise ValueError("record has more positions than max_new_tokens")
+
     def prepare_queries(self, texts: Sequence[str]) -> list[str]:
         """Truncate texts to the token budget (warning with a count) and build queries."""
         return [self.parts.query(t) for t in self.truncate_texts(texts)]
