@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
 import warnings
 
@@ -37,7 +38,6 @@ import torch
 from _common import machine
 
 from sklearn_llm_multilabel import LLMMultiLabelClassifier
-from sklearn_llm_multilabel.backends import _attention
 from sklearn_llm_multilabel.datasets import load_mfrc, train_test_split_bunch
 
 
@@ -69,39 +69,28 @@ def main(argv=None):
     queries = scorer.prepare_queries(list(test.data))
     print(f"{args.n} MFRC texts, prefix {len(scorer.prefix_ids)} tokens\n{machine()}\n")
 
-    def run(batch_size="auto", use_prefix_cache=True):
-        return scorer.score_queries(queries, batch_size=batch_size,
-                                    use_prefix_cache=use_prefix_cache)
+    def run(batch_size="auto", use_prefix_cache=True, on=scorer):
+        return on.score_queries(queries, batch_size=batch_size, use_prefix_cache=use_prefix_cache)
+
+    def with_options(**options):  # engine options are scorer parameters, not shared flags
+        other = clf._scorer(**options)
+        return lambda: run(on=other)
 
     def quantized_run():
-        float_model = scorer.model
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantized = torch.ao.quantization.quantize_dynamic(
-                copy.deepcopy(float_model), {torch.nn.Linear}, dtype=torch.qint8)
-        float_prefix = scorer._prefix_kv
-        scorer.model, scorer._prefix_kv = quantized, None
-        try:
-            return run()
-        finally:  # the float prefix back, so the next variant does not re-encode it
-            scorer.model, scorer._prefix_kv = float_model, float_prefix
-
-    def with_setting(obj, attr, value):
-        def fn():
-            saved = getattr(obj, attr)
-            setattr(obj, attr, value)
-            try:
-                return run()
-            finally:
-                setattr(obj, attr, saved)
-        return fn
+                copy.deepcopy(scorer.model), {torch.nn.Linear}, dtype=torch.qint8)
+        loaded = dataclasses.replace(scorer.loaded, model=quantized,
+                                     fingerprint=scorer.loaded.fingerprint + "-int8")
+        return run(on=clf._scorer(loaded=loaded))
 
     baseline = "baseline (shared prefix, copy-free decoding, early exit, batch auto)"
     variants = {
         baseline: run,
         "prefix re-encoded for every batch": lambda: run(use_prefix_cache=False),
-        "decode via SDPA over a prefix copy": with_setting(_attention, "DECODE_QUERIES", 0),
-        "no early exit": with_setting(scorer, "early_exit", False),
+        "decode via SDPA over a prefix copy": with_options(decode_queries=0),
+        "no early exit": with_options(early_exit=False),
         **{f"batch {size}": (lambda size=size: run(batch_size=size)) for size in (1, 4, 16, 32)},
     }
     if torch.device(scorer.loaded.device).type == "cpu":

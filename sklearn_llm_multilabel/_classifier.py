@@ -334,19 +334,26 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             none_label=self.none_label, chat_template_renderer=renderer,
         )
 
-    def _scorer(self) -> StepScorer:
+    def _scorer(self, loaded=None, **engine_options) -> StepScorer:
+        """The process-wide step scorer of this estimator's fitted prompt.
+
+        ``loaded`` replaces the estimator's model (benchmarks); ``engine_options``
+        (``early_exit``, ``decode_queries``) are passed to :class:`StepScorer`
+        and are part of the scorer's key, so they never change a shared scorer.
+        """
         n_labels = len(self.label_names_)
         max_new = self.max_new_tokens or default_max_new_tokens(n_labels)
         parts = self._prompt_parts()
-        loaded = self._loaded_model()
+        loaded = self._loaded_model() if loaded is None else loaded
         key = (loaded.fingerprint, str(loaded.device), parts,
                tuple(self.label_names_), self.none_label, self.label_format,
-               self.example_template, max_new, self.max_text_tokens)
+               self.example_template, max_new, self.max_text_tokens,
+               tuple(sorted(engine_options.items())))
         _, mid, _ = _split_template(self.example_template)
         return _memoized(key, lambda: StepScorer(
             loaded, parts, list(self.label_names_), self.none_label,
             self.label_format, answer_lead=mid, max_new_tokens=max_new,
-            max_text_tokens=self.max_text_tokens,
+            max_text_tokens=self.max_text_tokens, **engine_options,
         ))
 
     def _breakdown_parts(self, kind: str):
