@@ -135,7 +135,7 @@ def test_key_changes_with_model_prompt_and_labels(tiny_llama, tiny_gpt2):
 def test_interrupted_run_resumes_without_rescoring(tiny_llama, tmp_path, monkeypatch):
     clf = make_clf(tiny_llama, cache_dir=tmp_path, batch_size=2).fit(TEXTS, LABEL_LISTS)
     scorer = clf._scorer()
-    original = scorer._decode_batch
+    original = scorer._score_rows
     calls = {"n": 0}
 
     def interrupt_after_two_batches(*args, **kwargs):
@@ -144,11 +144,11 @@ def test_interrupted_run_resumes_without_rescoring(tiny_llama, tmp_path, monkeyp
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(scorer, "_decode_batch", interrupt_after_two_batches)
+    monkeypatch.setattr(scorer, "_score_rows", interrupt_after_two_batches)
     with pytest.raises(KeyboardInterrupt):
         clf.predict_proba(TEXTS)
     assert len(list(Path(tmp_path).rglob("*.npz"))) == 4
-    monkeypatch.setattr(scorer, "_decode_batch", original)
+    monkeypatch.setattr(scorer, "_score_rows", original)
     clear_memory_cache()
     before = texts_scored()
     clf.predict_proba(TEXTS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -77,23 +77,15 @@ class BreakdownScorer(PrefixEngine):
         """Truncate texts to the token budget and build each text's middle part."""
         return [self.parts.middle(t) for t in self.truncate_texts(texts)]
 
-    def score_queries(
-        self,
-        queries: Sequence[str],
-        *,
-        batch_size: int = 8,
-        use_prefix_cache: bool = True,
-        on_batch: Callable | None = None,
-        show_progress: bool = False,
-    ) -> list[BreakdownRecord]:
-        """One :class:`BreakdownRecord` (answer scores of every suffix) per query.
+    def _score_rows(self, rows: list[list[int]], use_prefix_cache: bool) -> list[BreakdownRecord]:
+        """One :class:`BreakdownRecord` (answer scores of every suffix) per row.
 
         ``use_prefix_cache=False`` is the reference computation: every
         (text, suffix) prompt is encoded in full, one at a time.
         """
-        query_ids = self.encode_queries(queries)
-        score = self._score_batch if use_prefix_cache else self._score_batch_uncached
-        return self._run_batches(query_ids, batch_size, score, on_batch, show_progress)
+        if use_prefix_cache:
+            return self._score_batch(rows)
+        return self._score_batch_uncached(rows)
 
     def _answers(self, out) -> torch.Tensor:
         return reduce_label_logits(out.logits[:, -1, :].float(), self._idx, self._valid).cpu()

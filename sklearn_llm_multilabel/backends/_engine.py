@@ -259,14 +259,37 @@ class PrefixEngine:
             start += size
         return chunks
 
-    def _run_batches(self, query_ids, batch_size, score_batch, on_batch: Callable | None,
-                     show_progress: bool):
-        """Score ``query_ids`` in :meth:`batches` and return records in input order."""
+    def score_queries(
+        self,
+        queries: Sequence[str],
+        *,
+        batch_size: int | str = 8,
+        use_prefix_cache: bool = True,
+        on_batch: Callable[[list[int], list], None] | None = None,
+        show_progress: bool = False,
+    ) -> list:
+        """Score every query and return one record per query, in order.
+
+        Parameters
+        ----------
+        queries : sequence of str
+            Outputs of ``prepare_queries``.
+        batch_size : int or "auto", default=8
+        use_prefix_cache : bool, default=True
+            False re-encodes the whole prompt (the reference computation that
+            the cached path must equal).
+        on_batch : callable or None
+            Called with (indices, records) as each batch completes, e.g. to
+            persist it.
+        show_progress : bool, default=False
+            A tqdm bar with texts/s.
+        """
+        query_ids = self.encode_queries(queries)
         results: list = [None] * len(query_ids)
         bar = tqdm(total=len(query_ids), unit="text", desc="Scoring", disable=not show_progress)
         try:
             for chunk in self.batches(query_ids, batch_size):
-                records = score_batch([query_ids[i] for i in chunk])
+                records = self._score_rows([query_ids[i] for i in chunk], use_prefix_cache)
                 for i, rec in zip(chunk, records):
                     results[i] = rec
                 if on_batch is not None:
@@ -275,3 +298,7 @@ class PrefixEngine:
         finally:
             bar.close()
         return results
+
+    def _score_rows(self, rows: list[list[int]], use_prefix_cache: bool) -> list:
+        """Records of one batch of token rows (implemented by each scorer)."""
+        raise NotImplementedError

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -126,39 +126,12 @@ class StepScorer(PrefixEngine):
         """Truncate texts to the token budget (warning with a count) and build queries."""
         return [self.parts.query(t) for t in self.truncate_texts(texts)]
 
-    def score_queries(
-        self,
-        queries: Sequence[str],
-        *,
-        batch_size: int = 8,
-        use_prefix_cache: bool = True,
-        on_batch: Callable[[list[int], list[StepRecord]], None] | None = None,
-        show_progress: bool = False,
-    ) -> list[StepRecord]:
-        """Decode every query and return one :class:`StepRecord` per query, in order.
+    def _score_rows(self, rows: list[list[int]], use_prefix_cache: bool) -> list[StepRecord]:
+        """Greedy decoding of a batch; finished rows leave the batch (early exit).
 
-        Parameters
-        ----------
-        queries : sequence of str
-            Outputs of :meth:`prepare_queries`.
-        batch_size : int, default=8
-        use_prefix_cache : bool, default=True
-            False re-encodes the whole prompt for every batch (the reference
-            computation that the cached path must equal).
-        on_batch : callable or None
-            Called with (indices, records) as each batch completes, e.g. to
-            persist it.
-        show_progress : bool, default=False
-            A tqdm bar with texts/s.
+        ``use_prefix_cache=False`` re-encodes the whole prompt for every batch
+        (the reference computation that the cached path must equal).
         """
-        query_ids = self.encode_queries(queries)
-        return self._run_batches(
-            query_ids, batch_size, lambda rows: self._decode_batch(rows, use_prefix_cache),
-            on_batch, show_progress,
-        )
-
-    def _decode_batch(self, rows: list[list[int]], use_prefix_cache: bool) -> list[StepRecord]:
-        """Greedy decoding of a batch; finished rows leave the batch (early exit)."""
         B, L1, steps = len(rows), len(self.label_names) + 1, self.max_new_tokens
         use_shared = self._uses_shared_prefix(use_prefix_cache)
         shared = self._shared_prefix() if use_shared else None
