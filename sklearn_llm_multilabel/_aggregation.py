@@ -11,13 +11,19 @@ Shapes (see :func:`pack_steps`):
   about by the caller).
 
 Each function returns an ``(n, L)`` array of independent per-label
-probabilities (``none`` is not output).
+probabilities (``none`` is not output). :data:`AGGREGATION_TABLE` lists every
+aggregation with what it consumes; the classifier's ``aggregation`` options,
+the CLI's choices and :mod:`sklearn_llm_multilabel.aggregation` derive from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import expit, softmax
+from sklearn.utils import check_random_state
 
 EPS = 1e-8
 
@@ -103,15 +109,168 @@ def aggregate_hard(parsed: np.ndarray) -> np.ndarray:
     return np.where(parsed, 1.0 - EPS, EPS)
 
 
-#: aggregations computed from step scores; "hard" uses parsed labels instead.
-STEP_AGGREGATIONS = {
-    "first": aggregate_first,
-    "max": aggregate_max,
-    "mean": aggregate_mean,
-}
-#: every aggregation the classifier offers; "unary" and "binary" run their own prompts
-BREAKDOWN_AGGREGATIONS = ("unary", "binary")
-AGGREGATIONS = (*STEP_AGGREGATIONS, "hard", *BREAKDOWN_AGGREGATIONS)
+def aggregate_unary(answer_scores: np.ndarray) -> np.ndarray:
+    """``p_l = P(reasonable)`` from the softmax over the two answers of label l's query.
+
+    Parameters
+    ----------
+    answer_scores : ndarray of shape (n, L, 2)
+        (reasonable, unreasonable) scores.
+
+    Examples
+    --------
+    >>> aggregate_unary(np.log([[[3.0, 1.0], [1.0, 1.0]]]))
+    array([[0.75, 0.5 ]])
+    """
+    S = np.asarray(answer_scores, dtype=np.float64)
+    if S.ndim != 3 or S.shape[-1] != 2:
+        raise ValueError(f"answer_scores must have shape (n, L, 2); got {S.shape}.")
+    return expit(S[..., 0] - S[..., 1])
+
+
+def fit_bradley_terry(
+    p: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    n_candidates: int,
+    *,
+    l2: float = 0.01,
+    lr: float = 1e-2,
+    max_iter: int = 5000,
+    patience: int = 10,
+    random_state=0,
+) -> np.ndarray:
+    """Bradley–Terry scores per example, fitted with Adam as in the paper.
+
+    Minimises, for every example independently,
+    ``Σ_(i<j) −[p_ij log σ(s_i − s_j) + (1 − p_ij) log σ(s_j − s_i)] + l2 ‖s‖²``
+    with Adam (``lr``), at most ``max_iter`` iterations, stopping an example
+    after ``patience`` iterations without improvement and keeping its best
+    scores; the initialisation is seeded.
+
+    Parameters
+    ----------
+    p : ndarray of shape (n, n_pairs)
+        ``P(i preferred over j)`` for every pair.
+    pairs : sequence of (i, j)
+    n_candidates : int
+
+    Returns
+    -------
+    s : ndarray of shape (n, n_candidates)
+
+    Examples
+    --------
+    >>> s = fit_bradley_terry(np.array([[0.9, 0.9, 0.5]]), [(0, 1), (0, 2), (1, 2)], 3)
+    >>> bool(s[0, 0] > s[0, 1]) and bool(s[0, 0] > s[0, 2])
+    True
+    """
+    p = np.asarray(p, dtype=np.float64)
+    pairs = np.asarray(pairs, dtype=int)
+    if p.ndim != 2 or p.shape[1] != len(pairs):
+        raise ValueError(f"p must have shape (n, {len(pairs)}); got {p.shape}.")
+    rng = check_random_state(random_state)
+    n = len(p)
+    s = rng.normal(0.0, 0.01, size=(n, n_candidates))
+    m = np.zeros_like(s)
+    v = np.zeros_like(s)
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    best_s, best_loss = s.copy(), np.full(n, np.inf)
+    stale = np.zeros(n, dtype=int)
+    active = np.ones(n, dtype=bool)
+    i_idx, j_idx = pairs[:, 0], pairs[:, 1]
+    for t in range(1, max_iter + 1):
+        d = s[:, i_idx] - s[:, j_idx]
+        loss = (np.logaddexp(0, -d) * p + np.logaddexp(0, d) * (1 - p)).sum(axis=1) \
+            + l2 * (s ** 2).sum(axis=1)
+        improved = loss < best_loss - 1e-12
+        best_s[improved] = s[improved]
+        best_loss[improved] = loss[improved]
+        stale = np.where(improved, 0, stale + 1)
+        active &= stale < patience
+        if not active.any():
+            break
+        grad_d = expit(d) - p
+        grad = 2 * l2 * s
+        np.add.at(grad.T, i_idx, grad_d.T)
+        np.add.at(grad.T, j_idx, -grad_d.T)
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad ** 2
+        step = lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
+        s = np.where(active[:, None], s - step, s)
+    return best_s
+
+
+def aggregate_binary(answer_scores: np.ndarray, pairs: Sequence[tuple[int, int]],
+                     random_state=0) -> np.ndarray:
+    """``p_l = σ(s_l − s_none)`` from Bradley–Terry scores of the pairwise answers.
+
+    Parameters
+    ----------
+    answer_scores : ndarray of shape (n, n_pairs, 2)
+        (a, b) scores; for pair ``(i, j)`` label ``i`` is option ``a``.
+    pairs : sequence of (i, j)
+        Over labels + none (none is the last candidate).
+
+    Returns
+    -------
+    ndarray of shape (n, L)
+    """
+    S = np.asarray(answer_scores, dtype=np.float64)
+    if S.ndim != 3 or S.shape[-1] != 2 or S.shape[1] != len(pairs):
+        raise ValueError(f"answer_scores must have shape (n, {len(pairs)}, 2); got {S.shape}.")
+    n_candidates = int(np.max(pairs)) + 1
+    s = fit_bradley_terry(expit(S[..., 0] - S[..., 1]), pairs, n_candidates,
+                          random_state=random_state)
+    return expit(s[:, :-1] - s[:, -1:])
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """One entry of :data:`AGGREGATION_TABLE`.
+
+    Attributes
+    ----------
+    name : str
+        The value of ``LLMMultiLabelClassifier(aggregation=...)``.
+    consumes : {"steps", "parsed", "unary", "binary"}
+        What it is computed from: the step scores of the greedy decoding
+        (``(scores, mask)`` of :func:`pack_steps`), the labels parsed from
+        the generated text, or the answer scores of the unary or binary
+        breakdown queries (which run their own prompts).
+    function : callable
+    in_paper : bool
+        False for the library's own additions (``mean``).
+    summary : str
+    """
+
+    name: str
+    consumes: str
+    function: Callable
+    in_paper: bool
+    summary: str
+
+
+#: every aggregation the classifier offers, in the order reports list them
+AGGREGATION_TABLE: dict[str, Aggregation] = {entry.name: entry for entry in (
+    Aggregation("first", "steps", aggregate_first, True,
+                "compare-to-none at the first label step"),
+    Aggregation("max", "steps", aggregate_max, True,
+                "max over label-generation steps (the paper's headline method)"),
+    Aggregation("mean", "steps", aggregate_mean, False,
+                "mean over label-generation steps (the library's addition, not in the paper)"),
+    Aggregation("hard", "parsed", aggregate_hard, True, "the labels the model wrote"),
+    Aggregation("unary", "unary", aggregate_unary, True,
+                "one 'is label l reasonable?' query per label"),
+    Aggregation("binary", "binary", aggregate_binary, True,
+                "pairwise 'a or b?' queries and Bradley-Terry scores"),
+)}
+AGGREGATIONS = tuple(AGGREGATION_TABLE)
+#: aggregations computed from step scores
+STEP_AGGREGATIONS = {name: entry.function for name, entry in AGGREGATION_TABLE.items()
+                     if entry.consumes == "steps"}
+#: aggregations that run their own breakdown prompts
+BREAKDOWN_AGGREGATIONS = tuple(name for name, entry in AGGREGATION_TABLE.items()
+                               if entry.consumes in ("unary", "binary"))
 
 
 def pack_steps(step_scores: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

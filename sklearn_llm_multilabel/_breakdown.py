@@ -1,4 +1,4 @@
-"""Unary and binary breakdown prompts (the paper's §2) and their aggregation.
+"""Unary and binary breakdown prompts (the paper's §2); their aggregation is in :mod:`._aggregation`.
 
 Pure Python and numpy. A breakdown prompt is split in three parts so that the
 engine can encode the per-text part once and reuse it for every label (or
@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 from sklearn.utils import check_random_state
 
 UNARY_INSTRUCTION = (
@@ -158,118 +157,3 @@ def build_binary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
         suffixes=tuple(_binary_block(names[i], names[j]) for i, j in pairs),
         answers=BINARY_ANSWERS, answer_lead="Correct Label: ", pairs=tuple(pairs),
     )
-
-
-def aggregate_unary(answer_scores: np.ndarray) -> np.ndarray:
-    """``p_l = P(reasonable)`` from the softmax over the two answers of label l's query.
-
-    Parameters
-    ----------
-    answer_scores : ndarray of shape (n, L, 2)
-        (reasonable, unreasonable) scores.
-
-    Examples
-    --------
-    >>> aggregate_unary(np.log([[[3.0, 1.0], [1.0, 1.0]]]))
-    array([[0.75, 0.5 ]])
-    """
-    S = np.asarray(answer_scores, dtype=np.float64)
-    if S.ndim != 3 or S.shape[-1] != 2:
-        raise ValueError(f"answer_scores must have shape (n, L, 2); got {S.shape}.")
-    return expit(S[..., 0] - S[..., 1])
-
-
-def fit_bradley_terry(
-    p: np.ndarray,
-    pairs: Sequence[tuple[int, int]],
-    n_candidates: int,
-    *,
-    l2: float = 0.01,
-    lr: float = 1e-2,
-    max_iter: int = 5000,
-    patience: int = 10,
-    random_state=0,
-) -> np.ndarray:
-    """Bradley–Terry scores per example, fitted with Adam as in the paper.
-
-    Minimises, for every example independently,
-    ``Σ_(i<j) −[p_ij log σ(s_i − s_j) + (1 − p_ij) log σ(s_j − s_i)] + l2 ‖s‖²``
-    with Adam (``lr``), at most ``max_iter`` iterations, stopping an example
-    after ``patience`` iterations without improvement and keeping its best
-    scores; the initialisation is seeded.
-
-    Parameters
-    ----------
-    p : ndarray of shape (n, n_pairs)
-        ``P(i preferred over j)`` for every pair.
-    pairs : sequence of (i, j)
-    n_candidates : int
-
-    Returns
-    -------
-    s : ndarray of shape (n, n_candidates)
-
-    Examples
-    --------
-    >>> s = fit_bradley_terry(np.array([[0.9, 0.9, 0.5]]), [(0, 1), (0, 2), (1, 2)], 3)
-    >>> bool(s[0, 0] > s[0, 1]) and bool(s[0, 0] > s[0, 2])
-    True
-    """
-    p = np.asarray(p, dtype=np.float64)
-    pairs = np.asarray(pairs, dtype=int)
-    if p.ndim != 2 or p.shape[1] != len(pairs):
-        raise ValueError(f"p must have shape (n, {len(pairs)}); got {p.shape}.")
-    rng = check_random_state(random_state)
-    n = len(p)
-    s = rng.normal(0.0, 0.01, size=(n, n_candidates))
-    m = np.zeros_like(s)
-    v = np.zeros_like(s)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    best_s, best_loss = s.copy(), np.full(n, np.inf)
-    stale = np.zeros(n, dtype=int)
-    active = np.ones(n, dtype=bool)
-    i_idx, j_idx = pairs[:, 0], pairs[:, 1]
-    for t in range(1, max_iter + 1):
-        d = s[:, i_idx] - s[:, j_idx]
-        loss = (np.logaddexp(0, -d) * p + np.logaddexp(0, d) * (1 - p)).sum(axis=1) \
-            + l2 * (s ** 2).sum(axis=1)
-        improved = loss < best_loss - 1e-12
-        best_s[improved] = s[improved]
-        best_loss[improved] = loss[improved]
-        stale = np.where(improved, 0, stale + 1)
-        active &= stale < patience
-        if not active.any():
-            break
-        grad_d = expit(d) - p
-        grad = 2 * l2 * s
-        np.add.at(grad.T, i_idx, grad_d.T)
-        np.add.at(grad.T, j_idx, -grad_d.T)
-        m = beta1 * m + (1 - beta1) * grad
-        v = beta2 * v + (1 - beta2) * grad ** 2
-        step = lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + eps)
-        s = np.where(active[:, None], s - step, s)
-    return best_s
-
-
-def aggregate_binary(answer_scores: np.ndarray, pairs: Sequence[tuple[int, int]],
-                     random_state=0) -> np.ndarray:
-    """``p_l = σ(s_l − s_none)`` from Bradley–Terry scores of the pairwise answers.
-
-    Parameters
-    ----------
-    answer_scores : ndarray of shape (n, n_pairs, 2)
-        (a, b) scores; for pair ``(i, j)`` label ``i`` is option ``a``.
-    pairs : sequence of (i, j)
-        Over labels + none (none is the last candidate).
-
-    Returns
-    -------
-    ndarray of shape (n, L)
-    """
-    S = np.asarray(answer_scores, dtype=np.float64)
-    if S.ndim != 3 or S.shape[-1] != 2 or S.shape[1] != len(pairs):
-        raise ValueError(f"answer_scores must have shape (n, {len(pairs)}, 2); got {S.shape}.")
-    n_candidates = int(np.max(pairs)) + 1
-    s = fit_bradley_terry(expit(S[..., 0] - S[..., 1]), pairs, n_candidates,
-                          random_state=random_state)
-    return expit(s[:, :-1] - s[:, -1:])

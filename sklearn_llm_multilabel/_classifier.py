@@ -16,13 +16,13 @@ from ._aggregation import (
     AGGREGATIONS,
     BREAKDOWN_AGGREGATIONS,
     STEP_AGGREGATIONS,
+    aggregate_binary,
     aggregate_hard,
+    aggregate_unary,
     pack_steps,
 )
 from ._aggregation import step_distributions as _step_distributions
 from ._breakdown import (
-    aggregate_binary,
-    aggregate_unary,
     build_binary_prompt,
     build_unary_prompt,
     select_breakdown_demonstrations,

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ._aggregation import AGGREGATIONS
 from .datasets._base import _delimiter as file_delimiter
 from .exceptions import SklearnLLMError
 
 FORMATS = ("annotations", "counts", "lewidi", "goemotions", "xed", "csv")
-STRATEGIES = ("first", "max", "mean", "hard", "unary", "binary")
+#: the aggregations, from the one table in ._aggregation
+STRATEGIES = AGGREGATIONS
 
 
 class UsageError(Exception):

@@ -68,3 +68,17 @@ def test_shape_errors():
         pack_steps([np.zeros((0, 3))])
     with pytest.raises(ValueError, match="same number of label columns"):
         pack_steps([np.zeros((1, 3)), np.zeros((1, 4))])
+
+
+def test_one_table_drives_the_parameter_the_cli_and_the_public_module():
+    from sklearn_llm_multilabel import LLMMultiLabelClassifier, aggregation
+    from sklearn_llm_multilabel.cli import STRATEGIES
+
+    names = tuple(aggregation.AGGREGATION_TABLE)
+    assert names == ("first", "max", "mean", "hard", "unary", "binary") == STRATEGIES
+    options = LLMMultiLabelClassifier._parameter_constraints["aggregation"][0].options
+    assert set(options) == set(names)
+    for entry in aggregation.AGGREGATION_TABLE.values():
+        assert entry.function.__name__ in aggregation.__all__
+        assert getattr(aggregation, entry.function.__name__) is entry.function
+    assert [n for n, e in aggregation.AGGREGATION_TABLE.items() if not e.in_paper] == ["mean"]

@@ -11,13 +11,11 @@ from sklearn_llm_multilabel import (
     get_scoring_stats,
     load_model,
 )
+from sklearn_llm_multilabel._aggregation import aggregate_binary, aggregate_unary, fit_bradley_terry
 from sklearn_llm_multilabel._breakdown import (
-    aggregate_binary,
-    aggregate_unary,
     build_binary_prompt,
     build_unary_prompt,
     candidate_pairs,
-    fit_bradley_terry,
     select_breakdown_demonstrations,
 )
 from sklearn_llm_multilabel.backends._breakdown import BreakdownScorer
