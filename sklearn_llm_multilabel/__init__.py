@@ -8,6 +8,7 @@ from ._cache import clear_memory_cache
 from ._calibration import DistributionCalibrator
 from ._classifier import LLMMultiLabelClassifier
 from ._features import LLMHiddenStateFeatures
+from ._prompts import PAPER_PROMPTS
 from .backends import get_scoring_stats, load_model, register_model, reset_scoring_stats
 
 __version__ = "0.1.0"
@@ -16,6 +17,7 @@ __all__ = [
     "DistributionCalibrator",
     "LLMHiddenStateFeatures",
     "LLMMultiLabelClassifier",
+    "PAPER_PROMPTS",
     "__version__",
     "clear_memory_cache",
     "get_scoring_stats",

@@ -214,6 +214,14 @@ def aggregate_binary(answer_scores: np.ndarray, pairs: Sequence[tuple[int, int]]
     Returns
     -------
     ndarray of shape (n, L)
+
+    Examples
+    --------
+    >>> pairs = [(0, 1), (0, 2), (1, 2)]  # labels 0 and 1, none = 2
+    >>> scores = np.log([[[9.0, 1.0], [9.0, 1.0], [1.0, 9.0]]])  # 0 beats all; none beats 1
+    >>> p = aggregate_binary(scores, pairs)
+    >>> bool(p[0, 0] > 0.5 > p[0, 1])
+    True
     """
     S = np.asarray(answer_scores, dtype=np.float64)
     if S.ndim != 3 or S.shape[-1] != 2 or S.shape[1] != len(pairs):
@@ -241,6 +249,11 @@ class Aggregation:
     in_paper : bool
         False for the library's own additions (``mean``).
     summary : str
+
+    Examples
+    --------
+    >>> AGGREGATION_TABLE["max"].consumes, AGGREGATION_TABLE["mean"].in_paper
+    ('steps', False)
     """
 
     name: str

@@ -12,6 +12,7 @@ label pair) query of that text:
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -23,8 +24,8 @@ UNARY_INSTRUCTION = (
     'Output either "reasonable" or "unreasonable" and nothing else.'
 )
 BINARY_INSTRUCTION = (
-    'For each question, choose which of the two labels fits it better. '
-    'Output either "a" or "b" and nothing else.'
+    'Classify the following question into one of the two following labels. '
+    'Output either "a" or "b" depending on which label is better and nothing else.'
 )
 UNARY_ANSWERS = ("reasonable", "unreasonable")
 BINARY_ANSWERS = ("a", "b")
@@ -77,11 +78,20 @@ def _binary_block(label_a: str, label_b: str) -> str:
 
 
 def select_breakdown_demonstrations(Y_gold: np.ndarray, n_shots: int, random_state=None):
-    """Seeded (row, positive label, negative label, positive first) demonstration tuples.
+    """Seeded (row, gold candidate, non-gold candidate, unary flag, binary flag) tuples.
 
     Rows are drawn without replacement; half the demonstrations are positive
-    (a gold label), half negative (a non-gold label). The empty set counts as
-    the candidate ``L`` (none): gold for rows without labels, otherwise not.
+    (the unary flag: a gold label answered ``reasonable``), half negative (a
+    non-gold label answered ``unreasonable``), alternating; the binary flag
+    (gold candidate placed first) alternates the same way. The empty set
+    counts as the candidate ``L`` (none): gold for rows without labels,
+    otherwise not.
+
+    Examples
+    --------
+    >>> Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> [d[3] for d in select_breakdown_demonstrations(Y, 4, random_state=0)]
+    [True, False, True, False]
     """
     rng = check_random_state(random_state)
     Y_gold = np.asarray(Y_gold, dtype=bool)
@@ -91,12 +101,45 @@ def select_breakdown_demonstrations(Y_gold: np.ndarray, n_shots: int, random_sta
     for k, row in enumerate(rows):
         gold = list(np.flatnonzero(Y_gold[row])) or [L]
         other = [c for c in range(L + 1) if c not in gold]
-        demos.append((int(row), int(rng.choice(gold)), int(rng.choice(other)), k % 2 == 0))
+        demos.append((int(row), int(rng.choice(gold)), int(rng.choice(other)), k % 2 == 0,
+                      k % 2 == 0))
+    return demos
+
+
+def select_breakdown_demonstrations_official(Y_gold: np.ndarray, n_shots: int, seed: int):
+    """The released code's breakdown demonstrations, as (row, gold, non-gold, unary, binary).
+
+    Python's ``random`` seeded with ``seed`` for each draw; only rows with at
+    least one gold label; half the unary demonstrations reasonable (a gold
+    label), half unreasonable (a non-gold candidate, none included), in
+    shuffled order; the binary gold position a coin flip.
+
+    Examples
+    --------
+    >>> Y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> demos = select_breakdown_demonstrations_official(Y, 2, seed=0)
+    >>> sorted(d[3] for d in demos), all(d[0] != 3 for d in demos)
+    ([False, True], True)
+    """
+    Y_gold = np.asarray(Y_gold, dtype=bool)
+    n, L = Y_gold.shape
+    eligible = [i for i in range(n) if Y_gold[i].any()]
+    rows = random.Random(seed).sample(eligible, min(n_shots, len(eligible)))
+    n_reasonable = len(rows) // 2
+    unary = [True] * n_reasonable + [False] * (len(rows) - n_reasonable)
+    random.Random(seed).shuffle(unary)
+    choices = random.Random(seed)
+    demos = []
+    for row, is_reasonable in zip(rows, unary):
+        gold = [int(c) for c in np.flatnonzero(Y_gold[row])]
+        other = [c for c in range(L + 1) if c not in gold]
+        demos.append((int(row), choices.choice(gold), choices.choice(other), is_reasonable,
+                       choices.random() < 0.5))
     return demos
 
 
 def build_unary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
-                       none_label: str = "none") -> BreakdownParts:
+                       none_label: str = "none", protocol: str = "library") -> BreakdownParts:
     """The unary prompt: "is label l reasonable for this text?" for every label.
 
     ``demos`` come from :func:`select_breakdown_demonstrations`; a demonstration
@@ -117,19 +160,22 @@ def build_unary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
     Is the label reasonable:
     """
     names = [*label_names, none_label]
+    official = protocol == "official"
+    gap, tail = ("\n\n", " ") if official else ("\n", "")
     blocks = [UNARY_INSTRUCTION + "\n\n"]
-    for row, positive, negative, is_positive in demos:
+    for row, positive, negative, is_positive, *_ in demos:
         label, answer = (positive, "reasonable") if is_positive else (negative, "unreasonable")
-        blocks.append(f"Question: {texts[row]}\n{_unary_block(names[label])} {answer}\n")
+        blocks.append(f"Question: {texts[row]}\n{_unary_block(names[label])} {answer}{gap}")
+    queried = names if official else list(label_names)  # the released code also asks about none
     return BreakdownParts(
         kind="unary", prefix="".join(blocks), middle_head="Question: ", middle_tail="\n",
-        suffixes=tuple(_unary_block(name) for name in label_names),
+        suffixes=tuple(_unary_block(name) + tail for name in queried),
         answers=UNARY_ANSWERS, answer_lead="Is the label reasonable: ",
     )
 
 
 def build_binary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
-                        none_label: str = "none") -> BreakdownParts:
+                        none_label: str = "none", protocol: str = "library") -> BreakdownParts:
     """The binary prompt: "which of labels a and b fits better?" for every pair.
 
     Candidates are the labels plus ``none_label``; each demonstration pairs a
@@ -145,15 +191,18 @@ def build_binary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
     ['Question: Be kind.', 'a. none', 'b. care', 'Correct Label: b']
     """
     names = [*label_names, none_label]
+    official = protocol == "official"
+    gap, tail = ("\n\n", " ") if official else ("\n", "")
     blocks = [BINARY_INSTRUCTION + "\n\n"]
-    for row, positive, negative, positive_first in demos:
+    for row, positive, negative, *flags in demos:
+        positive_first = flags[-1]
         first, second = (positive, negative) if positive_first else (negative, positive)
         answer = "a" if positive_first else "b"
         blocks.append(f"Question: {texts[row]}\n{_binary_block(names[first], names[second])} "
-                      f"{answer}\n")
+                      f"{answer}{gap}")
     pairs = candidate_pairs(len(names))
     return BreakdownParts(
         kind="binary", prefix="".join(blocks), middle_head="Question: ", middle_tail="\n",
-        suffixes=tuple(_binary_block(names[i], names[j]) for i, j in pairs),
+        suffixes=tuple(_binary_block(names[i], names[j]) + tail for i, j in pairs),
         answers=BINARY_ANSWERS, answer_lead="Correct Label: ", pairs=tuple(pairs),
     )

@@ -26,6 +26,7 @@ from ._breakdown import (
     build_binary_prompt,
     build_unary_prompt,
     select_breakdown_demonstrations,
+    select_breakdown_demonstrations_official,
 )
 from ._cache import StepCache, check_cache_dir
 from ._prompts import (
@@ -36,11 +37,12 @@ from ._prompts import (
     build_prompt,
     label_separator,
     select_demonstrations,
+    select_demonstrations_official,
 )
 from ._scoring import score_texts
 from ._validation import check_label_names, check_not_label_encoded, check_targets, check_texts
 from .backends._breakdown import BreakdownScorer
-from .backends._hf import StepScorer, check_tokenizer, default_max_new_tokens, truncate_texts
+from .backends._hf import PROTOCOLS, StepScorer, check_tokenizer, default_max_new_tokens, truncate_texts
 from .backends._load import DEFAULT_MODEL, load_model
 from .exceptions import NoLabelStepWarning
 from .metrics import example_f1
@@ -121,6 +123,23 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         Seed of the demonstration sampler.
     show_progress : bool, default=True
         Show a progress bar while the model scores texts.
+    protocol : {"library", "official"}, default="library"
+        ``"official"`` reproduces the paper's released code for every
+        aggregation: the tokenizer's own special tokens, one in-context token
+        per label, decoding that stops only at the example prefix with steps
+        found in the re-tokenised output, a uniform max-over-steps when no
+        step is found, its demonstration samplers (Python's ``random`` seeded
+        with ``random_state``, which must be an int), and its unary and binary
+        prompts with answers read where the model first writes them.
+        ``"library"`` keeps the library's improvements, each listed with its
+        reason and measured effect in the user guide ("Departures from the
+        released code"). Use it with the paper's prompt,
+        :data:`~sklearn_llm_multilabel.PAPER_PROMPTS`, to replicate its numbers.
+    add_bos : bool or None, default=None
+        Special tokens before the prompt: None uses what the tokenizer adds by
+        default (a BOS token for most Llama tokenizers, nothing for SmolLM2's),
+        as the paper's released code does; True always puts the BOS token;
+        False never.
     normalize_whitespace : bool, default=True
         Replace every run of whitespace in texts and demonstrations (newlines
         included) by one space, so that a text cannot open a new prompt line
@@ -136,12 +155,15 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         The demonstrations (text, gold labels) used in every prompt.
     demonstration_indices_ : ndarray of int
         Their row indices in the training data.
-    breakdown_demonstrations_ : list of (str, int, int, bool)
+    breakdown_demonstrations_ : list of (str, int, int, bool, bool)
         Demonstrations of the unary/binary prompts: text, a gold candidate, a
-        non-gold candidate (indices into labels + none), and whether the gold
-        one is shown (unary) or placed first (binary).
+        non-gold candidate (indices into labels + none), whether the gold one
+        is shown (unary), and whether it is placed first (binary).
     prompt_ : str
         The full prompt with ``{text}`` standing for the query text.
+    protocol_ : str
+        The protocol the demonstrations were drawn with (``set_params`` of
+        another ``protocol`` needs a refit).
 
     See Also
     --------
@@ -183,6 +205,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "show_progress": ["boolean"],
         "normalize_whitespace": ["boolean"],
+        "protocol": [StrOptions(set(PROTOCOLS))],
+        "add_bos": ["boolean", None],
     }
 
     def __init__(
@@ -209,6 +233,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         random_state=0,
         show_progress: bool = True,
         normalize_whitespace: bool = True,
+        protocol: str = "library",
+        add_bos: bool | None = None,
     ):
         self.model = model
         self.labels = labels
@@ -231,6 +257,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.show_progress = show_progress
         self.normalize_whitespace = normalize_whitespace
+        self.protocol = protocol
+        self.add_bos = add_bos
 
     # ------------------------------------------------------------------ fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -259,10 +287,18 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self._check_threshold(len(names))
         check_cache_dir(self.cache_dir)
         gold = Y >= 0.5
-        indices = select_demonstrations(
-            gold, self.n_shots, include_empty=self.include_empty_demos,
-            random_state=self.random_state,
-        )
+        official = self.protocol == "official"
+        if official:
+            seed = self._official_seed()
+            indices = select_demonstrations_official(gold, self.n_shots, seed)
+            breakdown = select_breakdown_demonstrations_official(gold, self.n_shots, seed)
+        else:
+            indices = select_demonstrations(
+                gold, self.n_shots, include_empty=self.include_empty_demos,
+                random_state=self.random_state,
+            )
+            breakdown = select_breakdown_demonstrations(gold, self.n_shots,
+                                                        random_state=self.random_state)
         loaded = self._loaded_model()
         check_tokenizer(loaded.tokenizer, self.use_chat_template)
         demo_texts = truncate_texts(loaded.tokenizer, [texts[i] for i in indices],
@@ -273,13 +309,12 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             (t, [names[j] for j in np.flatnonzero(gold[i])]) for t, i in zip(demo_texts, indices)
         ]
         self.demonstration_indices_ = np.asarray(indices, dtype=int)
-        breakdown = select_breakdown_demonstrations(gold, self.n_shots,
-                                                    random_state=self.random_state)
         breakdown_texts = truncate_texts(loaded.tokenizer, [texts[row] for row, *_ in breakdown],
                                          self.max_text_tokens, what="breakdown demonstrations")
         self.breakdown_demonstrations_ = [
-            (text, pos, neg, flag) for text, (_, pos, neg, flag) in zip(breakdown_texts, breakdown)
+            (text, *demo[1:]) for text, demo in zip(breakdown_texts, breakdown)
         ]
+        self.protocol_ = self.protocol
         parts = self._prompt_parts()
         self.prompt_ = parts.prefix + parts.query("{text}")
         return self
@@ -304,9 +339,22 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         _split_template(self.example_template)
         return names
 
+    def _official_seed(self) -> int:
+        if isinstance(self.random_state, (int, np.integer)) and not isinstance(self.random_state, bool):
+            return int(self.random_state)
+        raise ValueError(
+            "protocol='official' draws demonstrations with Python's random seeded by an int, as "
+            f"the paper's released code does; random_state must be an int, got {self.random_state!r}."
+        )
+
     def _check_fitted(self) -> None:
         check_is_fitted(self)
         self._validate_params()
+        if getattr(self, "protocol_", "library") != self.protocol:
+            raise ValueError(
+                f"protocol={self.protocol!r} was set after fit with protocol={self.protocol_!r}; "
+                "the demonstrations depend on it: call fit again."
+            )
         self._check_prompt_params(list(self.label_names_))
         if self.use_chat_template:
             check_tokenizer(self._loaded_model().tokenizer, True)
@@ -331,7 +379,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return build_prompt(
             list(self.label_names_), self.demonstrations_, instruction=self.instruction,
             example_template=self.example_template, label_format=self.label_format,
-            none_label=self.none_label, chat_template_renderer=renderer,
+            none_label=self.none_label, chat_template_renderer=renderer, add_bos=self.add_bos,
         )
 
     def _scorer(self, loaded=None, **engine_options) -> StepScorer:
@@ -347,27 +395,31 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         loaded = self._loaded_model() if loaded is None else loaded
         key = (loaded.fingerprint, str(loaded.device), parts,
                tuple(self.label_names_), self.none_label, self.label_format,
-               self.example_template, max_new, self.max_text_tokens,
+               self.example_template, max_new, self.max_text_tokens, self.protocol,
                tuple(sorted(engine_options.items())))
         _, mid, _ = _split_template(self.example_template)
         return _memoized(key, lambda: StepScorer(
             loaded, parts, list(self.label_names_), self.none_label,
             self.label_format, answer_lead=mid, max_new_tokens=max_new,
-            max_text_tokens=self.max_text_tokens, **engine_options,
+            max_text_tokens=self.max_text_tokens, protocol=self.protocol, **engine_options,
         ))
 
     def _breakdown_parts(self, kind: str):
         build = build_unary_prompt if kind == "unary" else build_binary_prompt
         texts = [d[0] for d in self.breakdown_demonstrations_]
-        demos = [(i, pos, neg, flag)
-                 for i, (_, pos, neg, flag) in enumerate(self.breakdown_demonstrations_)]
-        return build(list(self.label_names_), texts, demos, none_label=self.none_label)
+        demos = [(i, *demo[1:]) for i, demo in enumerate(self.breakdown_demonstrations_)]
+        return build(list(self.label_names_), texts, demos, none_label=self.none_label,
+                     protocol=self.protocol)
 
     def _breakdown_scorer(self, kind: str) -> BreakdownScorer:
         parts = self._breakdown_parts(kind)
         loaded = self._loaded_model()
-        key = (loaded.fingerprint, str(loaded.device), parts, self.max_text_tokens)
-        return _memoized(key, lambda: BreakdownScorer(loaded, parts, self.max_text_tokens))
+        max_new = self.max_new_tokens or default_max_new_tokens(len(self.label_names_))
+        key = (loaded.fingerprint, str(loaded.device), parts, self.max_text_tokens,
+               self.add_bos, self.protocol, max_new)
+        return _memoized(key, lambda: BreakdownScorer(
+            loaded, parts, self.max_text_tokens, add_bos=self.add_bos, protocol=self.protocol,
+            max_new_tokens=max_new))
 
     def _breakdown_proba(self, kind: str, X) -> np.ndarray:
         self._check_fitted()
@@ -375,8 +427,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         records = score_texts(scorer, StepCache(self.cache_dir), self._texts(X),
                               batch_size=self.batch_size, show_progress=self.show_progress)
         scores = np.stack([r.answer_scores for r in records])
-        if kind == "unary":
-            return aggregate_unary(scores)
+        if kind == "unary":  # the official protocol also asks about none: not an output
+            return aggregate_unary(scores[:, : len(self.label_names_)])
         return aggregate_binary(scores, scorer.parts.pairs, random_state=self.random_state)
 
     def _records(self, X):
@@ -405,11 +457,15 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             names = list(self.label_names_)
             parsed = np.array([[n in r.parsed for n in names] for r in records], dtype=bool)
             return aggregate_hard(parsed)
-        n_missing = sum(not r.has_steps for r in records)
-        if n_missing:
+        missing = np.array([not r.has_steps for r in records])
+        uniform = self.protocol == "official" and self.aggregation in ("max", "mean")
+        if missing.any():
+            fallback = ("their max-over-steps probabilities are uniform (1/n_labels), as in the "
+                        "paper's released code" if uniform
+                        else "their probabilities come from the first generated position")
             warnings.warn(
-                f"{n_missing} of {len(records)} generations contained no label-generation "
-                "step; their probabilities come from the first generated position.",
+                f"{int(missing.sum())} of {len(records)} generations contained no "
+                f"label-generation step; {fallback}.",
                 NoLabelStepWarning,
                 stacklevel=3,
             )
@@ -417,6 +473,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         func = STEP_AGGREGATIONS.get(self.aggregation) if isinstance(self.aggregation, str) \
             else self.aggregation
         proba = np.asarray(func(scores, mask), dtype=float)
+        if uniform and missing.any():
+            proba[missing] = 1.0 / len(self.label_names_)
         if proba.shape != (len(records), len(self.label_names_)):
             raise ValueError(
                 f"aggregation returned shape {proba.shape}; expected "

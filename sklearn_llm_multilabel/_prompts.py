@@ -152,16 +152,18 @@ class PromptParts:
         A query is ``query_head + text + query_tail``.
     stop_string : str
         The example prefix (``"Input:"``); decoding stops when the model writes it.
-    add_bos : bool
-        Whether the engine prepends the tokenizer's BOS token (raw prompts only;
-        chat templates bring their own).
+    add_bos : bool or None
+        Special tokens the engine puts before the prompt: None follows the
+        tokenizer's default (the paper's released code tokenises the prompt
+        with the tokenizer's default special tokens), True its BOS token,
+        False none. Chat templates bring their own (False).
     """
 
     prefix: str
     query_head: str
     query_tail: str
     stop_string: str
-    add_bos: bool
+    add_bos: bool | None
 
     def query(self, text: str) -> str:
         """The per-text part of the prompt."""
@@ -177,6 +179,7 @@ def build_prompt(
     label_format: str = "comma",
     none_label: str = "none",
     chat_template_renderer=None,
+    add_bos: bool | None = None,
 ) -> PromptParts:
     """Build the paper's prompt: instruction, k demonstrations, then the query.
 
@@ -193,6 +196,8 @@ def build_prompt(
     chat_template_renderer : callable or None
         ``renderer(user_message) -> str`` (the tokenizer's chat template with a
         generation prompt). When given, the prompt is wrapped in it.
+    add_bos : bool or None, default=None
+        See :class:`PromptParts` (ignored with a chat template).
 
     Returns
     -------
@@ -218,7 +223,7 @@ def build_prompt(
     query_tail = mid.rstrip()
     stop_string = head.strip()
     if chat_template_renderer is None:
-        return PromptParts(prefix, head, query_tail, stop_string, add_bos=True)
+        return PromptParts(prefix, head, query_tail, stop_string, add_bos=add_bos)
     rendered = chat_template_renderer(prefix + _SENTINEL + head.lstrip() + _SENTINEL + query_tail)
     if rendered.count(_SENTINEL) != 2:
         raise TokenizerError("The chat template altered the user message; cannot place the query.")
@@ -294,3 +299,47 @@ def select_demonstrations(
             stacklevel=2,
         )
     return rng.permutation(np.asarray(chosen, dtype=int))
+
+
+def select_demonstrations_official(Y_gold: np.ndarray, n_shots: int, seed: int) -> np.ndarray:
+    """The released code's sampler: Python's ``random`` seeded with ``seed`` for every draw.
+
+    Half the shots (rounded down) from examples with two or more gold
+    labels, the rest from examples with exactly one, in that order; none
+    with zero labels. A pool too small for its share gives what it has, with
+    a :class:`DemonstrationWarning`.
+
+    Examples
+    --------
+    >>> Y = np.array([[1, 1], [1, 0], [0, 1], [1, 1], [0, 0]])
+    >>> select_demonstrations_official(Y, 2, seed=0).tolist() in ([0, 1], [0, 2], [3, 1], [3, 2])
+    True
+    """
+    import random
+
+    counts = np.asarray(Y_gold).sum(axis=1)
+    multi = [int(i) for i in np.flatnonzero(counts >= 2)]
+    single = [int(i) for i in np.flatnonzero(counts == 1)]
+    n_multi = n_shots // 2
+    chosen = (random.Random(seed).sample(multi, min(n_multi, len(multi)))
+              + random.Random(seed).sample(single, min(n_shots - n_multi, len(single))))
+    if len(chosen) < n_shots:
+        warnings.warn(
+            f"n_shots={n_shots} demonstrations were requested ({n_multi} with two or more labels, "
+            f"{n_shots - n_multi} with one), but the training data hold {len(multi)} and "
+            f"{len(single)}; using {len(chosen)} demonstrations.",
+            DemonstrationWarning,
+            stacklevel=2,
+        )
+    return np.asarray(chosen, dtype=int)
+
+
+#: the paper's MFRC prompt (instruction and demonstration template), for replication with
+#: ``LLMMultiLabelClassifier(**PAPER_PROMPTS["mfrc"], protocol="official")``
+PAPER_PROMPTS: dict[str, dict[str, str]] = {
+    "mfrc": {
+        "instruction": "Classify the following inputs into none, one, or multiple the following "
+                       "moral foundations per input: {labels}.",
+        "example_template": "Input: {text}\nMoral foundation(s): {labels}",
+    },
+}

@@ -48,7 +48,7 @@ def test_breakdown_demonstrations():
     assert demos == select_breakdown_demonstrations(GOLD, 6, random_state=0)
     assert len({row for row, *_ in demos}) == 6
     assert sum(flag for *_, flag in demos) == 3
-    for row, pos, neg, _ in demos:
+    for row, pos, neg, *_ in demos:
         gold = set(np.flatnonzero(GOLD[row])) or {3}
         assert pos in gold and neg not in gold
 

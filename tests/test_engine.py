@@ -115,10 +115,30 @@ def test_step_scores_are_variant_max_of_the_model_logits(tiny_llama):
         expected = [max(float(logits[pos, v]) for v in variants)
                     for variants in scorer.label_tokens.first_ids]
         np.testing.assert_allclose(record.position_scores[pos], expected, atol=1e-4)
-    # the variants include the in-context, capitalised and bare forms
+    # the variants are the word-initial forms (leading space, capitalised) and in-context tokens
     sports = scorer.label_tokens.first_ids[LABELS.index("sports")]
-    for form in (" sports", "Sports", "sports"):
+    for form in (" sports", " Sports"):
         assert tok.encode(form, add_special_tokens=False)[0] in sports
+
+
+def test_bare_fragments_are_not_label_variants(tiny_tokenizer):
+    """A form without its leading space often starts with a fragment shared by other words."""
+    from sklearn_llm_multilabel.backends import build_label_tokens
+
+    def first(text):
+        return tiny_tokenizer.encode(text, add_special_tokens=False)[0]
+
+    labels = ["equality", "care"]
+    assert tiny_tokenizer.decode([first("equality")]) == "eq"  # a fragment of this tokenizer
+    assert tiny_tokenizer.decode([first("care")]) == "c"
+    tokens = build_label_tokens(tiny_tokenizer, labels, "none", answer_lead="\nLabel(s): ",
+                                label_format="comma")
+    for label, variants in zip(labels, tokens.first_ids):
+        assert first(" " + label) in variants
+        assert first(label) not in variants
+    official = build_label_tokens(tiny_tokenizer, labels, "none", answer_lead="\nLabel(s): ",
+                                  label_format="comma", variants="in_context")
+    assert official.first_ids[:2] == ((first(" equality"),), (first(" care"),))
 
 
 def test_multi_token_label_and_stop_at_example_prefix(tiny_llama):

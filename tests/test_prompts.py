@@ -37,7 +37,7 @@ def test_build_prompt_matches_paper_layout():
         "Input: Hi\nLabel(s):"
     )
     assert parts.stop_string == "Input:"
-    assert parts.add_bos
+    assert parts.add_bos is None  # the tokenizer's default, as the paper's released code
 
 
 def test_build_prompt_json_and_zero_shots():
@@ -53,7 +53,7 @@ def test_chat_template_renderer_wraps_the_prompt():
     full = parts.prefix + parts.query("text")
     assert full.startswith("<user>Classify")
     assert full.endswith("Input: text\nLabel(s):</user><assistant>")
-    assert not parts.add_bos
+    assert parts.add_bos is False
 
 
 @pytest.mark.parametrize("template, match", [

@@ -31,7 +31,7 @@ from ._attention import DECODE_QUERIES, PREFIX_KWARG, SharedPrefix, is_prepared
 from ._layout import Batch, layout_rows
 from ._load import LoadedModel
 from ._memory import memory_budget, row_bytes, rows_per_forward
-from ._text import encode_texts, truncate_texts
+from ._text import encode_texts, leading_special_ids, truncate_texts
 from ._tree import SuffixTree
 
 ENGINE_VERSION = "1"
@@ -62,8 +62,10 @@ class PrefixEngine:
     loaded : LoadedModel
     prefix : str
         Instruction and demonstrations, shared by every query.
-    add_bos : bool
-        Prepend the tokenizer's BOS token to the prefix.
+    add_bos : bool or None
+        Special tokens before the prefix: None follows the tokenizer's default
+        (:func:`._text.leading_special_ids`), True puts its BOS token, False
+        nothing.
     max_text_tokens : int
     reserved_tokens : int
         Tokens after each query (decoded tokens, or the suffix tree).
@@ -72,7 +74,7 @@ class PrefixEngine:
         copy-free path (an engine option; results are equal either way).
     """
 
-    def __init__(self, loaded: LoadedModel, prefix: str, add_bos: bool, max_text_tokens: int,
+    def __init__(self, loaded: LoadedModel, prefix: str, add_bos: bool | None, max_text_tokens: int,
                  reserved_tokens: int, *, decode_queries: int = DECODE_QUERIES):
         self.loaded = loaded
         self.model = loaded.model
@@ -80,8 +82,7 @@ class PrefixEngine:
         self.max_text_tokens = int(max_text_tokens)
         self.decode_queries = int(decode_queries)
         self._pad_id = self._choose_pad_id()
-        bos = self.tokenizer.bos_token_id
-        self.prefix_ids = ([bos] if add_bos and bos is not None else []) + self._encode(prefix)
+        self.prefix_ids = leading_special_ids(self.tokenizer, add_bos) + self._encode(prefix)
         self._reserved = int(reserved_tokens)
         self._context_limit = self._find_context_limit()
         if self._context_limit and len(self.prefix_ids) + self._reserved >= self._context_limit:

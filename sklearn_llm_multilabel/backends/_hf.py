@@ -23,8 +23,11 @@ from ._base import StepRecord
 from ._engine import ENGINE_VERSION, PrefixEngine, inference
 from ._labels import build_label_tokens, find_steps, reduce_label_logits
 from ._load import LoadedModel
-from ._text import check_tokenizer, default_max_new_tokens, truncate_texts
+from ._text import check_tokenizer, default_max_new_tokens, end_ids, truncate_texts
 from ._tree import SuffixTree
+
+#: how faithfully the released code of the paper is followed (see :class:`StepScorer`)
+PROTOCOLS = ("library", "official")
 
 __all__ = ["ENGINE_VERSION", "PrefixEngine", "StepScorer", "SuffixTree", "check_tokenizer",
            "default_max_new_tokens", "truncate_texts"]
@@ -54,6 +57,15 @@ class StepScorer(PrefixEngine):
         what it saves; results are equal).
     decode_queries : int, default=4
         See :class:`~._engine.PrefixEngine`.
+    protocol : {"library", "official"}, default="library"
+        ``"library"``: first-token variants of each label (word-initial
+        surface forms and in-context tokens), decoding stops at a newline or
+        the example prefix, steps read from the generated ids, labels parsed
+        leniently. ``"official"``: as the paper's released code, a single
+        in-context token per label, decoding stops only at the example prefix
+        (or the end token), and steps are the first occurrence of each label's
+        token in the *re-tokenised* prompt + cut output; hard labels are the
+        comma-separated items of the cut output, stripped and lower-cased.
     """
 
     def __init__(
@@ -69,7 +81,11 @@ class StepScorer(PrefixEngine):
         *,
         early_exit: bool = True,
         decode_queries: int = DECODE_QUERIES,
+        protocol: str = "library",
     ):
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}.")
+        self.protocol = protocol
         self.max_new_tokens = int(max_new_tokens)
         self.early_exit = bool(early_exit)
         super().__init__(loaded, parts.prefix, parts.add_bos, max_text_tokens,
@@ -81,6 +97,7 @@ class StepScorer(PrefixEngine):
         self.label_tokens = build_label_tokens(
             self.tokenizer, self.label_names, none_label,
             answer_lead=answer_lead, label_format=label_format,
+            variants="in_context" if protocol == "official" else "word",
         )
         idx, valid = self.label_tokens.index_matrix()
         self._idx = torch.as_tensor(idx, device=loaded.device)
@@ -89,8 +106,13 @@ class StepScorer(PrefixEngine):
             sorted({i for ids in self.label_tokens.first_ids for i in ids}), device=loaded.device
         )
         self._table = self.label_tokens.token_to_labels()
-        self._stop_ids = set(self.tokenizer.all_special_ids)
+        self._stop_ids = self._end_ids() if protocol == "official" \
+            else set(self.tokenizer.all_special_ids)
         self.fingerprint = self._fingerprint()
+
+    def _end_ids(self) -> set[int]:
+        """The end-of-sequence ids that stop ``generate`` (the official protocol's stop)."""
+        return end_ids(self.model, self.tokenizer)
 
     def _fingerprint(self) -> str:
         payload = {
@@ -104,6 +126,7 @@ class StepScorer(PrefixEngine):
             "format": self.label_format,
             "variants": [list(ids) for ids in self.label_tokens.first_ids],
             "max_new_tokens": self.max_new_tokens,
+            "protocol": self.protocol,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -176,7 +199,8 @@ class StepScorer(PrefixEngine):
         return [
             self._make_record(gen[b, : n_positions[b]], scores[b, : n_positions[b]],
                               masses[b, : n_positions[b]], hiddens[b, : n_positions[b]],
-                              int(n_valid[b]) if done[b] else int(n_positions[b]))
+                              int(n_valid[b]) if done[b] else int(n_positions[b]),
+                              self.prefix_ids + list(rows[b]))
             for b in range(B)
         ]
 
@@ -205,17 +229,58 @@ class StepScorer(PrefixEngine):
         return finished
 
     def _stop_offset(self, text: str) -> int | None:
-        offsets = [i for i in (text.find("\n"), text.find(self.parts.stop_string)) if i >= 0]
+        stops = (self.parts.stop_string,) if self.protocol == "official" \
+            else ("\n", self.parts.stop_string)
+        offsets = [i for i in (text.find(stop) for stop in stops) if i >= 0]
         return min(offsets) if offsets else None
 
+    def _official_steps(self, prompt_ids: list[int], cut_text: str,
+                        n_valid: int) -> tuple[np.ndarray, np.ndarray]:
+        """Steps as the released code finds them: first occurrence of each label's single
+        token in the re-tokenised (decoded prompt + cut output), sorted by position.
+
+        Positions index the generated positions; those at or beyond the stop
+        are dropped, and a position shared by two labels counts once.
+        """
+        prompt_text = self.tokenizer.decode(prompt_ids, skip_special_tokens=True)
+        ids = list(self.tokenizer(prompt_text + cut_text)["input_ids"])[len(prompt_ids):]
+        first: dict[int, int] = {}
+        for k, variants in enumerate(self.label_tokens.first_ids):
+            token = variants[0]
+            if token in ids:
+                first[k] = ids.index(token)
+        positions, labels = [], []
+        for k, position in sorted(first.items(), key=lambda item: (item[1], item[0])):
+            if position < n_valid and position not in positions:
+                positions.append(position)
+                labels.append(k)
+        return np.asarray(positions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+
+    def _official_parse(self, cut_text: str) -> tuple[list[str], list[str]]:
+        """Hard labels as the released code reads them: comma-separated, stripped, lower-cased."""
+        items = [item.strip().lower() for item in cut_text.split(",")]
+        lookup = {name.lower(): name for name in self.label_names}
+        parsed = [name for name in self.label_names if name.lower() in items]
+        unknown = [item for item in items
+                   if item and item not in lookup and item != self.none_label.lower()]
+        return parsed, unknown
+
     def _make_record(self, gen: np.ndarray, scores: np.ndarray, mass: np.ndarray,
-                     hidden: np.ndarray, n_valid: int) -> StepRecord:
-        positions, labels = find_steps(gen, n_valid, self.label_tokens, self._table)
+                     hidden: np.ndarray, n_valid: int, prompt_ids: list[int]) -> StepRecord:
         n_positions = min(len(gen), n_valid + 1)  # keep the stop position for diagnostics
-        text = self.tokenizer.decode(gen[:n_valid].tolist(), skip_special_tokens=True)
+        # official: the whole output cut at the example prefix; library: the tokens before the stop
+        shown = n_positions if self.protocol == "official" else n_valid
+        text = self.tokenizer.decode(gen[:shown].tolist(), skip_special_tokens=True)
         cut = self._stop_offset(text)
-        text = (text if cut is None else text[:cut]).strip()
-        parsed, unknown = parse_labels(text, self.label_names, self.label_format, self.none_label)
+        cut_text = text if cut is None else text[:cut]
+        if self.protocol == "official":
+            positions, labels = self._official_steps(prompt_ids, cut_text, n_valid)
+            parsed, unknown = self._official_parse(cut_text)
+        else:
+            positions, labels = find_steps(gen, n_valid, self.label_tokens, self._table)
+            parsed, unknown = parse_labels(cut_text.strip(), self.label_names, self.label_format,
+                                           self.none_label)
+        text = cut_text.strip()
         first = int(positions[0]) if len(positions) else 0
         # copies: a view would keep the batch's whole (B, steps, hidden) array alive in the cache
         return StepRecord(

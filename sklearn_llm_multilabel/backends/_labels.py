@@ -1,10 +1,15 @@
 """Label token index: which token ids start each label, and step finding.
 
-``V(l)`` (the paper's first-token variants) holds the first token of ``l``,
-``l.lower()``, ``l.capitalize()``, each with and without a leading space, and
-the first token the label has *in context*, after the prompt's answer lead
-(``"Label(s): "``) and after the format's separator (``", "``). The last entry
-of every per-label list is the empty-set word (``none``).
+``V(l)`` (the paper's first-token variants) holds, by default
+(``variants="word"``), the first token of `` l``, `` L`` and of the label
+capitalised, each with a leading space, and the first token the label has
+*in context*, after the prompt's answer lead (``"Label(s): "``) and after the
+format's separator (``", "``). Surface forms without a leading space are left
+out: their first token is often a bare fragment (``P``, ``E``, ``pro``,
+``equ`` for SmolLM2) that starts many other words and would create false
+steps. ``variants="in_context"`` keeps only the in-context token after the
+answer lead, as the paper's released code does. The last entry of every
+per-label list is the empty-set word (``none``).
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ def build_label_tokens(
     *,
     answer_lead: str,
     label_format: str,
+    variants: str = "word",
 ) -> LabelTokens:
     """Compute ``V(l)`` for every label and ``none``; warn about shared first tokens.
 
@@ -93,22 +99,34 @@ def build_label_tokens(
     answer_lead : str
         Text right before the label list in a demonstration (``"\\nLabel(s): "``).
     label_format : {"comma", "json"}
+    variants : {"word", "in_context"}, default="word"
+        ``"word"``: word-initial surface forms and in-context tokens (see the
+        module docstring); ``"in_context"``: the single in-context token after
+        the answer lead (the paper's released code).
 
     Returns
     -------
     LabelTokens
     """
+    if variants not in ("word", "in_context"):
+        raise ValueError(f"variants must be 'word' or 'in_context'; got {variants!r}.")
     names = [*label_names, none_label]
     first_ids: list[tuple[int, ...]] = []
     sequences: list[tuple[tuple[int, ...], ...]] = []
     other = "x" if "x" not in [n.lower() for n in names] else "y"
     for name in names:
         seqs: list[tuple[int, ...]] = []
+        if variants == "in_context":
+            written = format_labels([name], label_format)
+            ids = _in_context(tokenizer, answer_lead + written[: written.index(name)], name)
+            if ids:
+                seqs.append(tuple(ids))
         for form in dict.fromkeys([name, name.lower(), name.capitalize()]):
-            for text in (form, " " + form):
-                ids = _encode(tokenizer, text)
-                if ids:
-                    seqs.append(tuple(ids))
+            if variants == "in_context":
+                break
+            ids = _encode(tokenizer, " " + form)
+            if ids and tokenizer.decode(ids[:1]).strip():  # not a bare space token
+                seqs.append(tuple(ids))
             for pos_labels in ([form, other], [other, form]):
                 written = format_labels(pos_labels, label_format)
                 at = written.index(form) if pos_labels[0] == form else written.rindex(form)

@@ -19,6 +19,43 @@ def default_max_new_tokens(n_labels: int) -> int:
     return 18 if n_labels <= 8 else 25
 
 
+def end_ids(model, tokenizer) -> set[int]:
+    """The end-of-sequence ids that stop transformers' ``generate`` for this model."""
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    ids = eos if isinstance(eos, (list, tuple)) else [eos]
+    return {int(i) for i in ids if i is not None}
+
+
+def leading_special_ids(tokenizer, add_bos: bool | None = None) -> list[int]:
+    """Special tokens that start every prompt.
+
+    ``add_bos=None`` (the default) follows the tokenizer: the tokens it puts
+    before a text when called with its default ``add_special_tokens=True``
+    (a BOS token for most Llama tokenizers, nothing for SmolLM2's or GPT-2's).
+    ``True`` puts the BOS token (when the tokenizer has one); ``False`` puts
+    nothing.
+
+    Examples
+    --------
+    >>> from sklearn_llm_multilabel.testing import make_tiny_tokenizer
+    >>> tok = make_tiny_tokenizer()  # adds no special tokens by default
+    >>> leading_special_ids(tok), leading_special_ids(tok, True) == [tok.bos_token_id]
+    ([], True)
+    """
+    if add_bos is not None:
+        bos = getattr(tokenizer, "bos_token_id", None)
+        return [int(bos)] if add_bos and bos is not None else []
+    with_specials = list(tokenizer("x")["input_ids"])
+    without = list(tokenizer("x", add_special_tokens=False)["input_ids"])
+    for k in range(len(with_specials) - len(without) + 1):
+        if with_specials[k : k + len(without)] == without:
+            return [int(i) for i in with_specials[:k]]
+    return []
+
+
 def encode_texts(tokenizer, texts: Sequence[str], *, what: str = "texts") -> list[list[int]]:
     """Token ids of every text (no special tokens); a clear error names an unencodable one.
 
