@@ -208,9 +208,14 @@ class StepScorer(PrefixEngine):
                       n_valid: np.ndarray) -> np.ndarray:
         """Mark active rows whose last token ends the label list; returns which did (per active).
 
-        ``n_valid`` gets the number of positions before the stop.
+        ``n_valid`` gets the number of positions before the stop. Under the
+        official protocol, the released code keeps every generated position up
+        to the token that completes the example prefix (``generate`` stops
+        after it), so ``n_valid`` counts them all; its steps are then found in
+        the re-tokenised output cut at the prefix.
         """
         finished = np.zeros(len(active), dtype=bool)
+        official = self.protocol == "official"
         for a, b in enumerate(active):
             if done[b]:  # kept in the batch when early_exit is off
                 continue
@@ -218,9 +223,12 @@ class StepScorer(PrefixEngine):
             if ids[-1] in self._stop_ids:
                 done[b], n_valid[b], finished[a] = True, step, True
                 continue
-            text = self.tokenizer.decode(ids)
+            text = self.tokenizer.decode(ids, skip_special_tokens=official)
             cut = self._stop_offset(text)
             if cut is None:
+                continue
+            if official:
+                done[b], n_valid[b], finished[a] = True, step + 1, True
                 continue
             k = step
             while k > 0 and len(self.tokenizer.decode(ids[:k])) > cut:
@@ -268,9 +276,7 @@ class StepScorer(PrefixEngine):
     def _make_record(self, gen: np.ndarray, scores: np.ndarray, mass: np.ndarray,
                      hidden: np.ndarray, n_valid: int, prompt_ids: list[int]) -> StepRecord:
         n_positions = min(len(gen), n_valid + 1)  # keep the stop position for diagnostics
-        # official: the whole output cut at the example prefix; library: the tokens before the stop
-        shown = n_positions if self.protocol == "official" else n_valid
-        text = self.tokenizer.decode(gen[:shown].tolist(), skip_special_tokens=True)
+        text = self.tokenizer.decode(gen[:n_valid].tolist(), skip_special_tokens=True)
         cut = self._stop_offset(text)
         cut_text = text if cut is None else text[:cut]
         if self.protocol == "official":
