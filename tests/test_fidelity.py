@@ -252,3 +252,39 @@ def test_official_protocol_needs_an_int_seed_and_a_refit(tiny_llama):
     clf.set_params(protocol="library")
     with pytest.raises(ValueError, match="call fit again"):
         clf.predict_proba(TEXTS[:1])
+
+
+def test_each_protocol_choice_alone(scripted_spec):
+    """Every choice of the official protocol can be switched on its own (benchmarks/fidelity.py)
+    and each one changes only what it names; the choices enter the scorer's fingerprint."""
+    from sklearn_llm_multilabel._cache import StepCache
+    from sklearn_llm_multilabel._scoring import score_texts
+
+    spec, *_ = scripted_spec
+    clf = LLMMultiLabelClassifier(model=spec, labels=LABELS, n_shots=4, random_state=SEED,
+                                  instruction=INSTRUCTION, protocol="official",
+                                  show_progress=False).fit(TEXTS, LABEL_LISTS)
+
+    def steps(**options):
+        scorer = clf._scorer(**options)
+        [record] = score_texts(scorer, StepCache(None), QUERIES[:1], batch_size=1)
+        return scorer, [LABELS.index(s) if s in LABELS else 3 for s in
+                        [([*LABELS, "none"])[k] for k in record.step_labels]], record
+
+    official, official_steps, official_record = steps()
+    assert official_steps == [1, 0, 2]  # labels on the invented lines count
+    newline, newline_steps, newline_record = steps(stop_at_newline=True)
+    assert newline_steps == [1, 0]  # only the first line
+    # the released parser splits the whole cut on commas: "weather\nx" is no label
+    assert set(official_record.parsed) == {"sports", "politics"}
+    assert set(newline_record.parsed) == {"sports", "weather"}
+    ids, ids_steps, _ = steps(retokenized_steps=False)
+    assert ids_steps == official_steps  # same ids here: the generation re-tokenises the same
+    lenient, _, lenient_record = steps(official_parse=False)
+    assert set(lenient_record.parsed) == set(official_record.parsed)  # no quotes to strip here
+    assert lenient._official_parse(' "sports", Weather')[0] == ["weather"]
+    words, _, _ = steps(label_variants="word")
+    assert any(len(v) > 1 for v in words.label_tokens.first_ids)
+    assert all(len(v) == 1 for v in official.label_tokens.first_ids)
+    prints = {s.fingerprint for s in (official, newline, ids, lenient, words)}
+    assert len(prints) == 5

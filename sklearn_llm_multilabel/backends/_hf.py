@@ -66,6 +66,13 @@ class StepScorer(PrefixEngine):
         (or the end token), and steps are the first occurrence of each label's
         token in the *re-tokenised* prompt + cut output; hard labels are the
         comma-separated items of the cut output, stripped and lower-cased.
+    label_variants, stop_at_newline, retokenized_steps, official_parse : bool or str or None
+        Each of the protocol's choices on its own (None: the protocol's), so
+        that the effect of every departure can be measured apart
+        (``benchmarks/fidelity.py``): ``label_variants`` is ``"word"`` or
+        ``"in_context"``; ``stop_at_newline`` ends decoding at a newline;
+        ``retokenized_steps`` finds steps in the re-tokenised output;
+        ``official_parse`` reads hard labels as the released code does.
     """
 
     def __init__(
@@ -82,10 +89,21 @@ class StepScorer(PrefixEngine):
         early_exit: bool = True,
         decode_queries: int = DECODE_QUERIES,
         protocol: str = "library",
+        label_variants: str | None = None,
+        stop_at_newline: bool | None = None,
+        retokenized_steps: bool | None = None,
+        official_parse: bool | None = None,
     ):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}; got {protocol!r}.")
         self.protocol = protocol
+        official = protocol == "official"
+        self.choices = {
+            "label_variants": label_variants or ("in_context" if official else "word"),
+            "stop_at_newline": (not official) if stop_at_newline is None else bool(stop_at_newline),
+            "retokenized_steps": official if retokenized_steps is None else bool(retokenized_steps),
+            "official_parse": official if official_parse is None else bool(official_parse),
+        }
         self.max_new_tokens = int(max_new_tokens)
         self.early_exit = bool(early_exit)
         super().__init__(loaded, parts.prefix, parts.add_bos, max_text_tokens,
@@ -97,7 +115,7 @@ class StepScorer(PrefixEngine):
         self.label_tokens = build_label_tokens(
             self.tokenizer, self.label_names, none_label,
             answer_lead=answer_lead, label_format=label_format,
-            variants="in_context" if protocol == "official" else "word",
+            variants=self.choices["label_variants"],
         )
         idx, valid = self.label_tokens.index_matrix()
         self._idx = torch.as_tensor(idx, device=loaded.device)
@@ -106,7 +124,7 @@ class StepScorer(PrefixEngine):
             sorted({i for ids in self.label_tokens.first_ids for i in ids}), device=loaded.device
         )
         self._table = self.label_tokens.token_to_labels()
-        self._stop_ids = self._end_ids() if protocol == "official" \
+        self._stop_ids = self._end_ids() if not self.choices["stop_at_newline"] \
             else set(self.tokenizer.all_special_ids)
         self.fingerprint = self._fingerprint()
 
@@ -127,6 +145,7 @@ class StepScorer(PrefixEngine):
             "variants": [list(ids) for ids in self.label_tokens.first_ids],
             "max_new_tokens": self.max_new_tokens,
             "protocol": self.protocol,
+            "choices": self.choices,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -215,7 +234,7 @@ class StepScorer(PrefixEngine):
         the re-tokenised output cut at the prefix.
         """
         finished = np.zeros(len(active), dtype=bool)
-        official = self.protocol == "official"
+        official = not self.choices["stop_at_newline"]
         for a, b in enumerate(active):
             if done[b]:  # kept in the batch when early_exit is off
                 continue
@@ -237,8 +256,8 @@ class StepScorer(PrefixEngine):
         return finished
 
     def _stop_offset(self, text: str) -> int | None:
-        stops = (self.parts.stop_string,) if self.protocol == "official" \
-            else ("\n", self.parts.stop_string)
+        stops = ("\n", self.parts.stop_string) if self.choices["stop_at_newline"] \
+            else (self.parts.stop_string,)
         offsets = [i for i in (text.find(stop) for stop in stops) if i >= 0]
         return min(offsets) if offsets else None
 
@@ -254,9 +273,9 @@ class StepScorer(PrefixEngine):
         ids = list(self.tokenizer(prompt_text + cut_text)["input_ids"])[len(prompt_ids):]
         first: dict[int, int] = {}
         for k, variants in enumerate(self.label_tokens.first_ids):
-            token = variants[0]
-            if token in ids:
-                first[k] = ids.index(token)
+            hits = [ids.index(token) for token in variants if token in ids]
+            if hits:
+                first[k] = min(hits)
         positions, labels = [], []
         for k, position in sorted(first.items(), key=lambda item: (item[1], item[0])):
             if position < n_valid and position not in positions:
@@ -279,11 +298,13 @@ class StepScorer(PrefixEngine):
         text = self.tokenizer.decode(gen[:n_valid].tolist(), skip_special_tokens=True)
         cut = self._stop_offset(text)
         cut_text = text if cut is None else text[:cut]
-        if self.protocol == "official":
+        if self.choices["retokenized_steps"]:
             positions, labels = self._official_steps(prompt_ids, cut_text, n_valid)
-            parsed, unknown = self._official_parse(cut_text)
         else:
             positions, labels = find_steps(gen, n_valid, self.label_tokens, self._table)
+        if self.choices["official_parse"]:
+            parsed, unknown = self._official_parse(cut_text)
+        else:
             parsed, unknown = parse_labels(cut_text.strip(), self.label_names, self.label_format,
                                            self.none_label)
         text = cut_text.strip()
