@@ -9,7 +9,7 @@ from ._calibration import DistributionCalibrator
 from ._classifier import LLMMultiLabelClassifier
 from ._features import LLMHiddenStateFeatures
 from ._prompts import PAPER_PROMPTS
-from .backends import get_scoring_stats, load_model, register_model, reset_scoring_stats
+from .backends import get_scoring_stats, reset_scoring_stats
 
 __version__ = "0.1.0"
 
@@ -25,3 +25,12 @@ __all__ = [
     "register_model",
     "reset_scoring_stats",
 ]
+
+
+def __getattr__(name: str):
+    # model loading imports torch: only when it is first used
+    if name in ("load_model", "register_model"):
+        from .backends import _load
+
+        return getattr(_load, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

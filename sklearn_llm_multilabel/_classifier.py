@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_context
@@ -33,6 +34,7 @@ from ._prompts import (
     DEFAULT_EXAMPLE_TEMPLATE,
     DEFAULT_INSTRUCTION,
     LABEL_FORMATS,
+    PROTOCOLS,
     _split_template,
     build_prompt,
     label_separator,
@@ -41,11 +43,14 @@ from ._prompts import (
 )
 from ._scoring import score_texts
 from ._validation import check_label_names, check_not_label_encoded, check_targets, check_texts
-from .backends._breakdown import BreakdownScorer
-from .backends._hf import PROTOCOLS, StepScorer, check_tokenizer, default_max_new_tokens, truncate_texts
-from .backends._load import DEFAULT_MODEL, load_model
+from .backends._specs import DEFAULT_MODEL
+from .backends._text import check_tokenizer, default_max_new_tokens, truncate_texts
 from .exceptions import NoLabelStepWarning
 from .metrics import example_f1
+
+if TYPE_CHECKING:  # the engine imports torch: only when a model is used
+    from .backends._breakdown import BreakdownScorer
+    from .backends._hf import StepScorer
 
 
 class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
@@ -360,6 +365,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             check_tokenizer(self._loaded_model().tokenizer, True)
 
     def _loaded_model(self):
+        from .backends._load import load_model  # torch is imported when a model is needed
+
         return load_model(
             self.model, device=self.device, dtype=self.dtype,
             trust_remote_code=self.trust_remote_code,
@@ -398,6 +405,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                self.example_template, max_new, self.max_text_tokens, self.protocol,
                tuple(sorted(engine_options.items())))
         _, mid, _ = _split_template(self.example_template)
+        from .backends._hf import StepScorer
+
         return _memoized(key, lambda: StepScorer(
             loaded, parts, list(self.label_names_), self.none_label,
             self.label_format, answer_lead=mid, max_new_tokens=max_new,
@@ -417,6 +426,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         max_new = self.max_new_tokens or default_max_new_tokens(len(self.label_names_))
         key = (loaded.fingerprint, str(loaded.device), parts, self.max_text_tokens,
                self.add_bos, self.protocol, max_new)
+        from .backends._breakdown import BreakdownScorer
+
         return _memoized(key, lambda: BreakdownScorer(
             loaded, parts, self.max_text_tokens, add_bos=self.add_bos, protocol=self.protocol,
             max_new_tokens=max_new))

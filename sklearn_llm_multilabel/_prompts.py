@@ -30,6 +30,8 @@ DEFAULT_INSTRUCTION = (
 )
 DEFAULT_EXAMPLE_TEMPLATE = "Input: {text}\nLabel(s): {labels}"
 LABEL_FORMATS = ("comma", "json")
+#: ``"library"``: the library's choices; ``"official"``: the paper's released code
+PROTOCOLS = ("library", "official")
 _SENTINEL = "\x00QUERY\x00"
 
 

@@ -132,11 +132,15 @@ class ScriptedCausalLM(torch.nn.Module):
     def dtype(self):
         return self.inner.dtype
 
-    def forward(self, input_ids=None, position_ids=None, logits_to_keep=0, **kwargs):
+    def forward(self, input_ids=None, position_ids=None, logits_to_keep=0, cache=None, **kwargs):
+        from .backends._engine import cache_kwarg
+
+        past = cache if cache is not None else kwargs.pop("past_key_values", None)
+        if past is not None:
+            kwargs[cache_kwarg(self.inner)] = past
         out = self.inner(input_ids=input_ids, position_ids=position_ids,
                          logits_to_keep=logits_to_keep, **kwargs)
         if position_ids is None:
-            past = kwargs.get("past_key_values")
             start = past.get_seq_length() if past is not None else 0
             last = torch.full((input_ids.shape[0],), start + input_ids.shape[1] - 1)
         else:

@@ -29,7 +29,7 @@ from .. import _state
 from .._breakdown import BreakdownParts
 from ..exceptions import TokenizerError
 from ._base import BreakdownRecord
-from ._engine import ENGINE_VERSION, PrefixEngine, inference
+from ._engine import ENGINE_VERSION, PrefixEngine, inference, output_cache
 from ._labels import LabelTokens, build_answer_tokens, reduce_label_logits
 from ._load import LoadedModel
 from ._text import end_ids
@@ -159,7 +159,7 @@ class BreakdownScorer(PrefixEngine):
                     break
                 keep = np.flatnonzero(~finished)
                 keep_t = torch.as_tensor(keep, device=next_tokens.device)
-                out.past_key_values.batch_select_indices(keep_t)
+                output_cache(out).batch_select_indices(keep_t)
                 keys_valid, next_position = keys_valid[keep_t], next_position[keep_t]
                 next_tokens, active = next_tokens[keep_t], active[keep]
                 keys_valid = torch.cat([keys_valid, keys_valid.new_ones((len(active), 1))], dim=1)
@@ -167,7 +167,7 @@ class BreakdownScorer(PrefixEngine):
                                     attention_mask=self._model_mask(keys_valid[:, None, None, :],
                                                                     use_shared),
                                     position_ids=next_position[:, None], shared=shared,
-                                    past_key_values=out.past_key_values)
+                                    cache=output_cache(out))
                 next_position = next_position + 1
         return result
 

@@ -54,6 +54,22 @@ def inference(model):
         yield model
 
 
+def cache_kwarg(model) -> str:
+    """The keyword under which ``model.forward`` takes its key/value cache.
+
+    transformers 5 renamed ``past_key_values`` to ``cache`` (the old name is
+    deprecated); a model whose forward names neither gets the old name.
+    """
+    parameters = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def output_cache(out):
+    """The key/value cache of a forward's output, under either transformers name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
 class PrefixEngine:
     """One encoded prompt prefix and batched queries after it (see the module docstring).
 
@@ -96,7 +112,9 @@ class PrefixEngine:
         self._prefix_lock = threading.Lock()
         self._shared_ok = is_prepared(self.model)
         self._warned_plain = False
-        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        parameters = inspect.signature(self.model.forward).parameters
+        self._keeps_logits = "logits_to_keep" in parameters
+        self._cache_kwarg = cache_kwarg(self.model)
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
@@ -151,6 +169,8 @@ class PrefixEngine:
         """
         _state.count("forward_calls")
         extra = {PREFIX_KWARG: shared} if shared is not None else {}
+        if "cache" in kwargs:  # the model's own name for it
+            extra[self._cache_kwarg] = kwargs.pop("cache")
         if self._keeps_logits:
             extra["logits_to_keep"] = keep
         out = self.model(**kwargs, use_cache=True, output_hidden_states=hidden, return_dict=True,
@@ -169,7 +189,7 @@ class PrefixEngine:
                                         attention_mask=torch.ones_like(ids))
                 _state.count("prefix_encodings")
                 self._prefix = SharedPrefix(
-                    tuple((layer.keys, layer.values) for layer in out.past_key_values.layers),
+                    tuple((layer.keys, layer.values) for layer in output_cache(out).layers),
                     self.decode_queries,
                 )
             return self._prefix
@@ -207,7 +227,7 @@ class PrefixEngine:
         return self._forward(input_ids=batch.input_ids,
                              attention_mask=self._model_mask(batch.mask, batch.use_shared),
                              position_ids=batch.positions, shared=shared,
-                             past_key_values=DynamicCache(config=self.model.config), **kwargs)
+                             cache=DynamicCache(config=self.model.config), **kwargs)
 
     def _tail_tokens(self) -> int:
         """Tokens after the query that every row carries (decoded tokens, or the suffix tree)."""

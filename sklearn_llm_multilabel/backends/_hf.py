@@ -17,17 +17,14 @@ import numpy as np
 import torch
 
 from .. import _state
-from .._prompts import PromptParts, parse_labels
+from .._prompts import PROTOCOLS, PromptParts, parse_labels
 from ._attention import DECODE_QUERIES
 from ._base import StepRecord
-from ._engine import ENGINE_VERSION, PrefixEngine, inference
+from ._engine import ENGINE_VERSION, PrefixEngine, inference, output_cache
 from ._labels import build_label_tokens, find_steps, reduce_label_logits
 from ._load import LoadedModel
 from ._text import check_tokenizer, default_max_new_tokens, end_ids, truncate_texts
 from ._tree import SuffixTree
-
-#: how faithfully the released code of the paper is followed (see :class:`StepScorer`)
-PROTOCOLS = ("library", "official")
 
 __all__ = ["ENGINE_VERSION", "PrefixEngine", "StepScorer", "SuffixTree", "check_tokenizer",
            "default_max_new_tokens", "truncate_texts"]
@@ -204,7 +201,7 @@ class StepScorer(PrefixEngine):
                 keep = np.flatnonzero(~finished)
                 if self.early_exit and len(keep) < len(active):
                     keep_t = torch.as_tensor(keep, device=next_tokens.device)
-                    out.past_key_values.batch_select_indices(keep_t)
+                    output_cache(out).batch_select_indices(keep_t)
                     keys_valid, next_position = keys_valid[keep_t], next_position[keep_t]
                     next_tokens, active = next_tokens[keep_t], active[keep]
                 keys_valid = torch.cat([keys_valid, keys_valid.new_ones((len(active), 1))], dim=1)
@@ -212,7 +209,7 @@ class StepScorer(PrefixEngine):
                                     attention_mask=self._model_mask(keys_valid[:, None, None, :],
                                                                     use_shared),
                                     position_ids=next_position[:, None], shared=shared,
-                                    past_key_values=out.past_key_values)
+                                    cache=output_cache(out))
                 next_position = next_position + 1
         _state.count("texts_scored", B)
         return [

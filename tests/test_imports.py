@@ -1,0 +1,40 @@
+"""Importing the package, and the CLI's help, do not import torch or transformers."""
+
+import subprocess
+import sys
+
+import pytest
+
+CHECK = ("import sys; {code}; "
+         "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules); "
+         "print(heavy); sys.exit(1 if heavy else 0)")
+
+
+@pytest.mark.parametrize("code", [
+    "import sklearn_llm_multilabel",
+    "import sklearn_llm_multilabel.cli, sklearn_llm_multilabel.demo, "
+    "sklearn_llm_multilabel.datasets, sklearn_llm_multilabel.metrics, "
+    "sklearn_llm_multilabel.model_selection, sklearn_llm_multilabel.aggregation, "
+    "sklearn_llm_multilabel.analysis",
+    "from sklearn_llm_multilabel import LLMMultiLabelClassifier as C; C(labels=['a']).get_params()",
+    "from sklearn_llm_multilabel.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit: pass",
+    "from sklearn_llm_multilabel.cli import main\n"
+    "assert main(['evaluate', 'missing.csv', '--format', 'csv']) == 2",
+])
+def test_no_torch_at_import(code):
+    script = CHECK.format(code=code) if "\n" not in code else code + "\n" + CHECK.format(code="pass")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lazy_names_resolve():
+    import sklearn_llm_multilabel as pkg
+    from sklearn_llm_multilabel import backends
+
+    assert callable(pkg.load_model) and callable(pkg.register_model)
+    assert backends.StepScorer.__name__ == "StepScorer"
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        backends.nope  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        pkg.nope  # noqa: B018
