@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -160,6 +161,7 @@ def cmd_evaluate(args) -> int:
     from .metrics import alignment_report
     from .plotting import plot_metric_bars, plot_reliability
 
+    started = time.perf_counter()
     strategies = _labels_arg(args.strategies) or []
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or not strategies:
@@ -175,7 +177,6 @@ def cmd_evaluate(args) -> int:
         proba = clf.set_params(aggregation=strategy).predict_proba(test.data)
         report = alignment_report(test.target, proba, train_proportions=train.target)
         rows[strategy] = report["model"]
-        rows.setdefault("constant prior", report["constant prior"])
         probas[strategy] = proba
         if args.calibrate:
             calibrator = DistributionCalibrator(method="platt").fit(
@@ -187,20 +188,25 @@ def cmd_evaluate(args) -> int:
                           DistributionCalibrator(method="linear"))
     proba = tfidf.fit(train.data, train.target).predict_proba(test.data)
     rows["tf-idf + linear"] = alignment_report(test.target, proba)["model"]
+    rows = {"constant prior": report["constant prior"], **rows}  # the baseline row first
     probas["tf-idf + linear"] = proba
-    clf.set_params(aggregation=strategies[0])
+    clf.set_params(aggregation=args.strategy)  # the saved estimator predicts with this
     joblib.dump(clf, out / "estimator.joblib")
 
     metrics = list(next(iter(rows.values())))
     print(f"\n{len(train.data)} training and {len(test.data)} test texts, labels: "
           f"{', '.join(train.label_names)}\n")
-    print("| method | " + " | ".join(metrics) + " |")
-    print("|---" * (len(metrics) + 1) + "|")
-    for name, row in rows.items():
-        print(f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in metrics) + " |")
+    print(_results_table(rows, llm_rows=[name for name in probas if name != "tf-idf + linear"]))
+    print(f"\nThe saved estimator predicts with aggregation={args.strategy!r} "
+          "(sklml predict --strategy to change it).")
     (out / "results.json").write_text(json.dumps(
         {"n_train": len(train.data), "n_test": len(test.data), "labels": list(train.label_names),
-         "model": args.model, "n_shots": args.n_shots, "results": rows}, indent=2))
+         "model": args.model, "n_shots": args.n_shots, "seed": args.seed,
+         "data": str(Path(args.data).resolve()), "format": args.format,
+         "strategies": strategies, "calibrate": bool(args.calibrate),
+         "saved_aggregation": args.strategy, "threshold": 0.5, "versions": _versions(),
+         "runtime_seconds": round(time.perf_counter() - started, 1), "results": rows},
+        indent=2))
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["method", *metrics])
@@ -213,6 +219,39 @@ def cmd_evaluate(args) -> int:
         _save_figure(plot_reliability(test.target, proba, list(train.label_names),
                                       title=f"Reliability: {name}"), out / f"reliability_{slug}.png")
     return 0
+
+
+def _results_table(rows: dict[str, dict[str, float]], llm_rows: list[str]) -> str:
+    """The results as a Markdown table with arrows (↓ lower is better, ↑ higher), and a note
+    per metric where a baseline (the constant prior or TF-IDF) beats every LLM row."""
+    from .metrics._scorer import ALIGNMENT_METRICS
+
+    metrics = list(next(iter(rows.values())))
+    greater = {m: ALIGNMENT_METRICS[m][1] for m in metrics}
+    lines = ["| method | " + " | ".join(f"{m} {'↑' if greater[m] else '↓'}" for m in metrics)
+             + " |", "|---" * (len(metrics) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in metrics) + " |"
+              for name, row in rows.items()]
+    baselines = [name for name in rows if name not in llm_rows]
+    for m in metrics:
+        sign = 1 if greater[m] else -1
+        best_llm = max(sign * rows[name][m] for name in llm_rows)
+        beaten = [name for name in baselines if sign * rows[name][m] > best_llm]
+        if beaten:
+            lines.append(f"\nNote: on {m}, {' and '.join(beaten)} beat(s) every LLM row.")
+    return "\n".join(lines)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("sklearn_llm_multilabel", "scikit-learn", "transformers", "torch", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 def cmd_analyze(args) -> int:
@@ -257,20 +296,21 @@ def cmd_predict(args) -> int:
         raise UsageError(f"{source}: no texts.")
     if args.strategy:
         clf.set_params(aggregation=args.strategy)
+    aggregation = clf.aggregation if isinstance(clf.aggregation, str) else "custom"
     proba = clf.predict_proba(texts)
     predicted = clf.predict(texts)
     names = list(clf.label_names_)
     target = open(args.output, "w", newline="") if args.output else sys.stdout
     try:
         writer = csv.writer(target)
-        writer.writerow(["text", *(f"p_{n}" for n in names), "predicted_labels"])
+        writer.writerow(["text", *(f"p_{n}" for n in names), "predicted_labels", "aggregation"])
         for text, p, y in zip(texts, proba, predicted):
             labels = ",".join(n for n, flag in zip(names, y) if flag)
-            writer.writerow([text, *(f"{v:.6f}" for v in p), labels])
+            writer.writerow([text, *(f"{v:.6f}" for v in p), labels, aggregation])
     finally:
         if args.output:
             target.close()
-            print(f"wrote {args.output} ({len(texts)} texts)")
+            print(f"wrote {args.output} ({len(texts)} texts, aggregation={aggregation!r})")
     return 0
 
 
@@ -329,8 +369,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"sklml: error: {message}\n")
 
 
+def _package_version() -> str:
+    from importlib.metadata import version
+
+    return version("sklearn_llm_multilabel")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sklml", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("evaluate", help="fit on the train part, score the test part, report")
     _data_options(p)
@@ -338,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated, from {', '.join(STRATEGIES)}")
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a Platt calibrator on the training texts' scores")
+    p.add_argument("--strategy", default="max", choices=STRATEGIES,
+                   help="aggregation of the saved estimator, used by `sklml predict` "
+                        "(default: max, the paper's max over label-generation steps)")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("analyze", help="step-distribution analysis with figures")
     _data_options(p)
@@ -348,7 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--estimator", help="a fitted estimator saved with joblib")
     p.add_argument("--input", required=True, help="CSV (or TSV) with a text column")
     p.add_argument("--text-column", default="text")
-    p.add_argument("--strategy", choices=STRATEGIES)
+    p.add_argument("--strategy", choices=STRATEGIES,
+                   help="aggregation to use (default: the saved estimator's, max unless "
+                        "`sklml evaluate --strategy` said otherwise)")
     p.add_argument("--output", help="CSV to write (default: standard output)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("cache", help="inspect or clear an on-disk step cache")

@@ -68,6 +68,57 @@ def test_evaluate_writes_table_json_csv_plots_and_estimator(tiny_llama, table, t
     assert all(0.0 <= float(row["p_weather"]) <= 1.0 for row in rows)
 
 
+def test_saved_estimator_predicts_with_max_and_says_so(tiny_llama, table, tmp_path, capsys):
+    """The saved estimator uses max (not the first strategy listed), every output names the
+    aggregation, results.json records the run, and baselines come first with arrows."""
+    import joblib
+
+    out = tmp_path / "report"
+    assert main(["evaluate", str(table), "--format", "csv", "--model", tiny_llama,
+                 "--strategies", "first,hard", "--n-shots", "2", "--test-size", "0.25",
+                 "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    table_lines = [line for line in printed.splitlines() if line.startswith("| ")]
+    assert table_lines[0] == "| method | nll ↓ | l1 ↓ | example_f1 ↑ | brier ↓ | ece ↓ | " \
+                             "micro_f1 ↑ | macro_f1 ↑ |"
+    assert [line.split(" | ")[0] for line in table_lines[1:]] == \
+        ["| constant prior", "| first", "| hard", "| tf-idf + linear"]
+    assert "aggregation='max'" in printed
+    assert joblib.load(out / "estimator.joblib").aggregation == "max"
+    results = json.loads((out / "results.json").read_text())
+    assert results["saved_aggregation"] == "max" and results["strategies"] == ["first", "hard"]
+    assert results["seed"] == 0 and results["format"] == "csv" and results["runtime_seconds"] >= 0
+    assert set(results["versions"]) >= {"sklearn_llm_multilabel", "torch", "transformers"}
+
+    for strategy, expected in ((None, "max"), ("first", "first")):
+        predictions = tmp_path / f"pred-{expected}.csv"
+        extra = ["--strategy", strategy] if strategy else []
+        assert main(["predict", "--model-dir", str(out), "--input", str(table),
+                     "--output", str(predictions), *extra]) == 0
+        assert f"aggregation={expected!r}" in capsys.readouterr().out
+        with open(predictions) as f:
+            assert {row["aggregation"] for row in csv.DictReader(f)} == {expected}
+
+
+def test_results_table_notes_a_baseline_that_beats_every_llm_row():
+    from sklearn_llm_multilabel.cli import _results_table
+
+    rows = {"constant prior": {"nll": 1.0, "example_f1": 0.5},
+            "max": {"nll": 2.0, "example_f1": 0.6}, "first": {"nll": 3.0, "example_f1": 0.1}}
+    text = _results_table(rows, llm_rows=["max", "first"])
+    assert "Note: on nll, constant prior beat(s) every LLM row." in text
+    assert "on example_f1" not in text
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sklml {version('sklearn_llm_multilabel')}"
+
+
 def test_analyze_writes_summary_and_figures(tiny_llama, table, tmp_path):
     out = tmp_path / "steps"
     assert main(["analyze", str(table), "--format", "csv", "--model", tiny_llama,
