@@ -118,15 +118,19 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
     standardize : bool, default=True
         ``"linear"`` only: scale features to unit variance (no centring).
     n_components : "auto", int or None, default="auto"
-        ``"linear"`` only: TruncatedSVD size; ``"auto"`` is the paper's
-        ``max(d / 4, 512)`` capped by ``d − 1`` and ``n_samples − 1``; None
-        skips the SVD.
+        ``"linear"`` only: TruncatedSVD size. ``"auto"`` is the paper's probe
+        rule for dense features, ``max(d / 4, 512)`` capped by ``d − 1`` and
+        ``n_samples − 1``, and no SVD for sparse features (TF-IDF and other
+        bag-of-words inputs, which the logistic model handles directly and
+        which a randomized SVD of thousands of components makes slow); None
+        skips the SVD for every input.
     threshold : float, default=0.5
         ``predict`` returns ``proba >= threshold``.
     max_iter : int, default=1000
         Iterations of the logistic solver.
-    random_state : int, RandomState or None, default=None
-        Seed of the TruncatedSVD.
+    random_state : int, RandomState or None, default=0
+        Seed of the TruncatedSVD (randomized), so that two identical fits
+        give identical results; None draws a new seed every fit.
 
     Attributes
     ----------
@@ -177,7 +181,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def __init__(self, method: str = "platt", *, C: float = 1.0, standardize: bool = True,
                  n_components="auto", threshold: float = 0.5, max_iter: int = 1000,
-                 random_state=None):
+                 random_state=0):
         self.method = method
         self.C = C
         self.standardize = standardize
@@ -281,8 +285,8 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
             X = steps[-1].transform(X)
         d, n = S.shape[1], S.shape[0]
         n_components = self.n_components
-        if n_components == "auto":
-            n_components = max(d // 4, 512)
+        if n_components == "auto":  # the paper's probe rule, for dense features
+            n_components = None if sp.issparse(S) else max(d // 4, 512)
         if n_components is not None:
             n_components = min(n_components, d - 1, n - 1)
             if n_components >= 1:

@@ -218,3 +218,22 @@ def test_linear_accepts_sparse_tfidf_features():
     assert proba[0, 0] > proba[1, 0] and proba[1, 1] > proba[0, 1]
     with pytest.raises(TypeError, match="[Ss]parse"):
         DistributionCalibrator(method="platt").fit(TfidfVectorizer().fit_transform(texts)[:, :2], H)
+
+
+def test_linear_is_reproducible_by_default_and_skips_the_svd_on_sparse_features():
+    """Two identical fits agree (the SVD is seeded by default); sparse features go to the
+    logistic model as they are under n_components='auto', dense ones get the paper's SVD."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(120, 30))
+    H = rng.binomial(3, expit(X[:, :2] / 2)) / 3
+    fits = [DistributionCalibrator(method="linear", n_components=5).fit(X, H).predict_proba(X)
+            for _ in range(2)]
+    np.testing.assert_array_equal(fits[0], fits[1])
+    assert DistributionCalibrator().random_state == 0
+    X_sparse = sp.random(120, 60, density=0.1, format="csr", random_state=0)
+    cal = DistributionCalibrator(method="linear").fit(X_sparse, H)
+    assert [type(step).__name__ for step in cal.preprocessor_] == ["StandardScaler"]
+    dense = DistributionCalibrator(method="linear").fit(X_sparse.toarray(), H)
+    assert type(dense.preprocessor_[-1]).__name__ == "TruncatedSVD"
