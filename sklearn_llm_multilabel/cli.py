@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 import warnings
@@ -331,39 +332,83 @@ def cmd_cache(args) -> int:
 
 
 # --------------------------------------------------------------- parser
+def default_cache_dir() -> str:
+    """The CLI's step cache: ``$SKLML_CACHE_DIR``, else ``$XDG_CACHE_HOME/sklearn_llm_multilabel``
+    (``~/.cache/sklearn_llm_multilabel`` when unset)."""
+    if os.environ.get("SKLML_CACHE_DIR"):
+        return os.environ["SKLML_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "sklearn_llm_multilabel")
+
+
 def _delimiter(value: str) -> str:
     """``tab`` or a literal backslash-t mean a tab (hard to type in a shell)."""
     return {"\\t": "\t", "tab": "\t"}.get(value, value)
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="a data file, or a folder holding its split files")
-    p.add_argument("--format", required=True, choices=FORMATS)
-    p.add_argument("--labels", help="comma-separated label names (columns for counts/csv; "
-                                    "name=stream for lewidi)")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--id-column", default="id")
-    p.add_argument("--n-annotators", help="counts: a number or the column holding it")
-    p.add_argument("--none-columns", help="counts: comma-separated columns counting 'no label'")
-    p.add_argument("--keep-total", type=int,
-                   help="counts: keep rows whose counts sum to this (then the annotator count)")
-    p.add_argument("--delimiter", type=_delimiter, help="field separator of annotations/counts/csv files "
-                                       "(default: from the file name; 'tab' for tabs)")
-    p.add_argument("--all-labels", action="store_true",
-                   help="goemotions: the 28 original labels instead of 7 clusters")
-    p.add_argument("--test-size", type=float, default=0.2, help="when DATA is a single file")
-    p.add_argument("--max-train", type=int, help="subsample the training part")
-    p.add_argument("--max-test", type=int, help="subsample the test part")
-    p.add_argument("--model", default="smollm2-135m-instruct")
-    p.add_argument("--n-shots", type=int, default=10)
-    p.add_argument("--cache-dir", help="persist step records here (re-runs score nothing twice)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="sklml-report")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("data", help="a data file, or a folder holding its split files "
+                                "(*train* and *test*)")
+    data = p.add_argument_group("dataset")
+    data.add_argument("--format", required=True, choices=FORMATS,
+                      help="layout of DATA: one row per annotator (annotations), one count "
+                           "column per label (counts), Le-Wi-Di JSON (lewidi), the GoEmotions, "
+                           "XED files, or a text column and one proportion column per label (csv)")
+    data.add_argument("--labels", help="comma-separated label names (the columns for "
+                                       "counts/csv; name=stream for lewidi)")
+    data.add_argument("--text-column", default="text", help="column holding the texts")
+    data.add_argument("--id-column", default="id", help="annotations: column identifying items")
+    data.add_argument("--n-annotators", help="counts: a number or the column holding it")
+    data.add_argument("--none-columns", help="counts: comma-separated columns counting 'no label'")
+    data.add_argument("--keep-total", type=int,
+                      help="counts: keep rows whose counts sum to this (then the annotator count)")
+    data.add_argument("--delimiter", type=_delimiter,
+                      help="field separator of annotations/counts/csv files (default: from the "
+                           "file name; 'tab' for tabs)")
+    data.add_argument("--all-labels", action="store_true",
+                      help="goemotions: the 28 original labels instead of 7 clusters")
+    data.add_argument("--test-size", type=float, default=0.2,
+                      help="share held out for testing when DATA is a single file")
+    data.add_argument("--max-train", type=int, help="subsample the training part")
+    data.add_argument("--max-test", type=int, help="subsample the test part")
+    model = p.add_argument_group("model and run")
+    model.add_argument("--model", default="smollm2-135m-instruct",
+                       help="model alias, .gguf file, checkpoint folder or hub id")
+    model.add_argument("--n-shots", type=int, default=10, help="demonstrations in the prompt")
+    model.add_argument("--cache-dir", default=default_cache_dir(),
+                       help="persist step records here, so that commands share work and re-runs "
+                            "score nothing twice ($SKLML_CACHE_DIR, else the user cache folder)")
+    model.add_argument("--no-cache", dest="cache_dir", action="store_const", const=None,
+                       help="keep step records in memory only")
+    model.add_argument("--seed", type=int, default=0, help="seed of the split and demonstrations")
+    model.add_argument("--out", default="sklml-report", help="folder for the report")
+    model.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+EXAMPLES = """examples:
+  sklml evaluate ../shared/data/hs_brexit --format lewidi --strategies first,max,unary
+  sklml analyze data.csv --format csv --labels care,purity --out steps
+  sklml predict --model-dir sklml-report --input new_texts.csv --output predictions.csv
+  sklml cache info --cache-dir .cache/sklml
+"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help (those that say something), examples kept as written."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 class _Parser(argparse.ArgumentParser):
     """Argument errors as one line and exit status 2 (argparse adds a usage block)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"sklml: error: {message}\n")
@@ -376,7 +421,10 @@ def _package_version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sklml", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sklml", epilog=EXAMPLES,
+                     description="From a table of annotated texts to a report, without writing "
+                                 "code:\nan LLM's per-label probabilities against annotator "
+                                 "proportions.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("evaluate", help="fit on the train part, score the test part, report")
@@ -386,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a Platt calibrator on the training texts' scores")
     p.add_argument("--strategy", default="max", choices=STRATEGIES,
-                   help="aggregation of the saved estimator, used by `sklml predict` "
-                        "(default: max, the paper's max over label-generation steps)")
+                   help="aggregation of the saved estimator, used by `sklml predict`; max is "
+                        "the paper's max over label-generation steps")
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("analyze", help="step-distribution analysis with figures")
     _data_options(p)
@@ -397,15 +445,17 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
     which.add_argument("--estimator", help="a fitted estimator saved with joblib")
     p.add_argument("--input", required=True, help="CSV (or TSV) with a text column")
-    p.add_argument("--text-column", default="text")
+    p.add_argument("--text-column", default="text", help="column holding the texts")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="aggregation to use (default: the saved estimator's, max unless "
                         "`sklml evaluate --strategy` said otherwise)")
     p.add_argument("--output", help="CSV to write (default: standard output)")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("cache", help="inspect or clear an on-disk step cache")
-    p.add_argument("action", choices=("info", "clear"))
-    p.add_argument("--cache-dir", required=True)
+    p.add_argument("action", choices=("info", "clear"),
+                   help="info: count entries, orphans and other files; clear: remove the "
+                        "cache's own entries and orphans")
+    p.add_argument("--cache-dir", default=default_cache_dir(), help="the cache folder")
     p.set_defaults(func=cmd_cache)
     return parser
 

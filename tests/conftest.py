@@ -43,8 +43,10 @@ def tiny_gpt2(tiny_tokenizer):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches():
-    """Every test starts with an empty in-process cache and zeroed counters."""
+def _fresh_caches(tmp_path, monkeypatch):
+    """Every test starts with an empty in-process cache and zeroed counters, and the CLI's
+    default step cache is a folder of the test's own."""
+    monkeypatch.setenv("SKLML_CACHE_DIR", str(tmp_path / "sklml-default-cache"))
     clear_memory_cache()
     reset_scoring_stats()
     torch.manual_seed(0)

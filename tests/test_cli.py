@@ -110,6 +110,43 @@ def test_results_table_notes_a_baseline_that_beats_every_llm_row():
     assert "on example_f1" not in text
 
 
+def test_commands_share_a_default_cache(tiny_llama, table, tmp_path, capsys, monkeypatch):
+    """Without --cache-dir, evaluate fills the default cache and analyze scores nothing again;
+    --no-cache keeps records in memory only."""
+    from sklearn_llm_multilabel import clear_memory_cache, get_scoring_stats
+    from sklearn_llm_multilabel.cli import default_cache_dir
+
+    cache = tmp_path / "user-cache"
+    monkeypatch.setenv("SKLML_CACHE_DIR", str(cache))
+    assert default_cache_dir() == str(cache)
+    common = [str(table), "--format", "csv", "--model", tiny_llama, "--n-shots", "2", "--quiet"]
+    assert main(["evaluate", *common, "--strategies", "max", "--out", str(tmp_path / "r")]) == 0
+    assert list(cache.glob("??/*.npz"))
+    clear_memory_cache()
+    before = get_scoring_stats()["texts_scored"]
+    assert main(["analyze", *common, "--out", str(tmp_path / "s")]) == 0
+    assert get_scoring_stats()["texts_scored"] == before
+    assert main(["cache", "info"]) == 0 and str(cache) in capsys.readouterr().out
+    monkeypatch.delenv("SKLML_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == str(tmp_path / "xdg" / "sklearn_llm_multilabel")
+    clear_memory_cache()
+    assert main(["analyze", *common, "--no-cache", "--out", str(tmp_path / "t")]) == 0
+    assert not (tmp_path / "xdg").exists()
+
+
+def test_help_shows_defaults_groups_and_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = capsys.readouterr().out
+    assert "(default: max)" in text and "dataset:" in text and "model and run:" in text
+    assert "``" not in text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and "sklml evaluate" in text and "``" not in text
+
+
 def test_version(capsys):
     from importlib.metadata import version
 
