@@ -42,32 +42,37 @@ def _labels_arg(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _read_csv_proportions(path: Path, text_column: str, labels: list[str] | None,
-                          delimiter: str | None):
-    """A CSV with a text column and one proportion column per label."""
-    from .datasets import make_bunch
-
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=file_delimiter(path, delimiter))
-        fields = reader.fieldnames or []
-        if text_column not in fields:
-            raise UsageError(f"{path}: no column {text_column!r} (columns: {', '.join(fields)}).")
-        labels = labels or [c for c in fields if c != text_column]
-        missing = [label for label in labels if label not in fields]
-        if missing:
-            raise UsageError(f"{path}: unknown label column(s) {', '.join(missing)}.")
-        texts, target = [], []
-        for line, row in enumerate(reader, start=2):
-            try:
-                values = [float(row[label]) for label in labels]
-            except (TypeError, ValueError):
-                raise UsageError(f"{path}:{line}: label values must be numbers in [0, 1].") from None
-            if not all(0.0 <= v <= 1.0 for v in values):
-                raise UsageError(f"{path}:{line}: label values must be proportions in [0, 1].")
-            texts.append(row[text_column])
-            target.append(values)
-    return make_bunch(texts, np.asarray(target, dtype=float).reshape(-1, len(labels)), labels,
-                      descr=f"CSV file {path.name}")
+def guess_format(path: Path) -> str | None:
+    """The ``--format`` a data file looks like, from its first bytes (None: no guess)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    if head.lstrip().startswith(("{", "[")):
+        return "lewidi"
+    lines = [line for line in head.splitlines() if line.strip()]
+    if not lines:
+        return None
+    delimiter = "\t" if lines[0].count("\t") > lines[0].count(",") else ","
+    header = [c.strip().lower() for c in next(csv.reader([lines[0]], delimiter=delimiter))]
+    if not any("text" in c for c in header):
+        return "goemotions" if delimiter == "\t" and len(header) == 3 else None
+    if any(c in ("annotator", "annotator_id", "worker", "rater") for c in header):
+        return "annotations"
+    values = [cell for line in lines[1:6]
+              for cell in next(csv.reader([line], delimiter=delimiter))[1:]]
+    numbers = []
+    for cell in values:
+        try:
+            numbers.append(float(cell))
+        except ValueError:
+            continue
+    if numbers and all(n == int(n) for n in numbers) and max(numbers) > 1:
+        return "counts"
+    if numbers and all(0 <= n <= 1 for n in numbers):
+        return "csv"
+    return None
 
 
 def _load_file(path: Path, args):
@@ -76,7 +81,8 @@ def _load_file(path: Path, args):
     labels = _labels_arg(args.labels)
     if args.format == "annotations":
         return ds.load_annotations(path, text_column=args.text_column, item_column=args.id_column,
-                                   label_names=labels, delimiter=args.delimiter)
+                                   label_names=labels, separator=args.separator,
+                                   delimiter=args.delimiter, encoding=args.encoding)
     if args.format == "counts":
         if not labels:
             raise UsageError("--format counts needs --labels (the count columns).")
@@ -85,18 +91,33 @@ def _load_file(path: Path, args):
                               text_column=args.text_column,
                               n_annotators=int(n) if n and n.isdigit() else n,
                               none_columns=_labels_arg(args.none_columns) or (),
-                              keep_total=args.keep_total, delimiter=args.delimiter)
+                              keep_total=args.keep_total, delimiter=args.delimiter,
+                              encoding=args.encoding)
     if args.format == "lewidi":
         streams = {"hateful": None, "aggressive": "aggressive language detection",
                    "offensive": "offensive language detection"} if not labels else {
             label.split("=", 1)[0]: (label.split("=", 1)[1] if "=" in label else None)
             for label in labels}
-        return ds.load_lewidi(path, label_streams=streams)
+        return ds.load_lewidi(path, label_streams=streams, text_field=args.text_field)
     if args.format == "goemotions":
         return ds.load_goemotions(path.stem, data_home=path.parent.parent, pooled=not args.all_labels)
     if args.format == "xed":
         return ds.load_xed(data_home=path.parent.parent)
-    return _read_csv_proportions(path, args.text_column, labels, args.delimiter)
+    return ds.load_proportions(path, text_column=args.text_column, label_columns=labels,
+                               delimiter=args.delimiter, encoding=args.encoding)
+
+
+def _load_checked(path: Path, args):
+    """:func:`_load_file`, with a hint when the file looks like another ``--format``."""
+    try:
+        return _load_file(path, args)
+    except (UsageError, SklearnLLMError, ValueError, KeyError) as exc:
+        guess = guess_format(path)
+        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        if guess is not None and guess != args.format:
+            raise UsageError(f"{message.rstrip('.')}. The file looks like --format {guess} "
+                             f"(given: --format {args.format}).") from None
+        raise
 
 
 def _split_files(folder: Path, fmt: str) -> tuple[Path | None, Path | None]:
@@ -122,9 +143,9 @@ def load_data(args):
         if train_file is None or test_file is None:
             raise UsageError(f"{path}: a dataset folder needs a *train* and a *test* file for "
                              f"--format {args.format}.")
-        train, test = _load_file(train_file, args), _load_file(test_file, args)
+        train, test = _load_checked(train_file, args), _load_checked(test_file, args)
     else:
-        data = _load_file(path, args)
+        data = _load_checked(path, args)
         if len(data.data) < 2:
             raise UsageError(f"{path}: needs at least 2 texts, found {len(data.data)}.")
         train, test = train_test_split_bunch(data, test_size=args.test_size, random_state=args.seed)
@@ -365,6 +386,12 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     data.add_argument("--delimiter", type=_delimiter,
                       help="field separator of annotations/counts/csv files (default: from the "
                            "file name; 'tab' for tabs)")
+    data.add_argument("--separator", default=",",
+                      help="annotations: separator of the labels in one cell")
+    data.add_argument("--encoding", default="utf-8",
+                      help="text encoding of annotations/counts/csv files (e.g. latin-1)")
+    data.add_argument("--text-field",
+                      help="lewidi: the field of a JSON-encoded text to use (dialogues)")
     data.add_argument("--all-labels", action="store_true",
                       help="goemotions: the 28 original labels instead of 7 clusters")
     data.add_argument("--test-size", type=float, default=0.2,

@@ -200,15 +200,28 @@ def test_cache_info_and_clear(tiny_llama, table, tmp_path, capsys):
     (["evaluate", "missing.csv", "--format", "csv"], "no such file"),
     (["evaluate", "{table}", "--format", "tsv"], "invalid choice"),
     (["evaluate", "{table}", "--format", "csv", "--labels", "weather,hail"], "unknown label"),
-    (["evaluate", "{empty}", "--format", "csv"], "at least 2 texts"),
+    (["evaluate", "{empty}", "--format", "csv"], "no data rows"),
+    (["evaluate", "{one}", "--format", "csv"], "at least 2 texts"),
+    (["evaluate", "{json}", "--format", "csv"], "looks like --format lewidi"),
+    (["evaluate", "{counts}", "--format", "csv"], "looks like --format counts"),
+    (["evaluate", "{latin}", "--format", "csv"], "latin.csv:3: not valid utf-8 text"),
+    (["evaluate", "{table}", "--format", "csv", "--labels", "hail"],
+     "unknown label column(s) ['hail']; found ['text', 'weather', "),
     (["evaluate", "{table}", "--format", "csv", "--strategies", "best"], "unknown best"),
     (["predict", "--model-dir", "{tmp}", "--input", "{table}"], "estimator.joblib: no such file"),
     (["cache", "info", "--cache-dir", "{tmp}/nope"], "no such cache directory"),
 ])
 def test_bad_input_is_one_line_and_status_2(args, message, table, tmp_path, capsys):
-    empty = tmp_path / "empty.csv"
-    empty.write_text("text,weather\n")
-    args = [a.format(table=table, empty=empty, tmp=tmp_path) for a in args]
+    files = {"empty": "text,weather\n", "one": "text,weather\nrain,1\n",
+             "json": '{"1": {"text": "t", "annotations": "1,0"}}',
+             "counts": "text,weather,sports\nrain,2,0\ngoal,0,3\n"}
+    paths = {}
+    for name, content in files.items():
+        paths[name] = tmp_path / f"{name}.csv"
+        paths[name].write_text(content)
+    paths["latin"] = tmp_path / "latin.csv"
+    paths["latin"].write_bytes("text,weather\nrain,1\ncaf\u00e9,0\n".encode("latin-1"))
+    args = [a.format(table=table, tmp=tmp_path, **paths) for a in args]
     try:
         status = main(args)
     except SystemExit as exc:  # argparse's own errors

@@ -10,6 +10,7 @@ from sklearn_llm_multilabel.datasets import (
     load_illustrative_topics,
     load_lewidi,
     load_mfrc,
+    load_proportions,
     load_xed,
     train_test_split_bunch,
 )
@@ -128,3 +129,45 @@ def test_goemotions_and_xed_gold_only():
     xed = load_xed()
     assert len(xed.data) == 17528 and xed.target.shape[1] == 8
     assert (xed.target.sum(axis=1) >= 1).all()
+
+
+def test_encoding_errors_name_the_file_and_line(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("text,a\nfine,1\ncaf\u00e9,0\n".encode("latin-1"))
+    with pytest.raises(DatasetFormatError, match=r"latin\.csv:3: not valid utf-8 text .*encoding"):
+        load_proportions(path)
+    ds = load_proportions(path, encoding="latin-1")
+    assert ds.data == ["fine", "caf\u00e9"] and ds.target.tolist() == [[1.0], [0.0]]
+    with pytest.raises(DatasetFormatError, match=r"latin\.csv:3: not valid utf-8"):
+        load_counts(path, label_columns={"a": "a"}, n_annotators=1)
+
+
+def test_proportion_tables(tmp_path):
+    path = write(tmp_path, "p.csv", "text,care,purity\nbe kind,1,0.5\nhello,0,0\n")
+    ds = load_proportions(path, label_columns=["purity", "care"])
+    assert ds.label_names == ["purity", "care"] and ds.target.tolist() == [[0.5, 1.0], [0.0, 0.0]]
+    with pytest.raises(DatasetFormatError, match=r"unknown label column\(s\) \['loyalty'\]; found "
+                                                  r"\['text', 'care', 'purity'\]"):
+        load_proportions(path, label_columns=["loyalty"])
+    with pytest.raises(DatasetFormatError, match=r"p\.csv:2: column 'care' must be a proportion"):
+        load_proportions(write(tmp_path, "p.csv", "text,care\nx,2\n"))
+    with pytest.raises(DatasetFormatError, match="no data rows"):
+        load_proportions(write(tmp_path, "p.csv", "text,care\n"))
+
+
+def test_lewidi_spellings_and_text_field(tmp_path):
+    item = ('{{"1": {{"text": {text}, "annotations": "1,0", '
+            '"other_info": {{"{key}": {{"agg": "1,1"}}}}}}}}')
+    for key in ("other annotations", "other_annotations"):
+        path = write(tmp_path, "l.json", item.format(text='"t"', key=key))
+        ds = load_lewidi(path, label_streams={"hate": None, "agg": "agg"})
+        np.testing.assert_allclose(ds.target, [[0.5, 1.0]])
+    dialogue = '"{\\"prev\\": \\"hi\\", \\"reply\\": \\"go away\\"}"'
+    path = write(tmp_path, "l.json", item.format(text=dialogue, key="other_annotations"))
+    ds = load_lewidi(path, label_streams={"hate": None}, text_field="reply")
+    assert ds.data == ["go away"]
+    with pytest.raises(DatasetFormatError, match="text_field='nope' needs a text"):
+        load_lewidi(path, label_streams={"hate": None}, text_field="nope")
+    with pytest.raises(DatasetFormatError, match="lacks field"):
+        load_lewidi(write(tmp_path, "l.json", item.format(text='"t"', key="others")),
+                    label_streams={"agg": "agg"})

@@ -90,24 +90,52 @@ def _delimiter(path: Path, delimiter: str | None) -> str:
     return "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
 
 
-def _read_rows(path: Path, delimiter: str | None, required: Sequence[str]):
-    """Yield (line number, row dict) from a delimited file with a header."""
+def _undecodable(path: Path, encoding: str, exc: UnicodeDecodeError) -> DatasetFormatError:
+    """The error for a file that is not ``encoding`` text, naming its first bad line."""
+    line = 1
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                line = number
+                break
+    return DatasetFormatError(
+        f"{path}:{line}: not valid {encoding} text ({exc.reason}); pass the file's encoding "
+        "(encoding=..., or --encoding for sklml), e.g. 'latin-1' or 'cp1252'."
+    )
+
+
+def _read_rows(path: Path, delimiter: str | None, required: Sequence[str],
+               encoding: str = "utf-8", labels: Sequence[str] = ()):
+    """Yield (line number, row dict) from a delimited file with a header.
+
+    ``required`` and ``labels`` name columns the header must have; a missing
+    label column is reported as an unknown label.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh, delimiter=_delimiter(path, delimiter))
-        header = reader.fieldnames or []
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise DatasetFormatError(f"{path}:1: missing column(s) {missing}; found {header}.")
-        for row in reader:
-            if None in row or any(row[c] is None for c in required):
+    with open(path, newline="", encoding=encoding) as fh:
+        try:
+            reader = csv.DictReader(fh, delimiter=_delimiter(path, delimiter))
+            header = reader.fieldnames or []
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise DatasetFormatError(f"{path}:1: missing column(s) {missing}; found {header}.")
+            unknown = [c for c in labels if c not in header]
+            if unknown:
                 raise DatasetFormatError(
-                    f"{path}:{reader.line_num}: expected {len(header)} fields, got a different "
-                    "number."
-                )
-            yield reader.line_num, row
+                    f"{path}:1: unknown label column(s) {unknown}; found {header}.")
+            for row in reader:
+                if None in row or any(row[c] is None for c in required):
+                    raise DatasetFormatError(
+                        f"{path}:{reader.line_num}: expected {len(header)} fields, got a "
+                        "different number."
+                    )
+                yield reader.line_num, row
+        except UnicodeDecodeError as exc:
+            raise _undecodable(path, encoding, exc) from None
 
 
 def _count(path: Path, line: int, column: str, value: str) -> int:
@@ -132,6 +160,7 @@ def load_annotations(
     label_names: Sequence[str] | None = None,
     separator: str = ",",
     delimiter: str | None = None,
+    encoding: str = "utf-8",
     descr: str = "",
 ) -> Bunch:
     """Load a per-annotator table: one row per (item, annotator).
@@ -153,6 +182,10 @@ def load_annotations(
         outside it are an error.
     separator : str, default=","
     delimiter : str or None
+    encoding : str, default="utf-8"
+        Text encoding of the file; a file that is not valid in it raises
+        :class:`~sklearn_llm_multilabel.exceptions.DatasetFormatError` naming
+        the first bad line.
 
     Returns
     -------
@@ -175,7 +208,7 @@ def load_annotations(
     order: list[str] = []
     texts: dict[str, str] = {}
     votes: dict[str, list[set[str]]] = {}
-    for line, row in _read_rows(path, delimiter, required):
+    for line, row in _read_rows(path, delimiter, required, encoding):
         item = row[item_column]
         if use_columns:
             chosen = set()
@@ -221,6 +254,7 @@ def load_counts(
     n_annotators: int | str | None = None,
     keep_total: int | None = None,
     delimiter: str | None = None,
+    encoding: str = "utf-8",
     descr: str = "",
 ) -> Bunch:
     """Load a per-label count table: one row per item, one count column per label.
@@ -239,6 +273,9 @@ def load_counts(
     keep_total : int or None
         Keep only rows whose counts (labels + none columns) sum to this; it is
         then the number of annotators (each annotator picks at least one).
+    delimiter : str or None
+        Field separator; None: tab for ``.tsv``/``.tab`` files, else comma.
+    encoding : str, default="utf-8"
 
     Returns
     -------
@@ -264,7 +301,7 @@ def load_counts(
     if isinstance(n_annotators, str):
         required.append(n_annotators)
     texts, ids, rows_counts, n_ann = [], [], [], []
-    for line, row in _read_rows(path, delimiter, required):
+    for line, row in _read_rows(path, delimiter, required, encoding):
         counts = {c: _count(path, line, c, row[c]) for c in count_cols}
         total = sum(counts.values())
         if keep_total is not None and total != keep_total:
@@ -287,6 +324,65 @@ def load_counts(
     n_ann_arr = np.asarray(n_ann)
     return make_bunch(texts, np.asarray(rows_counts, float) / n_ann_arr[:, None],
                       list(label_columns), n_annotators=n_ann_arr, ids=ids, descr=descr)
+
+
+def load_proportions(
+    path: str | os.PathLike,
+    *,
+    text_column: str = "text",
+    label_columns: Sequence[str] | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8",
+    descr: str = "",
+) -> Bunch:
+    """Load a table of texts with one annotator-proportion column per label.
+
+    Parameters
+    ----------
+    path : str or path
+        CSV (or TSV, by extension or ``delimiter``) with a header.
+    text_column : str, default="text"
+    label_columns : sequence of str or None
+        The label columns, in order; None: every column but ``text_column``.
+    delimiter : str or None
+    encoding : str, default="utf-8"
+
+    Returns
+    -------
+    Bunch
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "shares.csv"
+    >>> _ = path.write_text("text,care,purity\nbe kind,1,0.33\nhello,0,0\n")
+    >>> ds = load_proportions(path)
+    >>> ds.label_names, ds.target.tolist()
+    (['care', 'purity'], [[1.0, 0.33], [0.0, 0.0]])
+    """
+    path = Path(path)
+    rows = _read_rows(path, delimiter, [text_column], encoding, labels=label_columns or ())
+    texts, target, labels = [], [], label_columns
+    for line, row in rows:
+        if labels is None:
+            labels = [c for c in row if c != text_column]
+        values = []
+        for label in labels:
+            try:
+                value = float(row[label])
+            except (TypeError, ValueError):
+                value = float("nan")
+            if not 0.0 <= value <= 1.0:
+                raise DatasetFormatError(
+                    f"{path}:{line}: column {label!r} must be a proportion in [0, 1]; "
+                    f"got {row[label]!r}.")
+            values.append(value)
+        texts.append(row[text_column])
+        target.append(values)
+    if not texts:
+        raise DatasetFormatError(f"{path}: no data rows.")
+    return make_bunch(texts, np.asarray(target, dtype=float).reshape(-1, len(labels)), labels,
+                      descr=descr or f"table {path.name}")
 
 
 def subset(bunch: Bunch, indices) -> Bunch:

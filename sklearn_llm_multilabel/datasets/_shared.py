@@ -55,15 +55,46 @@ def load_mfrc(data_home: str | os.PathLike | None = None) -> Bunch:
     )
 
 
-def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]) -> Bunch:
+#: how Le-Wi-Di files spell the field of the further annotation streams
+_OTHER_ANNOTATIONS = ("other annotations", "other_annotations")
+
+
+def _other_streams(item: dict) -> dict:
+    info = item["other_info"]
+    for key in _OTHER_ANNOTATIONS:
+        if key in info:
+            return info[key]
+    raise KeyError(" or ".join(repr(k) for k in _OTHER_ANNOTATIONS))
+
+
+def _item_text(item: dict, text_field: str | None, path: Path, item_id: str) -> str:
+    """The item's text; with ``text_field``, one field of a JSON-encoded text (a dialogue)."""
+    text = item["text"]
+    if text_field is None:
+        return text
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+        return str(value[text_field])
+    except (json.JSONDecodeError, KeyError, TypeError, IndexError):
+        raise DatasetFormatError(
+            f"{path}: item {item_id!r}: text_field={text_field!r} needs a text that is a JSON "
+            f"object with that field; got {str(text)[:60]!r}.") from None
+
+
+def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None],
+                text_field: str | None = None) -> Bunch:
     """A Le-Wi-Di JSON file with several 0/1 annotation streams as labels.
 
     Parameters
     ----------
     path : str or path
     label_streams : dict
-        ``label name -> key`` in ``other_info["other annotations"]``; None
-        means the item's main ``annotations`` field.
+        ``label name -> key`` in ``other_info["other annotations"]`` (or
+        ``other_info["other_annotations"]``, the other spelling of Le-Wi-Di
+        files); None means the item's main ``annotations`` field.
+    text_field : str or None, default=None
+        For files whose ``text`` is a JSON-encoded object (a dialogue, for
+        instance): the field of it to use as the text.
 
     Examples
     --------
@@ -85,10 +116,9 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
     texts, ids, target, n_ann = [], [], [], []
     for item_id, item in items.items():
         try:
-            streams = [item["annotations"] if key is None
-                       else item["other_info"]["other annotations"][key]
+            streams = [item["annotations"] if key is None else _other_streams(item)[key]
                        for key in label_streams.values()]
-            text = item["text"]
+            text = _item_text(item, text_field, path, item_id)
         except (KeyError, TypeError) as exc:
             raise DatasetFormatError(f"{path}: item {item_id!r} lacks field {exc}.") from exc
         row = []
