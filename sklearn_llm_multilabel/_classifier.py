@@ -45,7 +45,7 @@ from ._scoring import score_texts
 from ._validation import check_label_names, check_not_label_encoded, check_targets, check_texts
 from .backends._specs import DEFAULT_MODEL
 from .backends._text import check_tokenizer, default_max_new_tokens, truncate_texts
-from .exceptions import NoLabelStepWarning
+from .exceptions import IdenticalGenerationsWarning, NoLabelStepWarning
 from .metrics import example_f1
 
 if TYPE_CHECKING:  # the engine imports torch: only when a model is used
@@ -445,10 +445,12 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def _records(self, X):
         self._check_fitted()
         texts = self._texts(X)
-        return score_texts(
+        records = score_texts(
             self._scorer(), StepCache(self.cache_dir), texts,
             batch_size=self.batch_size, show_progress=self.show_progress,
         )
+        _warn_if_identical(texts, records, self.include_empty_demos)
+        return records
 
     def _check_threshold(self, n_labels: int) -> np.ndarray:
         threshold = np.asarray(self.threshold, dtype=float)
@@ -598,6 +600,25 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         tags.target_tags.single_output = False
         tags.classifier_tags.multi_label = True
         return tags
+
+
+#: fewest distinct texts for which identical generations are worth a warning
+IDENTICAL_MIN_TEXTS = 10
+
+
+def _warn_if_identical(texts: list[str], records: list, include_empty_demos: bool) -> None:
+    """Warn when at least ``IDENTICAL_MIN_TEXTS`` distinct texts all got the same generation."""
+    if len(set(texts)) < IDENTICAL_MIN_TEXTS or len({r.text for r in records}) > 1:
+        return
+    hint = ("" if include_empty_demos else
+            "; with data where most items have no label, include_empty_demos=True also shows "
+            "the model zero-label demonstrations")
+    warnings.warn(
+        f"all {len(records)} generations are the same label list ({records[0].text!r}): the "
+        "model may be copying a demonstration's labels rather than reading the texts. Try other "
+        f"demonstrations (random_state, n_shots) or a larger model{hint}.",
+        IdenticalGenerationsWarning, stacklevel=4,
+    )
 
 
 def _memoized(key: tuple, factory):

@@ -56,3 +56,7 @@ class PerformanceWarning(UserWarning):
 
 class ColumnOrderWarning(UserWarning):
     """A DataFrame target's columns were matched to ``labels`` by name, in another order."""
+
+
+class IdenticalGenerationsWarning(UserWarning):
+    """Every text got the same generated label list: the model may copy a demonstration."""

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 
 from sklearn_llm_multilabel import (
@@ -474,3 +475,43 @@ def test_calibrator_reports_iterations_and_feature_names():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not hasattr(DistributionCalibrator(method="isotonic").fit(S, H), "n_iter_")
+
+
+def test_identical_generations_warn(tiny_llama, tiny_tokenizer):
+    """A model that writes the same label list for every text says so (it copies a
+    demonstration); varied generations, or too few texts, do not warn."""
+    from sklearn_llm_multilabel import LLMMultiLabelClassifier
+    from sklearn_llm_multilabel._classifier import IDENTICAL_MIN_TEXTS, _warn_if_identical
+    from sklearn_llm_multilabel.exceptions import IdenticalGenerationsWarning
+
+    class Record:
+        def __init__(self, text):
+            self.text = text
+
+    texts = [f"text {i}" for i in range(IDENTICAL_MIN_TEXTS)]
+    with pytest.warns(IdenticalGenerationsWarning, match=r"all 10 generations are the same "
+                                                         r"label list \('care'\).*include_empty"):
+        _warn_if_identical(texts, [Record("care")] * len(texts), include_empty_demos=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IdenticalGenerationsWarning)
+        _warn_if_identical(texts, [Record("care")] * 9 + [Record("purity")], False)
+        _warn_if_identical(texts[:9], [Record("care")] * 9, False)
+    from sklearn_llm_multilabel.testing import ScriptedCausalLM
+
+    tokenizer = tiny_tokenizer
+    clf = LLMMultiLabelClassifier(model=tiny_llama, n_shots=2, show_progress=False)
+    clf.fit(TEXTS, LABEL_LISTS)
+    words = "the rain fell team game won sunny day snow vote minister match".split()
+    queries = [f"a {word} again" for word in words]  # one token per word in this vocabulary
+    lengths = {len(tokenizer(clf.prompt_.replace("{text}", q))["input_ids"]) for q in queries}
+    assert len(lengths) == 1  # the script applies to every query
+    script = tokenizer.encode(" sports\n", add_special_tokens=False)
+    register_model("tiny-copycat", ScriptedCausalLM(make_tiny_model(tokenizer, "llama", seed=0),
+                                                    script, lengths.pop()), tokenizer)
+    copycat = clone(clf).set_params(model="tiny-copycat").fit(TEXTS, LABEL_LISTS)
+    with pytest.warns(IdenticalGenerationsWarning, match=r"all 12 generations .*\('sports'\)"):
+        copycat.predict_proba(queries)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.predict_proba([f"query number {i}" for i in range(12)])  # two different lists
+    assert not any(issubclass(w.category, IdenticalGenerationsWarning) for w in caught)
