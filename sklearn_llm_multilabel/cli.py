@@ -278,7 +278,7 @@ def _versions() -> dict[str, str]:
 
 def cmd_analyze(args) -> int:
     from .analysis import summarize_steps, summary_markdown
-    from .plotting import plot_first_step_vs_output, plot_step_statistics
+    from .plotting import plot_first_step_vs_output, plot_label_alignment, plot_step_statistics
 
     train, test = load_data(args)
     out = Path(args.out)
@@ -294,6 +294,11 @@ def cmd_analyze(args) -> int:
     print(f"wrote {out / 'steps.json'}, {out / 'steps.md'}")
     _save_figure(plot_step_statistics(traces, names), out / "step_statistics.png")
     _save_figure(plot_first_step_vs_output(traces, names), out / "first_step_vs_output.png")
+    first = clf.set_params(aggregation="first").predict_proba(test.data)  # from the cache
+    best = clf.set_params(aggregation="max").predict_proba(test.data)
+    _save_figure(plot_label_alignment(test.target, first, best, list(clf.label_names_),
+                                      title=f"{Path(args.data).name}, {args.model}"),
+                 out / "label_alignment.png")
     return 0
 
 

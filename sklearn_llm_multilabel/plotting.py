@@ -81,30 +81,91 @@ def plot_step_statistics(traces: Sequence[dict], label_names: Sequence[str]):
 
 
 def plot_first_step_vs_output(traces: Sequence[dict], label_names: Sequence[str]):
-    """Mean first-step distribution next to how often each label is in the final output.
+    """Mean first-step distribution (left) and how often each label is in the output (right).
+
+    Two panels, one unit each: the first step's mean probability per label,
+    and the share of texts whose generation writes the label. The empty-set
+    word is shown only where it has a share or a probability of at least 1%.
 
     Examples
     --------
     >>> trace = {"has_steps": True, "step_labels": ["a", "b"],
     ...          "step_distributions": np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])}
     >>> fig = plot_first_step_vs_output([trace], ["a", "b", "none"])
-    >>> fig.axes[0].get_ylabel()
-    'share of texts / mean probability'
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['mean probability at the first step', 'share of texts']
     """
     names = list(label_names)
     with_steps = [t for t in traces if t.get("has_steps", True)]
     first = np.array([np.asarray(t["step_distributions"], dtype=float)[0] for t in with_steps])
     output = np.array([[name in t["step_labels"] for name in names] for t in with_steps], dtype=float)
-    fig = _figure(max(6, 0.5 * len(names) + 2), 4)
+    keep = list(range(len(names)))
+    if len(with_steps) and max(first[:, -1].mean(), output[:, -1].mean()) < 0.01:
+        keep = keep[:-1]  # the empty-set word, never written and never likely
+    fig = _figure(max(8, 0.9 * len(keep) + 3), 4)
+    axes = fig.subplots(1, 2, sharey=True)
+    x = np.arange(len(keep))
+    panels = [(axes[0], first, "mean probability at the first step", "tab:orange"),
+              (axes[1], output, "share of texts", "tab:blue")]
+    for ax, values, ylabel, color in panels:
+        if len(with_steps):
+            bars = ax.bar(x, values[:, keep].mean(0), color=color)
+            ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+        ax.set_xticks(x, [names[k] for k in keep], rotation=45, ha="right")
+        ax.set(ylabel=ylabel, ylim=(0, 1.1))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_title("first step: mean distribution")
+    axes[1].set_title("final output: labels written")
+    fig.suptitle(f"First step versus final output ({len(with_steps)} texts)")
+    return fig
+
+
+def plot_label_alignment(y_true, proba_first, proba_max, label_names: Sequence[str], *,
+                         title: str = ""):
+    """The paper's view, per label: first-step probability, max over steps, and annotators.
+
+    For every label, the mean compare-to-none probability at the first step,
+    the mean max-over-steps probability and the mean annotator proportion,
+    side by side in one unit (a probability or a share of annotators), with
+    each bar's value written on it. The closer a bar to the annotators' bar,
+    the better aligned that reading is on average.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_labels)
+        Annotator proportions.
+    proba_first, proba_max : array-like of shape (n_samples, n_labels)
+        ``predict_proba`` with ``aggregation="first"`` and ``"max"``.
+    label_names : sequence of str
+    title : str, default=""
+        Added to the figure title (dataset and model, for instance).
+
+    Examples
+    --------
+    >>> H = np.array([[1.0, 0.0], [0.5, 0.0]])
+    >>> fig = plot_label_alignment(H, [[0.9, 0.9], [0.8, 0.9]], [[0.9, 0.2], [0.7, 0.1]],
+    ...                            ["care", "purity"], title="demo")
+    >>> fig.axes[0].get_ylabel()
+    'mean probability / annotator share'
+    """
+    H, first, best = (np.asarray(a, dtype=float) for a in (y_true, proba_first, proba_max))
+    names = list(label_names)
+    fig = _figure(max(6, 0.9 * len(names) + 2), 4)
     ax = fig.subplots()
     x = np.arange(len(names))
-    if len(with_steps):
-        ax.bar(x - 0.2, first.mean(0), width=0.4, label="mean first-step probability")
-        ax.bar(x + 0.2, output.mean(0), width=0.4, label="share of texts generating the label")
+    series = [("first step (compare-to-none)", first, "tab:orange"),
+              ("max over steps", best, "tab:blue"), ("annotators", H, "0.35")]
+    width = 0.8 / len(series)
+    for k, (label, values, color) in enumerate(series):
+        means = values.mean(axis=0)
+        bars = ax.bar(x + (k - 1) * width, means, width=width, label=label, color=color)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
     ax.set_xticks(x, names, rotation=45, ha="right")
-    ax.set(ylabel="share of texts / mean probability", ylim=(0, 1),
-           title=f"First step versus final output ({len(with_steps)} texts)")
-    ax.legend(fontsize=8)
+    ax.set(ylabel="mean probability / annotator share", ylim=(0, 1.12),
+           title=f"Per label: first step, max over steps and annotators ({len(H)} texts)"
+                 + (f"\n{title}" if title else ""))
+    ax.legend(fontsize=8, loc="upper right", ncol=3)
+    ax.grid(axis="y", alpha=0.3)
     return fig
 
 

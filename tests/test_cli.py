@@ -164,7 +164,8 @@ def test_analyze_writes_summary_and_figures(tiny_llama, table, tmp_path):
     assert summary["n_texts"] == 4
     assert "Table 4" in (out / "steps.md").read_text()
     _png(out / "step_statistics.png", 1200, 650)
-    _png(out / "first_step_vs_output.png", 600, 400)
+    _png(out / "first_step_vs_output.png", 800, 400)
+    _png(out / "label_alignment.png", 600, 400)
 
 
 def test_evaluate_reads_a_count_table_with_options(tiny_llama, tmp_path):
