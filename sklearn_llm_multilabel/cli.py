@@ -181,7 +181,7 @@ def cmd_evaluate(args) -> int:
 
     from . import DistributionCalibrator
     from .metrics import alignment_report
-    from .plotting import plot_metric_bars, plot_reliability
+    from .plotting import plot_metric_bars, plot_reliability, plot_reliability_comparison
 
     started = time.perf_counter()
     strategies = _labels_arg(args.strategies) or []
@@ -235,11 +235,16 @@ def cmd_evaluate(args) -> int:
         for name, row in rows.items():
             writer.writerow([name, *(row[m] for m in metrics)])
     print(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'estimator.joblib'}")
-    _save_figure(plot_metric_bars(rows), out / "metrics.png")
+    about = f"{Path(args.data).name}, {args.model}, {len(test.data)} test texts"
+    _save_figure(plot_metric_bars(rows, baselines=["constant prior", "tf-idf + linear"],
+                                  title=about), out / "metrics.png")
+    _save_figure(plot_reliability_comparison(test.target, probas, title=f"Reliability: {about}"),
+                 out / "reliability.png")
     for name, proba in probas.items():
         slug = name.replace(" + ", "_").replace(" ", "_").replace("-", "")
         _save_figure(plot_reliability(test.target, proba, list(train.label_names),
-                                      title=f"Reliability: {name}"), out / f"reliability_{slug}.png")
+                                      title=f"Reliability per label: {name}\n{about}"),
+                     out / f"reliability_{slug}.png")
     return 0
 
 

@@ -169,9 +169,34 @@ def plot_label_alignment(y_true, proba_first, proba_max, label_names: Sequence[s
     return fig
 
 
+def _reliability_bins(y: np.ndarray, p: np.ndarray, n_bins: int):
+    """Bin means of ``p`` and ``y`` and bin counts over equal-width bins (empty ones dropped)."""
+    edges = np.linspace(0, 1, n_bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, n_bins - 1)
+    counts = np.bincount(which, minlength=n_bins)
+    keep = counts > 0
+    xs = np.bincount(which, weights=p, minlength=n_bins)[keep] / counts[keep]
+    ys = np.bincount(which, weights=y, minlength=n_bins)[keep] / counts[keep]
+    return xs, ys, counts[keep]
+
+
+def _marker_sizes(counts: np.ndarray, total: int) -> np.ndarray:
+    return 10 + 150 * np.sqrt(counts / max(total, 1))
+
+
+def _reliability_axes(ax, title: str) -> None:
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly aligned")
+    # a margin, so that points at exactly 0 or 1 (hard predictions) stay visible
+    ax.set(xlabel="predicted probability (bin mean)", ylabel="annotator share (bin mean)",
+           xlim=(-0.03, 1.03), ylim=(-0.03, 1.03), title=title)
+    ax.grid(alpha=0.3)
+
+
 def plot_reliability(y_true, proba, label_names: Sequence[str], *, n_bins: int = 10,
                      title: str = "Reliability"):
     """Per-label reliability diagram: binned predicted probability vs. mean annotator share.
+
+    Marker areas follow the number of texts in each bin.
 
     Parameters
     ----------
@@ -181,6 +206,7 @@ def plot_reliability(y_true, proba, label_names: Sequence[str], *, n_bins: int =
     label_names : sequence of str
     n_bins : int, default=10
         Equal-width bins on [0, 1]; empty bins are skipped.
+    title : str, default="Reliability"
 
     Examples
     --------
@@ -192,28 +218,59 @@ def plot_reliability(y_true, proba, label_names: Sequence[str], *, n_bins: int =
     if y_true.shape != proba.shape or y_true.ndim != 2 or y_true.shape[1] != len(label_names):
         raise ValueError(f"y_true {y_true.shape} and proba {proba.shape} must both be "
                          f"(n_samples, {len(label_names)}).")
-    edges = np.linspace(0, 1, n_bins + 1)
     fig = _figure(6, 5)
     ax = fig.subplots()
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly aligned")
+    _reliability_axes(ax, title)
     for k, name in enumerate(label_names):
-        which = np.clip(np.digitize(proba[:, k], edges[1:-1]), 0, n_bins - 1)
-        xs, ys = [], []
-        for b in range(n_bins):
-            sel = which == b
-            if sel.any():
-                xs.append(proba[sel, k].mean())
-                ys.append(y_true[sel, k].mean())
-        ax.plot(xs, ys, marker="o", markersize=3, label=name)
-    ax.set(xlabel="predicted probability (bin mean)", ylabel="annotator share (bin mean)",
-           xlim=(0, 1), ylim=(0, 1), title=title)
+        xs, ys, counts = _reliability_bins(y_true[:, k], proba[:, k], n_bins)
+        (line,) = ax.plot(xs, ys, label=name)
+        ax.scatter(xs, ys, s=_marker_sizes(counts, len(proba)), color=line.get_color(), alpha=0.7)
     ax.legend(fontsize=7, ncol=2)
     return fig
 
 
+def plot_reliability_comparison(y_true, probas: Mapping[str, np.ndarray], *, n_bins: int = 10,
+                                title: str = "Reliability"):
+    """One reliability diagram comparing methods, every label pooled, bins sized by count.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_labels)
+        Annotator proportions.
+    probas : mapping
+        ``method name -> (n_samples, n_labels)`` probabilities.
+    n_bins : int, default=10
+    title : str, default="Reliability"
+        Put the dataset and the model here.
+
+    Examples
+    --------
+    >>> H = np.array([[1.0, 0.0], [0.5, 0.0]])
+    >>> fig = plot_reliability_comparison(H, {"max": [[0.9, 0.1], [0.4, 0.2]],
+    ...                                       "hard": [[1.0, 0.0], [1.0, 0.0]]})
+    >>> [line.get_label() for line in fig.axes[0].lines]
+    ['perfectly aligned', 'max', 'hard']
+    """
+    H = np.asarray(y_true, dtype=float)
+    fig = _figure(6.5, 5.5)
+    ax = fig.subplots()
+    _reliability_axes(ax, title)
+    for name, proba in probas.items():
+        proba = np.asarray(proba, dtype=float)
+        if proba.shape != H.shape:
+            raise ValueError(f"probas[{name!r}] has shape {proba.shape}; y_true has {H.shape}.")
+        xs, ys, counts = _reliability_bins(H.ravel(), proba.ravel(), n_bins)
+        (line,) = ax.plot(xs, ys, label=name)
+        ax.scatter(xs, ys, s=_marker_sizes(counts, H.size), color=line.get_color(), alpha=0.7)
+    ax.legend(fontsize=7, ncol=2, title=f"marker area: texts × labels per bin (of {H.size})",
+              title_fontsize=7)
+    return fig
+
+
 def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
-                     metrics: Sequence[str] = ("nll", "l1", "example_f1")):
-    """Bar chart of metrics by strategy (one panel per metric).
+                     metrics: Sequence[str] = ("nll", "l1", "example_f1"), *,
+                     baselines: Sequence[str] = (), title: str = ""):
+    """Bar chart of metrics by strategy (one panel per metric), values on the bars.
 
     Parameters
     ----------
@@ -221,6 +278,14 @@ def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
         ``strategy -> {metric name: value}``.
     metrics : sequence of str
         Metrics to draw, one panel each.
+    baselines : sequence of str, default=()
+        Rows drawn in grey (the constant prior, a TF-IDF model), apart from
+        the LLM's rows.
+    title : str, default=""
+        Figure title (dataset and model, for instance).
+
+    A panel whose positive values span more than a factor of 30 (NLL of hard
+    predictions next to a calibrated row) gets a logarithmic axis.
 
     Examples
     --------
@@ -232,10 +297,17 @@ def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
     names = list(results)
     fig = _figure(4 * len(metrics), 4)
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    colors = ["0.6" if name in baselines else "tab:blue" for name in names]
     for ax, metric in zip(axes, metrics):
-        values = [results[name].get(metric, np.nan) for name in names]
-        ax.bar(range(len(names)), values, color="tab:blue")
+        values = np.array([results[name].get(metric, np.nan) for name in names], dtype=float)
+        bars = ax.bar(range(len(names)), values, color=colors)
+        ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
+        positive = values[np.isfinite(values) & (values > 0)]
+        if len(positive) and positive.max() / positive.min() > 30:
+            ax.set_yscale("log")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
         ax.set_title(_METRIC_TITLES.get(metric, metric))
         ax.grid(axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
     return fig

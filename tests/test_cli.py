@@ -57,6 +57,7 @@ def test_evaluate_writes_table_json_csv_plots_and_estimator(tiny_llama, table, t
         assert len(list(csv.reader(f))) == 5
     _png(out / "metrics.png", 1200, 400)
     _png(out / "reliability_max.png", 600, 500)
+    _png(out / "reliability.png", 650, 550)
     assert (out / "estimator.joblib").is_file()
 
     predictions = tmp_path / "pred.csv"
