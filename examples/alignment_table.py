@@ -19,6 +19,7 @@ import argparse
 import json
 import platform
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -109,11 +110,26 @@ def evaluate(name: str, args) -> dict:
     for row, values in metrics.items():
         print(f"{row:<32}{values['nll']:>8.3f}{values['l1']:>8.3f}{values['example_f1']:>8.3f}")
     return {
+        "diagnostics": diagnostics(clf.set_params(aggregation="max").predict_steps(test.data),
+                                   test.target),
         "dataset": name, "n_train_pool": len(train.data), "n_test": len(test.data),
         "n_calibration": int(len(cal.data)) if args.supervised else 0,
         "labels": train.label_names, "metrics": metrics, "seconds": seconds,
         "test_label_frequency": train.target.mean(axis=0).round(4).tolist(),
     }
+
+
+def diagnostics(traces: list[dict], target: np.ndarray) -> dict:
+    """What the model wrote (from the cached generations): its most common label set, steps
+    per text, mean top step probability, and the share of texts without a majority label."""
+    sets = Counter(", ".join(t["parsed_labels"]) or "(none)" for t in traces)
+    top = [float(d.max()) for t in traces for d in t["step_distributions"]] if traces else []
+    common, count = sets.most_common(1)[0]
+    return {"most_common_set": common, "most_common_count": count,
+            "distinct_sets": len(sets),
+            "mean_steps": float(np.mean([len(t["step_labels"]) for t in traces])),
+            "mean_top_probability": float(np.mean(top)) if top else float("nan"),
+            "no_majority_label": float(np.mean(~(np.asarray(target) >= 0.5).any(axis=1)))}
 
 
 def to_markdown(results: list[dict], args, command: str, total_seconds: float) -> str:
@@ -138,6 +154,12 @@ def to_markdown(results: list[dict], args, command: str, total_seconds: float) -
         ]
         for row, m in res["metrics"].items():
             lines.append(f"| {row} | {m['nll']:.3f} | {m['l1']:.3f} | {m['example_f1']:.3f} |")
+        d = res["diagnostics"]
+        lines += ["", f"What the model wrote: `{d['most_common_set']}` for {d['most_common_count']} "
+                      f"of {res['n_test']} test texts ({d['distinct_sets']} distinct label sets); "
+                      f"{d['mean_steps']:.2f} steps per text, mean top step probability "
+                      f"{d['mean_top_probability']:.2f}. Test texts without a majority label: "
+                      f"{100 * d['no_majority_label']:.0f}%."]
         if res["seconds"]:
             lines += ["", "Scoring time (cold cache): " + "; ".join(
                 f"{k} {v:.0f} s" for k, v in res["seconds"].items()) + "."]

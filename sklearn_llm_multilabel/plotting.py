@@ -161,10 +161,11 @@ def plot_label_alignment(y_true, proba_first, proba_max, label_names: Sequence[s
         bars = ax.bar(x + (k - 1) * width, means, width=width, label=label, color=color)
         ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
     ax.set_xticks(x, names, rotation=45, ha="right")
-    ax.set(ylabel="mean probability / annotator share", ylim=(0, 1.12),
+    ax.set(ylabel="mean probability / annotator share", ylim=(0, 1.3),
            title=f"Per label: first step, max over steps and annotators ({len(H)} texts)"
                  + (f"\n{title}" if title else ""))
-    ax.legend(fontsize=8, loc="upper right", ncol=3)
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.grid(axis="y", alpha=0.3)
     return fig
 
