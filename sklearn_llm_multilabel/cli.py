@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -175,110 +174,28 @@ def _save_figure(fig, path: Path) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    import joblib
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.pipeline import make_pipeline
+    from .report import evaluate_strategies
 
-    from . import DistributionCalibrator
-    from .metrics import alignment_report
-    from .plotting import plot_metric_bars, plot_reliability, plot_reliability_comparison
-
-    started = time.perf_counter()
     strategies = _labels_arg(args.strategies) or []
     unknown = [s for s in strategies if s not in STRATEGIES]
     if unknown or not strategies:
         raise UsageError(f"--strategies: unknown {', '.join(unknown) or '(none given)'}; "
                          f"choose from {', '.join(STRATEGIES)}.")
     train, test = load_data(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    clf = _classifier(args, train).fit(train.data, train.target)
-    rows: dict[str, dict[str, float]] = {}
-    probas = {}
-    for strategy in strategies:
-        proba = clf.set_params(aggregation=strategy).predict_proba(test.data)
-        report = alignment_report(test.target, proba, train_proportions=train.target)
-        rows[strategy] = report["model"]
-        probas[strategy] = proba
-        if args.calibrate:
-            calibrator = DistributionCalibrator(method="platt").fit(
-                clf.predict_proba(train.data), train.target)
-            proba = calibrator.predict_proba(probas[strategy])
-            rows[f"{strategy} + platt"] = alignment_report(test.target, proba)["model"]
-            probas[f"{strategy} + platt"] = proba
-    tfidf = make_pipeline(TfidfVectorizer(min_df=2 if len(train.data) > 50 else 1),
-                          DistributionCalibrator(method="linear"))
-    proba = tfidf.fit(train.data, train.target).predict_proba(test.data)
-    rows["tf-idf + linear"] = alignment_report(test.target, proba)["model"]
-    rows = {"constant prior": report["constant prior"], **rows}  # the baseline row first
-    probas["tf-idf + linear"] = proba
-    clf.set_params(aggregation=args.strategy)  # the saved estimator predicts with this
-    joblib.dump(clf, out / "estimator.joblib")
-
-    metrics = list(next(iter(rows.values())))
+    report = evaluate_strategies(
+        train, test, strategies=strategies, model=args.model, n_shots=args.n_shots,
+        cache_dir=args.cache_dir, random_state=args.seed, calibrate=args.calibrate,
+        saved_aggregation=args.strategy, show_progress=not args.quiet,
+        settings={"data": str(Path(args.data).resolve()), "format": args.format})
     print(f"\n{len(train.data)} training and {len(test.data)} test texts, labels: "
           f"{', '.join(train.label_names)}\n")
-    print(_results_table(rows, llm_rows=[name for name in probas if name != "tf-idf + linear"]))
+    print(report.to_markdown())
     print(f"\nThe saved estimator predicts with aggregation={args.strategy!r} "
           "(sklml predict --strategy to change it).")
-    (out / "results.json").write_text(json.dumps(
-        {"n_train": len(train.data), "n_test": len(test.data), "labels": list(train.label_names),
-         "model": args.model, "n_shots": args.n_shots, "seed": args.seed,
-         "data": str(Path(args.data).resolve()), "format": args.format,
-         "strategies": strategies, "calibrate": bool(args.calibrate),
-         "saved_aggregation": args.strategy, "threshold": 0.5, "versions": _versions(),
-         "runtime_seconds": round(time.perf_counter() - started, 1), "results": rows},
-        indent=2))
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["method", *metrics])
-        for name, row in rows.items():
-            writer.writerow([name, *(row[m] for m in metrics)])
-    print(f"\nwrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'estimator.joblib'}")
-    about = f"{Path(args.data).name}, {args.model}, {len(test.data)} test texts"
-    _save_figure(plot_metric_bars(rows, baselines=["constant prior", "tf-idf + linear"],
-                                  title=about), out / "metrics.png")
-    _save_figure(plot_reliability_comparison(test.target, probas, title=f"Reliability: {about}"),
-                 out / "reliability.png")
-    for name, proba in probas.items():
-        slug = name.replace(" + ", "_").replace(" ", "_").replace("-", "")
-        _save_figure(plot_reliability(test.target, proba, list(train.label_names),
-                                      title=f"Reliability per label: {name}\n{about}"),
-                     out / f"reliability_{slug}.png")
+    written = report.save(args.out, title=f"{Path(args.data).name}, {args.model}, "
+                                          f"{len(test.data)} test texts")
+    print("\nwrote " + ", ".join(str(p) for p in written))
     return 0
-
-
-def _results_table(rows: dict[str, dict[str, float]], llm_rows: list[str]) -> str:
-    """The results as a Markdown table with arrows (↓ lower is better, ↑ higher), and a note
-    per metric where a baseline (the constant prior or TF-IDF) beats every LLM row."""
-    from .metrics._scorer import ALIGNMENT_METRICS
-
-    metrics = list(next(iter(rows.values())))
-    greater = {m: ALIGNMENT_METRICS[m][1] for m in metrics}
-    lines = ["| method | " + " | ".join(f"{m} {'↑' if greater[m] else '↓'}" for m in metrics)
-             + " |", "|---" * (len(metrics) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in metrics) + " |"
-              for name, row in rows.items()]
-    baselines = [name for name in rows if name not in llm_rows]
-    for m in metrics:
-        sign = 1 if greater[m] else -1
-        best_llm = max(sign * rows[name][m] for name in llm_rows)
-        beaten = [name for name in baselines if sign * rows[name][m] > best_llm]
-        if beaten:
-            lines.append(f"\nNote: on {m}, {' and '.join(beaten)} beat(s) every LLM row.")
-    return "\n".join(lines)
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("sklearn_llm_multilabel", "scikit-learn", "transformers", "torch", "numpy"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 def cmd_analyze(args) -> int:

@@ -101,12 +101,19 @@ def test_saved_estimator_predicts_with_max_and_says_so(tiny_llama, table, tmp_pa
             assert {row["aggregation"] for row in csv.DictReader(f)} == {expected}
 
 
-def test_results_table_notes_a_baseline_that_beats_every_llm_row():
-    from sklearn_llm_multilabel.cli import _results_table
+def test_report_notes_a_baseline_that_beats_every_llm_row():
+    from sklearn_llm_multilabel.metrics._scorer import ALIGNMENT_METRICS
+    from sklearn_llm_multilabel.report import EvaluationReport
 
-    rows = {"constant prior": {"nll": 1.0, "example_f1": 0.5},
-            "max": {"nll": 2.0, "example_f1": 0.6}, "first": {"nll": 3.0, "example_f1": 0.1}}
-    text = _results_table(rows, llm_rows=["max", "first"])
+    def row(nll, f1):
+        return {m: 0.5 for m in ALIGNMENT_METRICS} | {"nll": nll, "example_f1": f1}
+
+    rows = {"constant prior": row(1.0, 0.5), "max": row(2.0, 0.6), "first": row(3.0, 0.1)}
+    report = EvaluationReport(rows=rows, probas={}, llm_rows=["max", "first"], estimator=None,
+                              label_names=["a"], y_test=np.zeros((1, 1)))
+    assert report.baselines == ["constant prior"]
+    assert report.beaten_by_baselines() == {"nll": ["constant prior"]}
+    text = report.to_markdown()
     assert "Note: on nll, constant prior beat(s) every LLM row." in text
     assert "on example_f1" not in text
 
@@ -253,3 +260,30 @@ def test_evaluate_reads_a_split_folder_of_the_shared_data(tiny_llama, tmp_path):
                  "--out", str(out), "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["labels"] == ["hateful", "aggressive", "offensive"] and results["n_test"] == 6
+
+
+def test_evaluate_strategies_calibrates_without_the_demonstrations(tiny_llama, monkeypatch):
+    """The Platt row is fitted on the training texts minus the prompt's demonstrations, and
+    the report carries what the CLI prints and saves."""
+    from sklearn_llm_multilabel import DistributionCalibrator
+    from sklearn_llm_multilabel.datasets import make_bunch
+    from sklearn_llm_multilabel.report import evaluate_strategies
+
+    Y = [[float(label in labels) for label in LABELS] for labels in LABEL_LISTS]
+    train = make_bunch(TEXTS, Y, LABELS)
+    seen = []
+    fit = DistributionCalibrator.fit
+
+    def recording_fit(self, S, y):
+        seen.append((self.method, S.shape[0]))
+        return fit(self, S, y)
+
+    monkeypatch.setattr(DistributionCalibrator, "fit", recording_fit)
+    report = evaluate_strategies(train, train, strategies=["max"], model=tiny_llama, n_shots=2,
+                                 calibrate=True, show_progress=False, settings={"format": "x"})
+    assert ("platt", len(TEXTS) - 2) in seen
+    assert list(report.rows) == ["constant prior", "max", "max + platt", "tf-idf + linear"]
+    assert report.llm_rows == ["max", "max + platt"]
+    assert report.settings["format"] == "x" and report.settings["calibrate"] is True
+    with pytest.raises(ValueError, match="unknown best"):
+        evaluate_strategies(train, train, strategies=["best"], model=tiny_llama)

@@ -15,7 +15,7 @@ CHECK = ("import sys; {code}; "
     "import sklearn_llm_multilabel.cli, sklearn_llm_multilabel.demo, "
     "sklearn_llm_multilabel.datasets, sklearn_llm_multilabel.metrics, "
     "sklearn_llm_multilabel.model_selection, sklearn_llm_multilabel.aggregation, "
-    "sklearn_llm_multilabel.analysis",
+    "sklearn_llm_multilabel.analysis, sklearn_llm_multilabel.report",
     "from sklearn_llm_multilabel import LLMMultiLabelClassifier as C; C(labels=['a']).get_params()",
     "from sklearn_llm_multilabel.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit: pass",
     "from sklearn_llm_multilabel.cli import main\n"

@@ -355,7 +355,7 @@ def load_proportions(
     --------
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "shares.csv"
-    >>> _ = path.write_text("text,care,purity\nbe kind,1,0.33\nhello,0,0\n")
+    >>> _ = path.write_text("text,care,purity\\nbe kind,1,0.33\\nhello,0,0\\n")
     >>> ds = load_proportions(path)
     >>> ds.label_names, ds.target.tolist()
     (['care', 'purity'], [[1.0, 0.33], [0.0, 0.0]])

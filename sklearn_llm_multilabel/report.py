@@ -1,0 +1,258 @@
+"""The evaluation experiment of ``sklml evaluate``, as a function that returns a report.
+
+:func:`evaluate_strategies` fits :class:`~sklearn_llm_multilabel.LLMMultiLabelClassifier`
+on a training set, scores a test set with every aggregation asked for (one
+decoding per text serves them all), adds the baselines (the constant prior
+and a TF-IDF model with :class:`~sklearn_llm_multilabel.DistributionCalibrator`),
+and returns an :class:`EvaluationReport`: the metrics table, the probabilities,
+the fitted estimator and the run's settings, with methods to print and save it.
+A notebook gets the same report as the command line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._aggregation import AGGREGATIONS
+from .backends._specs import DEFAULT_MODEL
+from .metrics import alignment_report
+from .metrics._scorer import ALIGNMENT_METRICS
+
+PRIOR = "constant prior"
+TFIDF = "tf-idf + linear"
+
+
+@dataclass
+class EvaluationReport:
+    """What :func:`evaluate_strategies` measured.
+
+    Attributes
+    ----------
+    rows : dict
+        ``method -> {metric: value}``: the constant prior first, then one row
+        per aggregation (and its Platt-calibrated row when asked for), then
+        the TF-IDF baseline.
+    probas : dict
+        ``method -> (n_test, n_labels)`` probabilities (every row but the prior).
+    llm_rows : list of str
+        The rows that come from the LLM.
+    estimator : LLMMultiLabelClassifier
+        The fitted estimator, set to the saved aggregation.
+    label_names : list of str
+    y_test : ndarray of shape (n_test, n_labels)
+        The test set's annotator proportions.
+    settings : dict
+        The run: sizes, labels, model, shots, seed, strategies, saved
+        aggregation, threshold, package versions, run time, and what the
+        caller added (data path, format).
+    """
+
+    rows: dict[str, dict[str, float]]
+    probas: dict[str, np.ndarray]
+    llm_rows: list[str]
+    estimator: object
+    label_names: list[str]
+    y_test: np.ndarray
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def baselines(self) -> list[str]:
+        """The rows that are not the LLM's."""
+        return [name for name in self.rows if name not in self.llm_rows]
+
+    def beaten_by_baselines(self) -> dict[str, list[str]]:
+        """``metric -> baselines`` better than every LLM row on that metric."""
+        found = {}
+        for metric, (_, greater) in ALIGNMENT_METRICS.items():
+            sign = 1 if greater else -1
+            best = max(sign * self.rows[name][metric] for name in self.llm_rows)
+            beaten = [name for name in self.baselines if sign * self.rows[name][metric] > best]
+            if beaten:
+                found[metric] = beaten
+        return found
+
+    def to_markdown(self) -> str:
+        """The table (↓ lower is better, ↑ higher is better), then a note per metric on which
+        a baseline beats every LLM row."""
+        metrics = list(ALIGNMENT_METRICS)
+        arrows = {m: "↑" if ALIGNMENT_METRICS[m][1] else "↓" for m in metrics}
+        lines = ["| method | " + " | ".join(f"{m} {arrows[m]}" for m in metrics) + " |",
+                 "|---" * (len(metrics) + 1) + "|"]
+        lines += [f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in metrics) + " |"
+                  for name, row in self.rows.items()]
+        for metric, names in self.beaten_by_baselines().items():
+            lines.append(f"\nNote: on {metric}, {' and '.join(names)} beat(s) every LLM row.")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the settings and the metrics."""
+        return {**self.settings, "results": self.rows}
+
+    def save(self, out: str | Path, *, title: str = "") -> list[Path]:
+        """Write ``results.json``, ``results.csv``, ``estimator.joblib`` and the figures
+        (``metrics.png``, ``reliability.png``, ``reliability_<method>.png``) into ``out``.
+
+        Returns
+        -------
+        paths : list of Path
+            The files written.
+        """
+        import joblib
+
+        from .plotting import plot_metric_bars, plot_reliability, plot_reliability_comparison
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "results.json", out / "results.csv", out / "estimator.joblib"]
+        written[0].write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        metrics = list(ALIGNMENT_METRICS)
+        with open(written[1], "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["method", *metrics])
+            for name, row in self.rows.items():
+                writer.writerow([name, *(row[m] for m in metrics)])
+        joblib.dump(self.estimator, written[2])
+        about = title or f"{self.settings.get('model', '')}, {len(self.y_test)} test texts"
+        figures = {"metrics.png": plot_metric_bars(self.rows, baselines=self.baselines,
+                                                   title=about),
+                   "reliability.png": plot_reliability_comparison(
+                       self.y_test, self.probas, title=f"Reliability: {about}")}
+        for name, proba in self.probas.items():
+            slug = name.replace(" + ", "_").replace(" ", "_").replace("-", "")
+            figures[f"reliability_{slug}.png"] = plot_reliability(
+                self.y_test, proba, self.label_names,
+                title=f"Reliability per label: {name}\n{about}")
+        for name, fig in figures.items():
+            fig.savefig(out / name)
+            written.append(out / name)
+        return written
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("sklearn_llm_multilabel", "scikit-learn", "transformers", "torch", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def evaluate_strategies(
+    train,
+    test,
+    *,
+    strategies: Sequence[str] = ("first", "max", "hard"),
+    model: str = DEFAULT_MODEL,
+    n_shots: int = 10,
+    cache_dir=None,
+    random_state: int = 0,
+    calibrate: bool = False,
+    saved_aggregation: str = "max",
+    show_progress: bool = True,
+    settings: dict | None = None,
+) -> EvaluationReport:
+    """Fit on ``train``, score ``test`` with every strategy, and compare with baselines.
+
+    Parameters
+    ----------
+    train, test : Bunch
+        Datasets with ``data`` (texts), ``target`` (annotator proportions) and
+        ``label_names``, as the loaders of :mod:`sklearn_llm_multilabel.datasets`
+        return them.
+    strategies : sequence of str, default=("first", "max", "hard")
+        Aggregations to report, from ``first, max, mean, hard, unary, binary``.
+    model : str, default="smollm2-135m-instruct"
+    n_shots : int, default=10
+    cache_dir : str, path or None, default=None
+        Step cache folder (re-runs score nothing twice).
+    random_state : int, default=0
+        Seed of the demonstrations.
+    calibrate : bool, default=False
+        Also report a Platt-calibrated row per strategy, fitted on the
+        training texts' scores (the demonstrations left out).
+    saved_aggregation : str, default="max"
+        The aggregation the returned estimator is set to (the paper's max over
+        label-generation steps by default).
+    show_progress : bool, default=True
+    settings : dict or None
+        Extra entries for the report's settings (a data path, a format).
+
+    Returns
+    -------
+    EvaluationReport
+
+    Examples
+    --------
+    >>> from sklearn_llm_multilabel import register_model
+    >>> from sklearn_llm_multilabel.datasets import make_bunch
+    >>> from sklearn_llm_multilabel.testing import make_tiny_model_and_tokenizer
+    >>> register_model("tiny-report", *make_tiny_model_and_tokenizer())
+    >>> texts = ["rain fell", "the game", "rain and game", "sunny", "a vote", "snow day"]
+    >>> ds = make_bunch(texts, [[1, 0], [0, 1], [1, 1], [1, 0], [0, 0], [1, 0]],
+    ...                 ["weather", "sports"])
+    >>> report = evaluate_strategies(ds, ds, strategies=["max"], model="tiny-report",
+    ...                              n_shots=2, show_progress=False)
+    >>> list(report.rows)
+    ['constant prior', 'max', 'tf-idf + linear']
+    >>> report.estimator.aggregation
+    'max'
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    from ._calibration import DistributionCalibrator
+    from ._classifier import LLMMultiLabelClassifier
+    from .datasets import subset
+
+    started = time.perf_counter()
+    strategies = list(strategies)
+    unknown = [s for s in [*strategies, saved_aggregation] if s not in AGGREGATIONS]
+    if unknown or not strategies:
+        raise ValueError(f"strategies: unknown {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(AGGREGATIONS)}.")
+    labels = list(train.label_names)
+    clf = LLMMultiLabelClassifier(model=model, labels=labels, n_shots=n_shots,
+                                  cache_dir=cache_dir, random_state=random_state,
+                                  show_progress=show_progress).fit(train.data, train.target)
+    rows: dict[str, dict[str, float]] = {}
+    probas: dict[str, np.ndarray] = {}
+    calibration = None
+    if calibrate:  # the calibrator never sees the texts shown in the prompt
+        keep = np.setdiff1d(np.arange(len(train.data)), clf.demonstration_indices_)
+        calibration = subset(train, keep)
+    for strategy in strategies:
+        proba = clf.set_params(aggregation=strategy).predict_proba(test.data)
+        report = alignment_report(test.target, proba, train_proportions=train.target)
+        rows[strategy] = report["model"]
+        probas[strategy] = proba
+        if calibration is not None:
+            platt = DistributionCalibrator(method="platt").fit(
+                clf.predict_proba(calibration.data), calibration.target)
+            name = f"{strategy} + platt"
+            probas[name] = platt.predict_proba(proba)
+            rows[name] = alignment_report(test.target, probas[name])["model"]
+    llm_rows = list(rows)
+    tfidf = make_pipeline(TfidfVectorizer(min_df=2 if len(train.data) > 50 else 1),
+                          DistributionCalibrator(method="linear"))
+    probas[TFIDF] = tfidf.fit(train.data, train.target).predict_proba(test.data)
+    rows[TFIDF] = alignment_report(test.target, probas[TFIDF])["model"]
+    rows = {PRIOR: report[PRIOR], **rows}
+    clf.set_params(aggregation=saved_aggregation)
+    run = {"n_train": len(train.data), "n_test": len(test.data), "labels": labels,
+           "model": model, "n_shots": n_shots, "seed": random_state, "strategies": strategies,
+           "calibrate": bool(calibrate), "saved_aggregation": saved_aggregation,
+           "threshold": clf.threshold, **(settings or {}), "versions": _versions(),
+           "runtime_seconds": round(time.perf_counter() - started, 1)}
+    return EvaluationReport(rows=rows, probas=probas, llm_rows=llm_rows, estimator=clf,
+                            label_names=labels, y_test=np.asarray(test.target, dtype=float),
+                            settings=run)
