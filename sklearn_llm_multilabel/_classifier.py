@@ -73,11 +73,12 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     labels : list of str or None, default=None
         Label names, one per column of ``y``. Required when ``y`` is a matrix;
         inferred (sorted) from label lists otherwise.
-    aggregation : {"max", "first", "mean", "hard"} or callable, default="max"
+    aggregation : {"max", "first", "mean", "hard", "unary", "binary"} or callable, default="max"
         ``"max"``: max over generation steps of ``P_t(l)`` (the paper's
         max-over-generations); ``"first"``: compare-to-none at the first step,
-        ``σ(s(l) − s(none))``; ``"mean"``: mean over steps of ``P_t(l)``;
-        ``"hard"``: ``1 − 1e-8`` for labels the model wrote, ``1e-8`` otherwise.
+        ``σ(s(l) − s(none))``; ``"mean"``: mean over steps of ``P_t(l)`` (the
+        library's addition, not in the paper); ``"hard"``: ``1 − 1e-8`` for
+        labels the model wrote, ``1e-8`` otherwise.
         ``"unary"``: one query per label ("is label l reasonable for this
         text?"), ``p_l = P(reasonable)``; ``"binary"``: one query per pair of
         labels + none ("a or b?"), Bradley–Terry scores ``s``,
