@@ -81,7 +81,8 @@ def _load_file(path: Path, args):
     if args.format == "annotations":
         return ds.load_annotations(path, text_column=args.text_column, item_column=args.id_column,
                                    label_names=labels, separator=args.separator,
-                                   delimiter=args.delimiter, encoding=args.encoding)
+                                   delimiter=args.delimiter, encoding=args.encoding,
+                                   annotator_columns=args.annotator_columns)
     if args.format == "counts":
         if not labels:
             raise UsageError("--format counts needs --labels (the count columns).")
@@ -315,6 +316,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                            "file name; 'tab' for tabs)")
     data.add_argument("--separator", default=",",
                       help="annotations: separator of the labels in one cell")
+    data.add_argument("--annotator-columns",
+                      help="annotations: a wide table's annotator columns, as a regular "
+                           "expression (e.g. '(?P<annotator>A\\d+)_(?P<label>\\w+)' or 'A\\d+')")
     data.add_argument("--encoding", default="utf-8",
                       help="text encoding of annotations/counts/csv files (e.g. latin-1)")
     data.add_argument("--text-field",

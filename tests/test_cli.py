@@ -287,3 +287,19 @@ def test_evaluate_strategies_calibrates_without_the_demonstrations(tiny_llama, m
     assert report.settings["format"] == "x" and report.settings["calibrate"] is True
     with pytest.raises(ValueError, match="unknown best"):
         evaluate_strategies(train, train, strategies=["best"], model=tiny_llama)
+
+
+def test_evaluate_reads_a_wide_annotation_table(tiny_llama, tmp_path):
+    path = tmp_path / "wide.csv"
+    lines = ["text,A1_weather,A1_sports,A2_weather,A2_sports"]
+    for i, (text, labels) in enumerate(zip(TEXTS * 2, LABEL_LISTS * 2)):
+        w, s = int("weather" in labels), int("sports" in labels)
+        lines.append(f"{text} {i},{w},{s},{w},{1 - s if i % 3 else s}")
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "wide-report"
+    assert main(["evaluate", str(path), "--format", "annotations",
+                 "--annotator-columns", r"(?P<annotator>A\d)_(?P<label>\w+)", "--model", tiny_llama,
+                 "--strategies", "max", "--n-shots", "2", "--test-size", "0.25", "--out", str(out),
+                 "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["labels"] == ["sports", "weather"] and results["format"] == "annotations"

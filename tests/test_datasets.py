@@ -171,3 +171,30 @@ def test_lewidi_spellings_and_text_field(tmp_path):
     with pytest.raises(DatasetFormatError, match="lacks field"):
         load_lewidi(write(tmp_path, "l.json", item.format(text='"t"', key="others")),
                     label_streams={"agg": "agg"})
+
+
+def test_wide_annotation_tables(tmp_path):
+    """One row per item: annotator x label 0/1 columns, or one label-list column per
+    annotator; empty cells are annotators who did not see the item."""
+    path = write(tmp_path, "w.csv", "id,text,Annotator1_sexist,Annotator1_racist,"
+                                    "Annotator2_sexist,Annotator2_racist,Annotator3_sexist,"
+                                    "Annotator3_racist\n7,hi,1,0,1,1,,\n8,yo,0,0,0,1,1,1\n")
+    ds = load_annotations(path, annotator_columns=r"(?P<annotator>Annotator\d+)_(?P<label>\w+)")
+    assert ds.label_names == ["racist", "sexist"] and ds.ids.tolist() == ["7", "8"]
+    np.testing.assert_allclose(ds.target, [[0.5, 1.0], [2 / 3, 1 / 3]])
+    assert ds.n_annotators.tolist() == [2, 3]
+    lists = write(tmp_path, "l.csv", "text,A1,A2,A3\nhi,\"a;b\",a,\nyo,,,b\n")
+    ds = load_annotations(lists, annotator_columns=r"A\d", separator=";", label_names=["a", "b"])
+    np.testing.assert_allclose(ds.target, [[1.0, 0.5], [0.0, 1.0]])
+    assert ds.n_annotators.tolist() == [2, 1] and ds.ids.tolist() == ["2", "3"]
+    with pytest.raises(DatasetFormatError,
+                       match=r"no column matches the annotator_columns pattern B\\d; found"):
+        load_annotations(lists, annotator_columns=r"B\d")
+    with pytest.raises(DatasetFormatError, match=r"l\.csv:2: unknown label\(s\) \['b'\]"):
+        load_annotations(lists, annotator_columns=r"A\d", separator=";", label_names=["a"])
+    bad = write(tmp_path, "b.csv", "text,A1_x\nhi,yes\n")
+    with pytest.raises(DatasetFormatError, match=r"b\.csv:2: column 'A1_x' must be 0 or 1"):
+        load_annotations(bad, annotator_columns=r"(?P<annotator>A\d)_(?P<label>\w)")
+    empty = write(tmp_path, "e.csv", "text,A1\nhi,\n")
+    with pytest.raises(DatasetFormatError, match=r"e\.csv:2: no annotator labelled this item"):
+        load_annotations(empty, annotator_columns=r"A\d")

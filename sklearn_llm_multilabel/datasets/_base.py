@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -161,13 +162,25 @@ def load_annotations(
     separator: str = ",",
     delimiter: str | None = None,
     encoding: str = "utf-8",
+    annotator_columns: str | None = None,
     descr: str = "",
 ) -> Bunch:
-    """Load a per-annotator table: one row per (item, annotator).
+    """Load a per-annotator table: one row per (item, annotator), or one row per item.
 
-    Labels come either from ``labels_column`` (a ``separator``-separated list;
-    empty means no label) or from ``label_columns`` (one 0/1 column per label).
-    ``target[i, l]`` is the fraction of item ``i``'s rows that chose ``l``.
+    Long tables (the default) have one row per (item, annotator); labels come
+    either from ``labels_column`` (a ``separator``-separated list; empty means
+    no label) or from ``label_columns`` (one 0/1 column per label).
+    ``target[i, l]`` is the fraction of item ``i``'s annotators that chose ``l``.
+
+    Wide tables have one row per item and columns per annotator, named by the
+    regular expression ``annotator_columns`` (matched in full): with a named
+    group ``label`` (``r"(?P<annotator>Annotator\\d+)_(?P<label>\\w+)"`` for
+    ``Annotator3_sexist``), each column is one annotator's 0/1 for one label;
+    without it (``r"Annotator\\d+"``), each column holds one annotator's
+    ``separator``-separated label list. An empty cell means that annotator did
+    not see the item. For a cell that holds a JSON list or dict of every
+    annotator's labels (a nested layout), expand it into a long table first
+    (one row per annotator) and load that.
 
     Parameters
     ----------
@@ -186,6 +199,10 @@ def load_annotations(
         Text encoding of the file; a file that is not valid in it raises
         :class:`~sklearn_llm_multilabel.exceptions.DatasetFormatError` naming
         the first bad line.
+    annotator_columns : str or None, default=None
+        A wide table's annotator columns, as a regular expression (see above);
+        ``item_column`` is then optional (row numbers when the file has none)
+        and ``labels_column`` / ``label_columns`` are not used.
 
     Returns
     -------
@@ -199,8 +216,18 @@ def load_annotations(
     >>> ds = load_annotations(p, separator=";")
     >>> ds.label_names, ds.target.tolist(), ds.n_annotators.tolist()
     (['a', 'b'], [[1.0, 0.5], [0.0, 0.0]], [2, 1])
+
+    A wide table, one 0/1 column per annotator and label:
+
+    >>> _ = p.write_text("text,A1_a,A1_b,A2_a,A2_b\\nhi,1,0,1,1\\nyo,0,0,,\\n", encoding="utf-8")
+    >>> ds = load_annotations(p, annotator_columns=r"(?P<annotator>A\\d)_(?P<label>\\w)")
+    >>> ds.label_names, ds.target.tolist(), ds.n_annotators.tolist()
+    (['a', 'b'], [[1.0, 0.5], [0.0, 0.0]], [2, 1])
     """
     path = Path(path)
+    if annotator_columns is not None:
+        return _load_wide(path, text_column, item_column, annotator_columns, label_names,
+                          separator, delimiter, encoding, descr)
     if labels_column is None and label_columns is None:
         raise ValueError("pass labels_column or label_columns.")
     use_columns = label_columns is not None
@@ -242,6 +269,60 @@ def load_annotations(
     counts = np.array([[sum(n in v for v in votes[i]) for n in names] for i in order], float)
     return make_bunch([texts[i] for i in order], counts / n_ann[:, None], names,
                       n_annotators=n_ann, ids=order, descr=descr)
+
+
+def _load_wide(path: Path, text_column: str, item_column: str, pattern: str, label_names,
+               separator: str, delimiter: str | None, encoding: str, descr: str) -> Bunch:
+    """:func:`load_annotations` for a wide table (one row per item, annotator columns)."""
+    regex = re.compile(pattern)
+    texts, ids, votes = [], [], []
+    columns: dict[str, tuple[str, str | None]] | None = None
+    for line, row in _read_rows(path, delimiter, [text_column], encoding):
+        if columns is None:
+            columns = {}
+            for name in row:
+                match = regex.fullmatch(name)
+                if match and name not in (text_column, item_column):
+                    groups = match.groupdict()
+                    columns[name] = (groups.get("annotator") or name, groups.get("label"))
+            if not columns:
+                raise DatasetFormatError(
+                    f"{path}:1: no column matches the annotator_columns pattern {pattern}; found "
+                    f"{list(row)}.")
+        item_votes: dict[str, set[str]] = {}
+        for name, (annotator, label) in columns.items():
+            cell = (row[name] or "").strip()
+            if not cell:
+                continue  # this annotator did not see the item
+            chosen = item_votes.setdefault(annotator, set())
+            if label is None:
+                chosen.update(v.strip() for v in cell.split(separator) if v.strip())
+            elif cell == "1":
+                chosen.add(label)
+            elif cell != "0":
+                raise DatasetFormatError(
+                    f"{path}:{line}: column {name!r} must be 0 or 1 (or empty); got {cell!r}.")
+        if label_names is not None:
+            unknown = set().union(*item_votes.values()) - set(label_names)
+            if unknown:
+                raise DatasetFormatError(f"{path}:{line}: unknown label(s) {sorted(unknown)}.")
+        if not item_votes:
+            raise DatasetFormatError(f"{path}:{line}: no annotator labelled this item.")
+        texts.append(row[text_column])
+        ids.append(row[item_column] if item_column in row else str(line))
+        votes.append(list(item_votes.values()))
+    if not texts:
+        raise DatasetFormatError(f"{path}: no data rows.")
+    if label_names is not None:
+        names = list(label_names)
+    elif any(label is not None for _, label in columns.values()):
+        names = sorted({label for _, label in columns.values() if label is not None})
+    else:
+        names = sorted(set().union(*[v for vs in votes for v in vs]))
+    n_ann = np.array([len(vs) for vs in votes])
+    counts = np.array([[sum(n in v for v in vs) for n in names] for vs in votes], float)
+    return make_bunch(texts, counts / n_ann[:, None], names, n_annotators=n_ann, ids=ids,
+                      descr=descr)
 
 
 def load_counts(
