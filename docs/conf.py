@@ -14,10 +14,23 @@ extensions = [
     "sphinx.ext.autosummary",
     "numpydoc",
     "myst_parser",
+    "sphinx_gallery.gen_gallery",
 ]
+# the example scripts need the embedded model and the shared data, and some run for
+# many minutes: the gallery shows them (with their docstrings) without running them
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "plot_gallery": "False",
+    "filename_pattern": r"^$",
+    "download_all_examples": False,
+    "show_signature": False,
+    "write_computation_times": False,
+}
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "results/*.json"]
+exclude_patterns = ["_build", "results/*.json", "auto_examples/*.ipynb", "auto_examples/*.py",
+                    "auto_examples/*.zip", "auto_examples/*.json"]
 autosummary_generate = True
 templates_path = ["_templates"]
 autodoc_default_options = {"members": True, "inherited-members": False}

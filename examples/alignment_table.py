@@ -1,4 +1,5 @@
 """Reproduce the paper's alignment table on MFRC and HS-Brexit with the embedded model.
+====================================================================================
 
 For each dataset: fit ``LLMMultiLabelClassifier`` (10 shots from the training
 pool), score the test texts with every strategy, fit the supervised rows on the

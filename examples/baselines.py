@@ -1,4 +1,5 @@
 """LLM -> DistributionCalibrator against classic baselines on the same split.
+==========================================================================
 
 Rows of the printed table (NLL, L1, example-F1 against annotator proportions):
 

@@ -1,4 +1,5 @@
 """Grid-search the aggregation and threshold without re-running the LLM.
+=====================================================================
 
 The model decodes each text once (per fitted prompt); every other
 aggregation/threshold candidate of the grid is read from the step cache. The

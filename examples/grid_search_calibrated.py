@@ -1,4 +1,5 @@
 """Grid search over aggregation x calibrator x threshold, scored with alignment_scorers().
+=======================================================================================
 
 A Pipeline ``LLMMultiLabelClassifier -> DistributionCalibrator`` is searched
 over the aggregation strategy, the calibration method and the decision

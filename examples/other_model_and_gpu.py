@@ -1,4 +1,5 @@
 """Use another model (a local directory, a hub id or a .gguf file) and a GPU.
+==========================================================================
 
 ``model=`` takes the embedded alias, a local checkpoint directory (what
 ``save_pretrained`` writes), a hub id (when the hub is reachable) or a

@@ -1,4 +1,5 @@
 """Analyse label-generation step distributions and plot them.
+==========================================================
 
 Fits the classifier (its demonstrations), reads every test text's step
 distributions with ``predict_steps``, prints the paper's step statistics and
