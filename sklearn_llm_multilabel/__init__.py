@@ -7,6 +7,7 @@ Label probabilities come from the model's per-step label distributions
 from ._cache import clear_memory_cache
 from ._calibration import DistributionCalibrator
 from ._classifier import LLMMultiLabelClassifier
+from ._encoder import EncoderMultiLabelClassifier
 from ._features import LLMHiddenStateFeatures
 from ._prompts import PAPER_PROMPTS
 from .backends import get_scoring_stats, reset_scoring_stats
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DistributionCalibrator",
+    "EncoderMultiLabelClassifier",
     "LLMHiddenStateFeatures",
     "LLMMultiLabelClassifier",
     "PAPER_PROMPTS",

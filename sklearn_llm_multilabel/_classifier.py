@@ -42,7 +42,13 @@ from ._prompts import (
     select_demonstrations_official,
 )
 from ._scoring import score_texts
-from ._validation import check_label_names, check_not_label_encoded, check_targets, check_texts
+from ._validation import (
+    check_label_names,
+    check_not_label_encoded,
+    check_targets,
+    check_texts,
+    check_threshold,
+)
 from .backends._specs import DEFAULT_MODEL
 from .backends._text import check_tokenizer, default_max_new_tokens, truncate_texts
 from .exceptions import IdenticalGenerationsWarning, NoLabelStepWarning
@@ -454,17 +460,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return records
 
     def _check_threshold(self, n_labels: int) -> np.ndarray:
-        threshold = np.asarray(self.threshold, dtype=float)
-        if threshold.ndim == 1 and threshold.shape != (n_labels,):
-            raise ValueError(
-                f"threshold must be a float or an array of shape ({n_labels},), one per label; "
-                f"got shape {threshold.shape}."
-            )
-        if threshold.ndim > 1 or not np.all((threshold > 0) & (threshold < 1)):
-            raise ValueError(
-                f"threshold values must lie in the open interval (0, 1); got {self.threshold!r}."
-            )
-        return threshold
+        return check_threshold(self.threshold, n_labels)
 
     def _aggregate(self, records) -> np.ndarray:
         if isinstance(self.aggregation, str) and self.aggregation == "hard":

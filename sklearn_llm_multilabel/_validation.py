@@ -305,3 +305,24 @@ def check_targets(y, n_samples: int, labels: Sequence[str] | None):
     if len(names) != Y.shape[1]:
         raise ValueError(f"y has {Y.shape[1]} columns but labels has {len(names)} names.")
     return Y, names
+
+
+def check_threshold(threshold: object, n_labels: int) -> np.ndarray:
+    """A decision threshold: a float, or one per label, each in the open interval (0, 1).
+
+    Examples
+    --------
+    >>> check_threshold([0.3, 0.6], 2).tolist()
+    [0.3, 0.6]
+    """
+    values = np.asarray(threshold, dtype=float)
+    if values.ndim == 1 and values.shape != (n_labels,):
+        raise ValueError(
+            f"threshold must be a float or an array of shape ({n_labels},), one per label; "
+            f"got shape {values.shape}."
+        )
+    if values.ndim > 1 or not np.all((values > 0) & (values < 1)):
+        raise ValueError(
+            f"threshold values must lie in the open interval (0, 1); got {threshold!r}."
+        )
+    return values

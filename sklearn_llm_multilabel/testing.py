@@ -99,6 +99,47 @@ def make_tiny_model(tokenizer, architecture: str = "llama", seed: int = 0):
     return model.eval()
 
 
+def make_tiny_encoder_dir(path=None, seed: int = 0) -> str:
+    """A tiny randomly initialised BERT and a WordPiece tokenizer, saved as a checkpoint folder.
+
+    For tests of :class:`~sklearn_llm_multilabel.EncoderMultiLabelClassifier`,
+    which loads encoders from a folder like any local checkpoint. ``path``
+    defaults to a new temporary folder.
+
+    Examples
+    --------
+    >>> from transformers import AutoModel
+    >>> AutoModel.from_pretrained(make_tiny_encoder_dir()).config.hidden_size
+    16
+    """
+    import tempfile
+    from pathlib import Path
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    folder = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="tiny-encoder-"))
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    backend.train_from_iterator(CORPUS * 3, trainer=trainers.WordPieceTrainer(
+        vocab_size=300, special_tokens=specials, show_progress=False))
+    cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]")
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=backend.get_vocab_size(), hidden_size=16, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=256)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
 def make_tiny_model_and_tokenizer(architecture: str = "llama", seed: int = 0):
     """``(model, tokenizer)`` from :func:`make_tiny_model` and :func:`make_tiny_tokenizer`."""
     tokenizer = make_tiny_tokenizer()

@@ -2,7 +2,7 @@
 
 scikit-learn's generic suite runs almost nothing for text input (and the
 multi-output soft targets these estimators take), so the checks that matter
-are written here once and run for all four estimators, as imbalanced-learn's
+are written here once and run for all five estimators, as imbalanced-learn's
 ``test_common.py`` does.
 """
 
@@ -14,10 +14,12 @@ from sklearn.base import clone, is_classifier
 
 from sklearn_llm_multilabel import (
     DistributionCalibrator,
+    EncoderMultiLabelClassifier,
     LLMHiddenStateFeatures,
     LLMMultiLabelClassifier,
 )
 from sklearn_llm_multilabel.model_selection import MultiLabelTunedThresholdCV
+from sklearn_llm_multilabel.testing import make_tiny_encoder_dir
 
 from .conftest import LABEL_LISTS, LABELS, TEXTS
 
@@ -47,7 +49,18 @@ def _texts_data():
     return TEXTS, np.clip(Y * 2 / 3 + _proportions(len(TEXTS)) / 3, 0, 1)
 
 
+_ENCODER_DIR = []
+
+
+def _encoder():
+    if not _ENCODER_DIR:
+        _ENCODER_DIR.append(make_tiny_encoder_dir())
+    return EncoderMultiLabelClassifier(_ENCODER_DIR[0], labels=LABELS, max_epochs=1,
+                                       batch_size=4, show_progress=False)
+
+
 CASES = {
+    "EncoderMultiLabelClassifier": (_encoder, _texts_data, "predict_proba"),
     "LLMMultiLabelClassifier": (_llm, _texts_data, "predict_proba"),
     "LLMHiddenStateFeatures": (lambda: LLMHiddenStateFeatures(_llm()), _texts_data, "transform"),
     "DistributionCalibrator": (DistributionCalibrator, _scores_data, "predict_proba"),

