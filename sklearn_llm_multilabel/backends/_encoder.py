@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from ..exceptions import MissingModelPackageError, ModelLoadError
 from ._load import _HUB_ID, _first_line
-from ._specs import ENCODER_ALIASES
+from ._specs import ENCODER_ALIASES, package_folder
 
 
 def encoder_source(spec: str) -> str:
@@ -20,12 +19,7 @@ def encoder_source(spec: str) -> str:
     """
     if spec in ENCODER_ALIASES:
         package, folder, install = ENCODER_ALIASES[spec]
-        found = importlib.util.find_spec(package)  # locate without importing it
-        if found is None or not found.submodule_search_locations:
-            raise MissingModelPackageError(
-                f"The encoder alias {spec!r} needs the package {package!r}, which is not "
-                f"installed. Install it with: {install}")
-        path = Path(list(found.submodule_search_locations)[0]) / folder
+        path = package_folder(spec, package, install) / folder
         if not (path / "config.json").is_file():
             raise MissingModelPackageError(f"{path} has no config.json; reinstall with: {install}")
         return str(path)

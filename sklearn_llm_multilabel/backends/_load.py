@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import re
 import threading
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ import torch
 from .. import _state
 from ..exceptions import MissingModelPackageError, ModelLoadError
 from ._attention import prepare_model
-from ._specs import DEFAULT_MODEL, MODEL_ALIASES
+from ._specs import DEFAULT_MODEL, MODEL_ALIASES, package_folder
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -319,13 +318,7 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
     gguf_file = None
     if spec in MODEL_ALIASES:
         package, filename, install = MODEL_ALIASES[spec]
-        found = importlib.util.find_spec(package)  # locate without importing it
-        if found is None or not found.submodule_search_locations:
-            raise MissingModelPackageError(
-                f"The model alias {spec!r} needs the package {package!r}, which is not "
-                f"installed. Install it with: {install}"
-            )
-        folder = Path(list(found.submodule_search_locations)[0])
+        folder = package_folder(spec, package, install)
         if not (folder / filename).is_file():
             raise MissingModelPackageError(
                 f"{folder / filename} is missing; reinstall with: {install}"
