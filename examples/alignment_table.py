@@ -10,7 +10,7 @@ targets with ``EncoderMultiLabelClassifier``), and report NLL, L1 and
 example-F1 against the annotator proportions. Step scores are cached in ``--cache-dir``, so a re-run
 (or another strategy) costs no model passes.
 
-Run (about 45 minutes on a 2-core CPU with a cold cache)::
+Run (about 40 minutes on a 2-core CPU with an empty step cache)::
 
     .venv/bin/python examples/alignment_table.py --out docs/results/alignment.md
 """
@@ -149,8 +149,9 @@ def to_markdown(results: list[dict], args, command: str, total_seconds: float) -
         f"Command: `{command}`", "",
         f"Model: `{args.model}` (float32, CPU), {args.n_shots} shots, seed {args.seed}. "
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}. "
-        f"Wall time with a cold cache: {total_seconds / 60:.1f} min "
-        f"({get_scoring_stats()['texts_scored']} text passes).", "",
+        f"Wall time of this run: {total_seconds / 60:.1f} min, in which the model scored "
+        f"{get_scoring_stats()['texts_scored']} texts (records already in the step cache "
+        "are read, not scored again).", "",
         "Which of the paper's claims hold with this model, and why: see "
         "[alignment_discussion.md](alignment_discussion.md) (written by hand from this run).", "",
     ]
@@ -172,7 +173,8 @@ def to_markdown(results: list[dict], args, command: str, total_seconds: float) -
                       f"{d['mean_top_probability']:.2f}. Test texts without a majority label: "
                       f"{100 * d['no_majority_label']:.0f}%."]
         if res["seconds"]:
-            lines += ["", "Scoring time (cold cache): " + "; ".join(
+            lines += ["", "Time per row in this run (near 0 s where the step cache had the "
+                          "records): " + "; ".join(
                 f"{k} {v:.0f} s" for k, v in res["seconds"].items()) + "."]
         lines.append("")
     return "\n".join(lines)
