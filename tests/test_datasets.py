@@ -153,6 +153,8 @@ def test_proportion_tables(tmp_path):
         load_proportions(write(tmp_path, "p.csv", "text,care\nx,2\n"))
     with pytest.raises(DatasetFormatError, match="no data rows"):
         load_proportions(write(tmp_path, "p.csv", "text,care\n"))
+    with pytest.raises(DatasetFormatError, match=r"p\.csv:1: no label columns besides 'text'"):
+        load_proportions(write(tmp_path, "p.csv", "text\nhello\n"))
 
 
 def test_lewidi_spellings_and_text_field(tmp_path):

@@ -447,6 +447,8 @@ def load_proportions(
     for line, row in rows:
         if labels is None:
             labels = [c for c in row if c != text_column]
+        if not labels:
+            raise DatasetFormatError(f"{path}:1: no label columns besides {text_column!r}.")
         values = []
         for label in labels:
             try:
