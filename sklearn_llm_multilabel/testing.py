@@ -158,6 +158,9 @@ class ScriptedCausalLM(torch.nn.Module):
     def __init__(self, model, script: Sequence[int], prompt_length: int, boost: float = 50.0):
         super().__init__()
         self.inner = model
+        from .backends._engine import cache_kwarg
+
+        self._inner_cache_kwarg = cache_kwarg(model)  # the wrapped model's name for its cache
         self.config = model.config
         self.script = list(script)
         self.prompt_length = int(prompt_length)
@@ -174,11 +177,9 @@ class ScriptedCausalLM(torch.nn.Module):
         return self.inner.dtype
 
     def forward(self, input_ids=None, position_ids=None, logits_to_keep=0, cache=None, **kwargs):
-        from .backends._engine import cache_kwarg
-
         past = cache if cache is not None else kwargs.pop("past_key_values", None)
         if past is not None:
-            kwargs[cache_kwarg(self.inner)] = past
+            kwargs[self._inner_cache_kwarg] = past
         out = self.inner(input_ids=input_ids, position_ids=position_ids,
                          logits_to_keep=logits_to_keep, **kwargs)
         if position_ids is None:
