@@ -2,8 +2,8 @@
 
 Everything a process shares between estimators, clones and threads lives
 here: loaded models, registered in-memory models, file hashes, prepared
-scorers (with their encoded prompt prefixes), the in-memory step cache and
-the counters of model work. Every read-modify-write of these goes through
+scorers (with their encoded prompt prefixes), the in-memory step cache,
+trained adapters and the counters of model work. Every read-modify-write of these goes through
 :data:`LOCK` (re-entrant, so helpers may nest). The lock is never held while
 the model runs: scoring itself only reads shared objects.
 
@@ -32,6 +32,11 @@ MAX_SCORERS = 8
 #: in-memory step cache ``key -> record`` (LRU, at most :data:`MEMORY_CACHE_SIZE`)
 MEMORY: OrderedDict[str, object] = OrderedDict()
 MEMORY_CACHE_SIZE = 200_000
+#: trained LoRA adapters by content key ``key -> (weights, losses)`` (LRU, see ``MAX_ADAPTERS``)
+ADAPTERS: OrderedDict[str, tuple] = OrderedDict()
+MAX_ADAPTERS = 16
+#: scoring models with an adapter merged in (LRU, bounded in ``backends._finetune``)
+ADAPTED: OrderedDict[tuple, object] = OrderedDict()
 #: counters of model work (see ``get_scoring_stats``)
 STATS: Counter = Counter()
 

@@ -15,7 +15,10 @@ def get_scoring_stats() -> dict[str, int]:
     """Counters of model work done in this process.
 
     Keys: ``"texts_scored"`` (texts decoded by the model), ``"forward_calls"``
-    (model forward passes), ``"prefix_encodings"`` (shared prefixes encoded).
+    (model forward passes), ``"prefix_encodings"`` (shared prefixes encoded),
+    ``"adapters_trained"`` (LoRA adapters trained by ``fit``) and
+    ``"adapters_reused"`` (fits that found their adapter in memory or
+    ``cache_dir`` and trained nothing).
 
     Examples
     --------
@@ -24,7 +27,8 @@ def get_scoring_stats() -> dict[str, int]:
     """
     with _state.LOCK:
         return {k: int(_state.STATS[k])
-                for k in ("texts_scored", "forward_calls", "prefix_encodings")}
+                for k in ("texts_scored", "forward_calls", "prefix_encodings",
+                          "adapters_trained", "adapters_reused")}
 
 
 def reset_scoring_stats() -> None:
@@ -172,6 +176,48 @@ class BreakdownRecord:
         return cls(answer_scores=scores)
 
 
+@dataclass
+class AdapterRecord:
+    """A trained LoRA adapter, cached by its content key like step records.
+
+    Attributes
+    ----------
+    weights : dict of str to ndarray
+        The adapter's state dict (peft names), float32.
+    losses : ndarray of shape (n_steps,), float64
+        The training loss of every optimiser step.
+    n_cut : int
+        Training prompts that lost their start to the length limit.
+    """
+
+    weights: dict
+    losses: np.ndarray
+    n_cut: int = 0
+
+    _PREFIX = "w_"
+
+    def to_payload(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Arrays and JSON metadata for the on-disk cache (no pickle)."""
+        arrays = {f"{self._PREFIX}{i}": w for i, w in enumerate(self.weights.values())}
+        return {**arrays, "losses": self.losses}, {"names": list(self.weights),
+                                                    "n_cut": self.n_cut}
+
+    @classmethod
+    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict) -> AdapterRecord:
+        """Inverse of :meth:`to_payload`; raises ValueError on anything an adapter cannot hold."""
+        names, n_cut = meta.get("names"), meta.get("n_cut")
+        if not _str_list(names) or not names:
+            raise ValueError("adapter metadata lacks its tensor names")
+        if not isinstance(n_cut, int) or isinstance(n_cut, bool) or n_cut < 0:
+            raise ValueError(f"n_cut={n_cut!r} is not a count")
+        _check_arrays(arrays, {"losses": ("f", 1),
+                               **{f"{cls._PREFIX}{i}": ("f", 2) for i in range(len(names))}})
+        weights = {name: arrays[f"{cls._PREFIX}{i}"] for i, name in enumerate(names)}
+        if not all(np.all(np.isfinite(w)) for w in weights.values()):
+            raise ValueError("adapter weights hold non-finite values")
+        return cls(weights=weights, losses=arrays["losses"], n_cut=n_cut)
+
+
 def _check_arrays(arrays: dict, expected: dict[str, tuple[str, int]]) -> None:
     """Every expected array present, with its dtype kind (``"f"``, ``"i"``) and ndim."""
     for name, (kind, ndim) in expected.items():
@@ -188,7 +234,7 @@ def _str_list(value) -> bool:
 
 
 #: record classes the on-disk cache can hold, by name
-RECORD_TYPES = {cls.__name__: cls for cls in (StepRecord, BreakdownRecord)}
+RECORD_TYPES = {cls.__name__: cls for cls in (StepRecord, BreakdownRecord, AdapterRecord)}
 
 
 @runtime_checkable

@@ -3,7 +3,11 @@
 Every loader returns a :class:`~sklearn.utils.Bunch` with ``data`` (list of
 texts), ``target`` (annotator proportions in [0, 1], shape (n, L); 0/1 for
 gold-only datasets), ``target_gold`` (0/1: ``target >= 0.5``), ``label_names``,
-``n_annotators`` (int array; -1 when unknown), ``ids`` and ``DESCR``.
+``n_annotators`` (int array; -1 when unknown), ``ids``, ``DESCR`` and
+``annotator_labels``: per item, every annotator's label list when the source
+records them (per-annotator tables, Le-Wi-Di files), else None. They are the
+targets of ``LLMMultiLabelClassifier(finetune="lora",
+finetune_targets="annotators")``: pass them to ``fit(..., annotator_labels=...)``.
 """
 
 from __future__ import annotations
@@ -57,8 +61,12 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
 
 
 def make_bunch(texts, target, label_names, *, n_annotators=None, ids=None, descr="",
-               gold_only=False) -> Bunch:
+               gold_only=False, annotator_labels=None) -> Bunch:
     """Assemble the standard Bunch (validating shapes and ranges).
+
+    ``annotator_labels``, when the source names its annotators' choices, is
+    per item the list of every annotator's label list (label-name order); it
+    is None for sources that store counts or proportions only.
 
     Examples
     --------
@@ -73,8 +81,15 @@ def make_bunch(texts, target, label_names, *, n_annotators=None, ids=None, descr
     if target.size and (target.min() < 0 or target.max() > 1):
         raise ValueError("target proportions must lie in [0, 1].")
     n = len(texts)
+    if annotator_labels is not None:
+        order = {name: j for j, name in enumerate(label_names)}
+        annotator_labels = [[sorted(set(s), key=order.__getitem__) for s in sets]
+                            for sets in annotator_labels]
+        if len(annotator_labels) != n:
+            raise ValueError(f"annotator_labels has {len(annotator_labels)} items for {n} texts.")
     return Bunch(
         data=list(texts),
+        annotator_labels=annotator_labels,
         target=target,
         target_gold=(target >= 0.5).astype(int),
         label_names=list(label_names),
@@ -268,7 +283,8 @@ def load_annotations(
     n_ann = np.array([len(votes[i]) for i in order])
     counts = np.array([[sum(n in v for v in votes[i]) for n in names] for i in order], float)
     return make_bunch([texts[i] for i in order], counts / n_ann[:, None], names,
-                      n_annotators=n_ann, ids=order, descr=descr)
+                      n_annotators=n_ann, ids=order, descr=descr,
+                      annotator_labels=[votes[i] for i in order])
 
 
 def _load_wide(path: Path, text_column: str, item_column: str, pattern: str, label_names,
@@ -322,7 +338,7 @@ def _load_wide(path: Path, text_column: str, item_column: str, pattern: str, lab
     n_ann = np.array([len(vs) for vs in votes])
     counts = np.array([[sum(n in v for v in vs) for n in names] for vs in votes], float)
     return make_bunch(texts, counts / n_ann[:, None], names, n_annotators=n_ann, ids=ids,
-                      descr=descr)
+                      descr=descr, annotator_labels=votes)
 
 
 def load_counts(
@@ -479,9 +495,11 @@ def subset(bunch: Bunch, indices) -> Bunch:
     (2, 2)
     """
     indices = np.asarray(indices, dtype=int)
+    sets = bunch.get("annotator_labels")
     return Bunch(**{
         **bunch,
         "data": [bunch.data[i] for i in indices],
+        "annotator_labels": None if sets is None else [sets[i] for i in indices],
         "target": bunch.target[indices],
         "target_gold": bunch.target_gold[indices],
         "n_annotators": bunch.n_annotators[indices],

@@ -113,7 +113,7 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
         raise DatasetFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}).") from exc
     if not isinstance(items, dict) or not items:
         raise DatasetFormatError(f"{path}: expected a non-empty object of items.")
-    texts, ids, target, n_ann = [], [], [], []
+    texts, ids, target, n_ann, per_annotator = [], [], [], [], []
     for item_id, item in items.items():
         try:
             streams = [item["annotations"] if key is None else _other_streams(item)[key]
@@ -121,7 +121,7 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
             text = _item_text(item, text_field, path, item_id)
         except (KeyError, TypeError) as exc:
             raise DatasetFormatError(f"{path}: item {item_id!r} lacks field {exc}.") from exc
-        row = []
+        row, columns = [], []
         sizes = set()
         for name, stream in zip(label_streams, streams):
             votes = []
@@ -137,6 +137,7 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
                     )
             sizes.add(len(votes))
             row.append(np.mean(votes))
+            columns.append(votes)
         if len(sizes) != 1:
             raise DatasetFormatError(
                 f"{path}: item {item_id!r}: annotation streams have different lengths {sizes}."
@@ -145,8 +146,11 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
         ids.append(item_id)
         target.append(row)
         n_ann.append(sizes.pop())
+        names = list(label_streams)
+        per_annotator.append([[names[j] for j, col in enumerate(columns) if col[k]]
+                              for k in range(n_ann[-1])])
     return make_bunch(texts, target, list(label_streams), n_annotators=n_ann, ids=ids,
-                      descr=f"Le-Wi-Di file {path.name}")
+                      descr=f"Le-Wi-Di file {path.name}", annotator_labels=per_annotator)
 
 
 def load_hs_brexit(split: str = "train", data_home: str | os.PathLike | None = None) -> Bunch:

@@ -1,0 +1,134 @@
+"""The fine-tuning step of ``LLMMultiLabelClassifier.fit``: find or train the adapter.
+
+An adapter is content-addressed (:func:`~._finetune.adapter_key`): the base
+model's fingerprint, every training example (prompt, answer, weight) and
+every setting that shapes training. A fit whose key is in the step cache (in
+memory, or ``cache_dir`` on disk, where adapters are entries like step
+records) trains nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+
+import numpy as np
+from sklearn.utils import check_random_state
+
+from . import _state
+from ._cache import StepCache
+from ._finetune import adapter_key, target_label_sets, training_examples
+from ._prompts import _split_template, build_prompt
+from .backends._text import truncate_texts
+
+
+def _require_peft() -> None:
+    try:
+        import peft  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "finetune='lora' needs peft: pip install 'sklearn_llm_multilabel[finetune]' "
+            "(or pip install peft)."
+        ) from exc
+
+
+def _training_prompt(est, names):
+    """Prompt parts of the training examples: the estimator's format, ``finetune_shots`` demos."""
+    if est.finetune_shots > len(est.demonstrations_):
+        raise ValueError(
+            f"finetune_shots={est.finetune_shots} is more than the {len(est.demonstrations_)} "
+            "fitted demonstrations (n_shots); lower it or raise n_shots."
+        )
+    scoring = est._prompt_parts()
+    if est.finetune_shots == len(est.demonstrations_):
+        return scoring
+    renderer = None
+    if est.use_chat_template:
+        tokenizer = est._base_model().tokenizer
+
+        def renderer(message: str) -> str:
+            return tokenizer.apply_chat_template(
+                [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
+
+    return build_prompt(
+        names, est.demonstrations_[: est.finetune_shots], instruction=est.instruction,
+        example_template=est.example_template, label_format=est.label_format,
+        none_label=est.none_label, chat_template_renderer=renderer, add_bos=est.add_bos,
+    )
+
+
+def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
+    """Set the estimator's adapter attributes (see ``LLMMultiLabelClassifier``)."""
+    _require_peft()
+    from .backends._base import AdapterRecord
+    from .backends._finetune import LoraSettings, train_lora
+
+    start = time.perf_counter()
+    seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))
+    targets = est.lora_target_modules
+    if targets is not None and not isinstance(targets, str):  # a string is peft's (a regex, "all-linear")
+        targets = tuple(str(t) for t in targets)
+        if not targets:
+            raise ValueError("lora_target_modules is empty; pass module names, a string or None.")
+    settings = LoraSettings(
+        rank=int(est.lora_rank), alpha=float(est.lora_alpha), dropout=float(est.lora_dropout),
+        target_modules=targets, epochs=int(est.finetune_epochs),
+        learning_rate=float(est.finetune_learning_rate), batch_size=int(est.finetune_batch_size),
+        max_length=int(est.finetune_max_length), seed=seed,
+    )
+    label_sets = target_label_sets(
+        Y, names, est.finetune_targets, annotator_labels=annotator_labels,
+        n_sets=est.finetune_label_sets, rng=np.random.RandomState(seed),
+    )
+    parts = _training_prompt(est, names)
+    _, mid, tail = _split_template(est.example_template)
+    lead = "" if est.use_chat_template else mid[len(mid.rstrip()):]
+    cut = truncate_texts(base.tokenizer, texts, est.max_text_tokens, what="fine-tuning texts")
+    examples = training_examples(
+        [parts.query(t) for t in cut], label_sets, label_format=est.label_format,
+        none_label=est.none_label, answer_lead=lead, answer_end=tail + "\n",
+    )
+    described = {**dataclasses.asdict(settings), "prefix": parts.prefix,
+                 "add_bos": parts.add_bos, "device": base.device.type}
+    key = adapter_key(base.fingerprint, examples, described)
+    cache = StepCache(est.cache_dir)
+    record = cache.get(key, kind=AdapterRecord)
+    if record is None:
+        weights, losses, n_cut = train_lora(base, examples, prefix=parts.prefix,
+                                            add_bos=parts.add_bos, settings=settings,
+                                            show_progress=est.show_progress)
+        record = AdapterRecord(weights=weights, losses=losses, n_cut=n_cut)
+        cache.put(key, record)
+    else:
+        _state.count("adapters_reused")
+    if record.n_cut:
+        warnings.warn(
+            f"{record.n_cut} of {len(examples)} fine-tuning examples were longer than "
+            f"finetune_max_length={est.finetune_max_length} tokens and lost the start of their "
+            "prompt; raise finetune_max_length or lower finetune_shots.",
+            UserWarning, stacklevel=4,
+        )
+    est.adapter_key_ = key
+    est.adapter_weights_ = dict(record.weights)
+    est.finetune_loss_ = np.asarray(record.losses, dtype=float)
+    est.finetune_settings_ = dataclasses.asdict(settings)
+    est.adapter_base_fingerprint_ = base.fingerprint
+    est.n_finetune_examples_ = len(examples)
+    est.finetune_time_ = time.perf_counter() - start
+
+
+def adapted(est, base):
+    """The scoring model of a fine-tuned estimator: its base with the adapter merged in."""
+    from .exceptions import ModelLoadError
+
+    if base.fingerprint != est.adapter_base_fingerprint_:
+        raise ModelLoadError(
+            f"The model {est.model!r} is not the one the adapter was trained on (its weights, "
+            "tokenizer or dtype differ from those at fit time); call fit again."
+        )
+    _require_peft()
+    from .backends._finetune import LoraSettings, adapted_model
+
+    settings = LoraSettings(**est.finetune_settings_)
+    return adapted_model(base, est.adapter_key_, est.adapter_weights_, settings)
