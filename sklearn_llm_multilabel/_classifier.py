@@ -365,10 +365,12 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def fit(self, X, y, annotator_labels=None):
         """Pick the demonstrations and build the prompt (and fine-tune, if asked).
 
-        The model is loaded (once per process) and its tokenizer checked; no
-        text is scored here. With ``finetune="lora"`` a LoRA adapter is trained
-        on ``(X, y)``, or found in memory or ``cache_dir`` when an identical
-        fit trained it before.
+        The model's tokenizer is loaded (once per process) and checked; no text
+        is scored here. Its weights are read when a text is first scored, so a
+        prediction served entirely from the step cache never reads them. With
+        ``finetune="lora"`` a LoRA adapter is trained on ``(X, y)`` (which
+        reads them), or found in memory or ``cache_dir`` when an identical fit
+        trained it before.
 
         Parameters
         ----------
@@ -496,7 +498,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
         return load_model(
             self.model, device=self.device, dtype=self.dtype,
-            trust_remote_code=self.trust_remote_code,
+            trust_remote_code=self.trust_remote_code, lazy=True,
         )
 
     def _loaded_model(self):

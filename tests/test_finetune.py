@@ -1,6 +1,7 @@
 """LoRA fine-tuning inside LLMMultiLabelClassifier.fit, on a tiny model (seconds)."""
 
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -11,11 +12,11 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from sklearn_llm_multilabel import (
     LLMMultiLabelClassifier,
+    _state,
     clear_memory_cache,
     get_scoring_stats,
     register_model,
 )
-from sklearn_llm_multilabel import _state
 from sklearn_llm_multilabel._finetune import (
     TrainingExample,
     adapter_key,
@@ -267,6 +268,20 @@ def test_pickled_estimator_round_trips_with_identical_probabilities(tiny_llama):
     assert get_scoring_stats()["adapters_trained"] == 1
 
 
+def test_a_cached_prediction_of_a_fine_tuned_estimator_builds_no_model(tiny_llama):
+    from sklearn_llm_multilabel import reset_scoring_stats
+    from sklearn_llm_multilabel.backends._load import clear_model_registry
+
+    clf = make_ft().fit(TEXTS, LABEL_LISTS)
+    proba = clf.predict_proba(TEXTS)
+    blob = pickle.dumps(clf)
+    clear_model_registry()  # forgets the merged model and the scorers, as a new process has none
+    reset_scoring_stats()
+    np.testing.assert_array_equal(pickle.loads(blob).predict_proba(TEXTS), proba)
+    stats = get_scoring_stats()
+    assert stats["weights_loaded"] == 0 and stats["texts_scored"] == 0
+
+
 @pytest.mark.parametrize("kind", ["proportions", "indicators", "label lists"])
 def test_every_target_format_fits(tiny_llama, kind):
     y = {"proportions": PROPORTIONS, "indicators": (PROPORTIONS >= 0.5).astype(int),
@@ -301,6 +316,12 @@ def test_annotator_labels_are_the_annotators_targets(tiny_llama):
 def test_bad_finetuning_parameters_give_clear_errors(tiny_llama, params, error, message):
     with pytest.raises(error, match=message):
         make_ft(**params).fit(TEXTS, LABEL_LISTS)
+
+
+def test_fine_tuning_without_peft_says_what_to_install(tiny_llama, monkeypatch):
+    monkeypatch.setitem(sys.modules, "peft", None)  # import peft raises ImportError
+    with pytest.raises(ImportError, match=r"sklearn_llm_multilabel\[finetune\]"):
+        make_ft().fit(TEXTS, LABEL_LISTS)
 
 
 def test_changing_finetuning_parameters_after_fit_asks_for_a_refit(tiny_llama):

@@ -1,4 +1,4 @@
-"""Importing the package, and the CLI's help, do not import torch or transformers."""
+"""Importing the package, and the CLI's help, do not import torch, transformers or peft."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import pytest
 
 CHECK = ("import sys; {code}; "
-         "heavy = sorted(m for m in ('torch', 'transformers') if m in sys.modules); "
+         "heavy = sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules); "
          "print(heavy); sys.exit(1 if heavy else 0)")
 
 
@@ -16,7 +16,8 @@ CHECK = ("import sys; {code}; "
     "sklearn_llm_multilabel.datasets, sklearn_llm_multilabel.metrics, "
     "sklearn_llm_multilabel.model_selection, sklearn_llm_multilabel.aggregation, "
     "sklearn_llm_multilabel.analysis, sklearn_llm_multilabel.report",
-    "from sklearn_llm_multilabel import LLMMultiLabelClassifier as C; C(labels=['a']).get_params()",
+    "from sklearn_llm_multilabel import LLMMultiLabelClassifier as C; "
+    "C(labels=['a'], finetune='lora').get_params()",
     "from sklearn_llm_multilabel.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit: pass",
     "from sklearn_llm_multilabel.cli import main\n"
     "assert main(['evaluate', 'missing.csv', '--format', 'csv']) == 2",

@@ -16,7 +16,9 @@ def get_scoring_stats() -> dict[str, int]:
 
     Keys: ``"texts_scored"`` (texts decoded by the model), ``"forward_calls"``
     (model forward passes), ``"prefix_encodings"`` (shared prefixes encoded),
-    ``"adapters_trained"`` (LoRA adapters trained by ``fit``) and
+    ``"weights_loaded"`` (models whose weights were read from files, or
+    built with an adapter merged in), ``"adapters_trained"`` (LoRA adapters
+    trained by ``fit``) and
     ``"adapters_reused"`` (fits that found their adapter in memory or
     ``cache_dir`` and trained nothing).
 
@@ -28,7 +30,7 @@ def get_scoring_stats() -> dict[str, int]:
     with _state.LOCK:
         return {k: int(_state.STATS[k])
                 for k in ("texts_scored", "forward_calls", "prefix_encodings",
-                          "adapters_trained", "adapters_reused")}
+                          "weights_loaded", "adapters_trained", "adapters_reused")}
 
 
 def reset_scoring_stats() -> None:

@@ -16,6 +16,7 @@ reaches the attention function as a keyword of each forward call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import threading
@@ -93,7 +94,6 @@ class PrefixEngine:
     def __init__(self, loaded: LoadedModel, prefix: str, add_bos: bool | None, max_text_tokens: int,
                  reserved_tokens: int, *, decode_queries: int = DECODE_QUERIES):
         self.loaded = loaded
-        self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.max_text_tokens = int(max_text_tokens)
         self.decode_queries = int(decode_queries)
@@ -110,11 +110,25 @@ class PrefixEngine:
             )
         self._prefix: SharedPrefix | None = None
         self._prefix_lock = threading.Lock()
-        self._shared_ok = is_prepared(self.model)
         self._warned_plain = False
-        parameters = inspect.signature(self.model.forward).parameters
-        self._keeps_logits = "logits_to_keep" in parameters
-        self._cache_kwarg = cache_kwarg(self.model)
+
+    # What needs the weights is read when the model first runs: a scorer whose texts are all
+    # cached never loads them (``LoadedModel.model`` loads on first access).
+    @property
+    def model(self):
+        return self.loaded.model
+
+    @functools.cached_property
+    def _shared_ok(self) -> bool:
+        return is_prepared(self.model)
+
+    @functools.cached_property
+    def _keeps_logits(self) -> bool:
+        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
+
+    @functools.cached_property
+    def _cache_kwarg(self) -> str:
+        return cache_kwarg(self.model)
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
@@ -127,7 +141,7 @@ class PrefixEngine:
         return 0  # padded positions are masked out; any id works
 
     def _find_context_limit(self) -> int | None:
-        config = self.model.config
+        config = self.loaded.config
         for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
             value = getattr(config, attr, None)
             if isinstance(value, int) and value > 0:

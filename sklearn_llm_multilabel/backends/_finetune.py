@@ -229,23 +229,28 @@ def adapted_model(base: LoadedModel, key: str, weights: dict[str, np.ndarray],
         if found is not None:
             _state.ADAPTED.move_to_end(memo_key)
             return found
-    from peft import get_peft_model, set_peft_model_state_dict
 
-    targets = sorted({_base_parameter(name) for name in weights})
-    view = _view(base.model, clone=targets)
-    peft_model = get_peft_model(view, settings.peft_config())
-    tensors = {k: torch.from_numpy(v).to(base.device) for k, v in weights.items()}
-    result = set_peft_model_state_dict(peft_model, tensors)
-    if result.unexpected_keys:
-        raise ValueError(f"the adapter's weights do not fit this model: unexpected "
-                         f"{sorted(result.unexpected_keys)[:3]}.")
-    merged = peft_model.merge_and_unload()
-    merged.to(device=base.device, dtype=base.dtype)
-    merged.eval()
-    prepare_model(merged)
+    def build():
+        from peft import get_peft_model, set_peft_model_state_dict
+
+        targets = sorted({_base_parameter(name) for name in weights})
+        view = _view(base.model, clone=targets)
+        peft_model = get_peft_model(view, settings.peft_config())
+        tensors = {k: torch.from_numpy(v).to(base.device) for k, v in weights.items()}
+        result = set_peft_model_state_dict(peft_model, tensors)
+        if result.unexpected_keys:
+            raise ValueError(f"the adapter's weights do not fit this model: unexpected "
+                             f"{sorted(result.unexpected_keys)[:3]}.")
+        merged = peft_model.merge_and_unload()
+        merged.to(device=base.device, dtype=base.dtype)
+        merged.eval()
+        prepare_model(merged)
+        return merged
+
     fp = hashlib.sha256(f"{base.fingerprint}\nlora:{key}".encode()).hexdigest()
-    entry = LoadedModel(merged, base.tokenizer, fp, f"{base.spec}+lora:{key[:12]}",
-                        base.device, base.dtype)
+    # built when it first scores: a prediction served from the step cache needs no weights
+    entry = LoadedModel(None, base.tokenizer, fp, f"{base.spec}+lora:{key[:12]}", base.device,
+                        base.dtype, config=base.config, loader=build)
     with _state.LOCK:
         entry = _state.ADAPTED.setdefault(memo_key, entry)
         _state.ADAPTED.move_to_end(memo_key)

@@ -9,6 +9,7 @@ first.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -121,12 +122,14 @@ class StepScorer(PrefixEngine):
             sorted({i for ids in self.label_tokens.first_ids for i in ids}), device=loaded.device
         )
         self._table = self.label_tokens.token_to_labels()
-        self._stop_ids = self._end_ids() if not self.choices["stop_at_newline"] \
-            else set(self.tokenizer.all_special_ids)
         self.fingerprint = self._fingerprint()
 
-    def _end_ids(self) -> set[int]:
-        """The end-of-sequence ids that stop ``generate`` (the official protocol's stop)."""
+    @functools.cached_property
+    def _stop_ids(self) -> set[int]:
+        """Ids that end decoding: the end-of-sequence ids that stop ``generate`` (the official
+        protocol's stop), or every special id when decoding also stops at a newline."""
+        if self.choices["stop_at_newline"]:
+            return set(self.tokenizer.all_special_ids)
         return end_ids(self.model, self.tokenizer)
 
     def _fingerprint(self) -> str:
@@ -154,7 +157,7 @@ class StepScorer(PrefixEngine):
         if record.position_scores.shape[1] != n_columns:
             raise ValueError(f"record has {record.position_scores.shape[1]} label columns; "
                              f"expected {n_columns}")
-        hidden = getattr(self.model.config, "hidden_size", None)
+        hidden = getattr(self.loaded.config, "hidden_size", None)
         if isinstance(hidden, int) and record.hidden.shape[0] != hidden:
             raise ValueError(f"record has a hidden state of size {record.hidden.shape[0]}; "
                              f"expected {hidden}")

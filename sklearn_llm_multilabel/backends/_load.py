@@ -33,7 +33,6 @@ import copy
 import hashlib
 import re
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,14 +46,18 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
-@dataclass
 class LoadedModel:
-    """A loaded model with what the engine needs to know about it.
+    """A model with what the engine needs to know about it; weights loaded on first use.
+
+    The tokenizer, the configuration and the fingerprint are there from the
+    start. For a model the library loads from files, the weights are read
+    the first time :attr:`model` is accessed (under a lock, once), so an
+    estimator whose every text is in the step cache never loads them.
 
     Attributes
     ----------
     model : transformers.PreTrainedModel
-        A causal LM in eval mode on ``device``.
+        A causal LM in eval mode on ``device`` (loaded on first access).
     tokenizer : transformers.PreTrainedTokenizerBase
     fingerprint : str
         Hash of the weights (file hash or hub revision), the tokenizer and the
@@ -65,15 +68,47 @@ class LoadedModel:
     stamp : tuple or None
         For a registered model: :func:`parameter_stamp` of the user's object
         when this view was made (a change means the model changed in place).
+    config : transformers.PretrainedConfig
+        The model's configuration (the loaded model's own once it is loaded).
     """
 
-    model: object
-    tokenizer: object
-    fingerprint: str
-    spec: str
-    device: torch.device
-    dtype: torch.dtype
-    stamp: tuple | None = field(default=None, repr=False, compare=False)
+    def __init__(self, model, tokenizer, fingerprint: str, spec: str, device: torch.device,
+                 dtype: torch.dtype, stamp: tuple | None = None, *, config=None, loader=None):
+        if model is None and loader is None:
+            raise ValueError("a LoadedModel needs a model or a loader.")
+        self._model = model
+        self._loader = loader
+        self._config = config if config is not None else model.config
+        self._lock = threading.Lock()
+        self.tokenizer = tokenizer
+        self.fingerprint = fingerprint
+        self.spec = spec
+        self.device = device
+        self.dtype = dtype
+        self.stamp = stamp
+
+    @property
+    def model(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._loader()
+                    self._loader = None
+                    _state.count("weights_loaded")
+        return self._model
+
+    @property
+    def config(self):
+        return self._model.config if self._model is not None else self._config
+
+    @property
+    def weights_loaded(self) -> bool:
+        """Whether the weights are in memory (always, for a registered model)."""
+        return self._model is not None
+
+    def __repr__(self) -> str:
+        return (f"LoadedModel(spec={self.spec!r}, device={self.device}, dtype={self.dtype}, "
+                f"weights_loaded={self.weights_loaded})")
 
 
 _LOCK = _state.LOCK
@@ -219,7 +254,8 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return digest.hexdigest()
 
 
-def _weights_fingerprint(spec: str, model) -> str:
+def _weights_fingerprint(spec: str, model, config=None) -> str | None:
+    """File hash, folder hash or hub revision; None when only the loaded weights can tell."""
     path = Path(spec)
     if path.is_file():
         return "file:" + _hash_file(path)
@@ -234,23 +270,35 @@ def _weights_fingerprint(spec: str, model) -> str:
         config = path / "config.json"
         if config.is_file():
             digest.update(config.read_bytes())
-        return "dir:" + digest.hexdigest() if files else "state:" + _hash_state_dict(model)
-    commit = getattr(getattr(model, "config", None), "_commit_hash", None)
-    if commit:
-        return f"hub:{spec}@{commit}"
-    return "state:" + _hash_state_dict(model)
+        if files:
+            return "dir:" + digest.hexdigest()
+    else:
+        source = config if config is not None else getattr(model, "config", None)
+        commit = getattr(source, "_commit_hash", None)
+        if commit:
+            return f"hub:{spec}@{commit}"
+    return None if model is None else "state:" + _hash_state_dict(model)
 
 
-def _finish(spec: str, model, tokenizer, device: torch.device, dtype: torch.dtype,
-            weights_fp: str, stamp: tuple | None = None) -> LoadedModel:
+def _place(model, device: torch.device, dtype: torch.dtype):
     """Move a library-owned model into place, evaluation mode and shared-prefix attention."""
     model.to(device=device, dtype=dtype)
     model.eval()
     prepare_model(model)
-    fp = hashlib.sha256(
+    return model
+
+
+def _model_fingerprint(weights_fp: str, tokenizer, dtype: torch.dtype) -> str:
+    return hashlib.sha256(
         "\n".join([weights_fp, tokenizer_fingerprint(tokenizer), str(dtype)]).encode()
     ).hexdigest()
-    return LoadedModel(model, tokenizer, fp, spec, device, dtype, stamp)
+
+
+def _finish(spec: str, model, tokenizer, device: torch.device, dtype: torch.dtype,
+            weights_fp: str, stamp: tuple | None = None) -> LoadedModel:
+    model = _place(model, device, dtype)
+    return LoadedModel(model, tokenizer, _model_fingerprint(weights_fp, tokenizer, dtype), spec,
+                       device, dtype, stamp)
 
 
 def register_model(name: str, model, tokenizer, *, fingerprint: str | None = None) -> None:
@@ -295,14 +343,20 @@ def register_model(name: str, model, tokenizer, *, fingerprint: str | None = Non
 
 
 def clear_model_registry() -> None:
-    """Forget every loaded model (registered in-memory models stay registered)."""
+    """Forget every loaded model (registered in-memory models stay registered).
+
+    The prepared scorers and the models with adapters merged in hold loaded
+    models too: they are forgotten with them.
+    """
     with _LOCK:
         _REGISTRY.clear()
+        _state.SCORERS.clear()
+        _state.ADAPTED.clear()
 
 
 def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
                    trust_remote_code: bool) -> LoadedModel:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if spec in _CUSTOM:
         user_model, tokenizer, fp = _CUSTOM[spec]
@@ -356,17 +410,33 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
             "tokenizer files; without network access, hub ids must already be in the local "
             "Hugging Face cache."
         ) from exc
+    def load_weights():
+        try:
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+        except Exception as exc:  # truncated weights, config/weights mismatch, missing files
+            raise ModelLoadError(
+                f"Could not load model {spec!r} from {where} as a causal LM: "
+                f"{type(exc).__name__}: {_first_line(exc)}. Check that the weight files are "
+                "complete and match config.json; without network access, hub ids must already "
+                "be in the local Hugging Face cache."
+            ) from exc
+        return model
+
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
-    except Exception as exc:  # truncated weights, config/weights mismatch, missing files
+        config = AutoConfig.from_pretrained(source, **kwargs)
+    except Exception as exc:  # no config.json, or one transformers cannot read
         raise ModelLoadError(
-            f"Could not load model {spec!r} from {where} as a causal LM: "
-            f"{type(exc).__name__}: {_first_line(exc)}. Check that the weight files are "
-            "complete and match config.json; without network access, hub ids must already be "
-            "in the local Hugging Face cache."
+            f"Could not read the configuration of model {spec!r} from {where}: "
+            f"{type(exc).__name__}: {_first_line(exc)}."
         ) from exc
-    weights_fp = _weights_fingerprint(str(weights_path or spec), model)
-    return _finish(spec, model, tokenizer, device, dtype, weights_fp)
+    weights_fp = _weights_fingerprint(str(weights_path or spec), None, config)
+    if weights_fp is None:  # only the weights themselves identify the model: load them now
+        model = load_weights()
+        return _finish(spec, model, tokenizer, device, dtype,
+                       _weights_fingerprint(str(weights_path or spec), model))
+    return LoadedModel(None, tokenizer, _model_fingerprint(weights_fp, tokenizer, dtype), spec,
+                       device, dtype, config=config,
+                       loader=lambda: _place(load_weights(), device, dtype))
 
 
 def _first_line(exc: BaseException, limit: int = 300) -> str:
@@ -397,6 +467,7 @@ def load_model(
     device: str | torch.device = "auto",
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
+    lazy: bool = False,
 ) -> LoadedModel:
     """Load (once per process) and return the model named by ``spec``.
 
@@ -410,6 +481,12 @@ def load_model(
         ``None`` means bfloat16 on CUDA and float32 on CPU.
     trust_remote_code : bool, default=False
         Passed to transformers; leave False unless you trust the checkpoint.
+    lazy : bool, default=False
+        True returns once the tokenizer and configuration are read and the
+        fingerprint is computed from the files; the weights are read when
+        :attr:`LoadedModel.model` is first accessed (estimators load this way,
+        so a prediction served entirely from the step cache never reads them).
+        Errors in the weight files are then raised at that access.
 
     Returns
     -------
@@ -445,4 +522,6 @@ def load_model(
             entry = _load_uncached(spec, dev, dt, bool(trust_remote_code))
             with _LOCK:
                 _REGISTRY[key] = entry
-        return entry
+    if not lazy:
+        entry.model  # noqa: B018 -- reads the weights now (once; later calls find them)
+    return entry
