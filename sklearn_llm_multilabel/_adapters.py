@@ -35,13 +35,14 @@ def _require_peft() -> None:
 
 def _training_prompt(est, names):
     """Prompt parts of the training examples: the estimator's format, ``finetune_shots`` demos."""
-    if est.finetune_shots > len(est.demonstrations_):
+    shots = len(est.demonstrations_) if est.finetune_shots is None else est.finetune_shots
+    if shots > len(est.demonstrations_):
         raise ValueError(
-            f"finetune_shots={est.finetune_shots} is more than the {len(est.demonstrations_)} "
+            f"finetune_shots={shots} is more than the {len(est.demonstrations_)} "
             "fitted demonstrations (n_shots); lower it or raise n_shots."
         )
     scoring = est._prompt_parts()
-    if est.finetune_shots == len(est.demonstrations_):
+    if shots == len(est.demonstrations_):
         return scoring
     renderer = None
     if est.use_chat_template:
@@ -52,7 +53,7 @@ def _training_prompt(est, names):
                 [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
 
     return build_prompt(
-        names, est.demonstrations_[: est.finetune_shots], instruction=est.instruction,
+        names, est.demonstrations_[:shots], instruction=est.instruction,
         example_template=est.example_template, label_format=est.label_format,
         none_label=est.none_label, chat_template_renderer=renderer, add_bos=est.add_bos,
     )
@@ -106,7 +107,7 @@ def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
         warnings.warn(
             f"{record.n_cut} of {len(examples)} fine-tuning examples were longer than "
             f"finetune_max_length={est.finetune_max_length} tokens and lost the start of their "
-            "prompt; raise finetune_max_length or lower finetune_shots.",
+            "query; raise finetune_max_length or lower max_text_tokens.",
             UserWarning, stacklevel=4,
         )
     est.adapter_key_ = key

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _state
+from ._store import ShardedStore, is_sharded_store
 from .backends._base import RECORD_TYPES
 from .exceptions import CacheWarning
 
@@ -86,6 +87,8 @@ def check_cache_dir(cache_dir) -> None:
     root = Path(cache_dir)
     if root.exists() and not root.is_dir():
         raise ValueError(f"cache_dir={str(cache_dir)!r} is a file, not a folder; pass a folder path.")
+    if is_sharded_store(root):
+        return
     if root.is_dir() and not (root / MARKER).is_file():
         foreign = _scan(root).foreign
         if foreign:
@@ -165,9 +168,13 @@ class StepCache:
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, *, create: bool = True):
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.sharded = None
         if self.cache_dir is None:
             return
         root = self.cache_dir
+        if is_sharded_store(root):  # a folder the sharded store wrote: read and written as it is
+            self.sharded = ShardedStore(root, create=False)
+            return
         if not create:
             if not root.is_dir():
                 raise ValueError(f"{root}: no such cache directory.")
@@ -197,11 +204,13 @@ class StepCache:
         """Entries, orphaned temporaries and foreign files of the folder."""
         if self.cache_dir is None:
             raise ValueError("this cache has no cache_dir.")
+        if self.sharded is not None:
+            return self.sharded.info()
         return _scan(self.cache_dir)
 
     def remove_orphans(self, min_age: float = 0.0) -> int:
         """Delete temporary files of interrupted writes older than ``min_age`` seconds."""
-        if self.cache_dir is None or not self.cache_dir.is_dir():
+        if self.cache_dir is None or not self.cache_dir.is_dir() or self.sharded is not None:
             return 0
         removed = 0
         for rel in _scan(self.cache_dir).orphans:
@@ -219,6 +228,8 @@ class StepCache:
         -------
         (entries removed, orphans removed)
         """
+        if self.sharded is not None:
+            return self.sharded.clear()
         contents = self.info()
         for rel in contents.entries:
             with contextlib.suppress(FileNotFoundError):
@@ -256,11 +267,17 @@ class StepCache:
             if record is not None:
                 _MEMORY.move_to_end(key)
         if record is not None:
-            if self.cache_dir is not None and not self.path(key).exists():
+            if (self.cache_dir is not None and self.sharded is None
+                    and not self.path(key).exists()):
                 self._write(key, record)  # results computed before cache_dir was set
             return record
         if self.cache_dir is None:
             return None
+        if self.sharded is not None:
+            record = self.sharded.get(key, kind, check)
+            if record is not None:
+                self._remember(key, record)
+            return record
         path = self.path(key)
         if not path.exists():
             return None
@@ -269,11 +286,34 @@ class StepCache:
             self._remember(key, record)
         return record
 
+    def get_many(self, keys, kind: type | None = None, check: Callable | None = None) -> list:
+        """:meth:`get` of every key; a sharded store is looked up once for all of them."""
+        if self.sharded is None:
+            return [self.get(key, kind, check) for key in keys]
+        with _MEMORY_LOCK:
+            out = [_MEMORY.get(key) for key in keys]
+        missing = [i for i, record in enumerate(out) if record is None]
+        if missing:
+            read = self.sharded.get_many([keys[i] for i in missing], kind=kind, check=check)
+            for i, record in zip(missing, read):
+                if record is not None:
+                    self._remember(keys[i], record)
+                    out[i] = record
+        return out
+
     def put(self, key: str, record) -> None:
         """Store ``record`` in memory and, with a ``cache_dir``, atomically on disk."""
-        self._remember(key, record)
-        if self.cache_dir is not None:
-            self._write(key, record)
+        self.put_many([key], [record])
+
+    def put_many(self, keys, records) -> None:
+        """Store records (a scored batch); a sharded store writes them as one shard."""
+        for key, record in zip(keys, records, strict=True):
+            self._remember(key, record)
+        if self.sharded is not None:
+            self.sharded.put_many(keys, records)
+        elif self.cache_dir is not None:
+            for key, record in zip(keys, records):
+                self._write(key, record)
 
     @staticmethod
     def _remember(key: str, record) -> None:

@@ -179,18 +179,20 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     finetune_label_sets : int, default=6
         Sets drawn per text for ``"annotators"`` targets without
         ``annotator_labels`` (6 represents thirds and halves exactly).
-    finetune_shots : int, default=0
-        Demonstrations (the first of the fitted ones) in the training prompt.
-        0 trains on the instruction and the query only, which is ~10 times
-        cheaper than the full 10-shot prompt on short texts; scoring always
-        uses ``n_shots``.
+    finetune_shots : int or None, default=None
+        Demonstrations (the first of the fitted ones) in the training prompt;
+        None trains on the scoring prompt itself (``n_shots``), which is what
+        the fine-tuned model then reads. The shared prefix is encoded once per
+        training step, so demonstrations cost about one prompt per step, not
+        one per text. A smaller value trains faster on a prompt that differs
+        from the one that scores.
     finetune_epochs : int, default=2
     finetune_learning_rate : float, default=1e-3
         AdamW, linear warm-up over the first 10% of steps, then linear decay.
     finetune_batch_size : int, default=8
     finetune_max_length : int, default=512
-        Token limit of a training example; longer prompts lose their start
-        (with a warning).
+        Token limit of a training example's query and answer (after the shared
+        prefix); longer queries lose their start (with a warning).
     lora_rank : int, default=8
     lora_alpha : float, default=16
     lora_dropout : float, default=0.0
@@ -274,7 +276,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "finetune": [StrOptions({"lora"}), None],
         "finetune_targets": [StrOptions(set(FINETUNE_TARGETS))],
         "finetune_label_sets": [Interval(Integral, 1, None, closed="left")],
-        "finetune_shots": [Interval(Integral, 0, None, closed="left")],
+        "finetune_shots": [Interval(Integral, 0, None, closed="left"), None],
         "finetune_epochs": [Interval(Integral, 1, None, closed="left")],
         "finetune_learning_rate": [Interval(Real, 0, None, closed="neither")],
         "finetune_batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -314,7 +316,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         finetune: str | None = None,
         finetune_targets: str = "majority",
         finetune_label_sets: int = 6,
-        finetune_shots: int = 0,
+        finetune_shots: int | None = None,
         finetune_epochs: int = 2,
         finetune_learning_rate: float = 1e-3,
         finetune_batch_size: int = 8,

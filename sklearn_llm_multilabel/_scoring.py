@@ -23,23 +23,18 @@ def score_texts(
     """
     queries = scorer.prepare_queries(texts)
     keys = [scorer.query_key(q) for q in queries]
-    found: dict[str, StepRecord] = {}
-    todo: dict[str, str] = {}
-    for key, query in zip(keys, queries):
-        if key in found or key in todo:
-            continue
-        record = cache.get(key, kind=scorer.record_type, check=scorer.check_record)
-        if record is None:
-            todo[key] = query
-        else:
-            found[key] = record
+    unique = list(dict.fromkeys(keys))  # duplicate texts are scored once
+    cached = cache.get_many(unique, kind=scorer.record_type, check=scorer.check_record)
+    found: dict[str, StepRecord] = {k: r for k, r in zip(unique, cached) if r is not None}
+    query_of = dict(zip(keys, queries))
+    todo: dict[str, str] = {k: query_of[k] for k, r in zip(unique, cached) if r is None}
     if todo:
         todo_keys = list(todo)
 
         def persist(indices: list[int], records: list[StepRecord]) -> None:
-            for i, record in zip(indices, records):
-                cache.put(todo_keys[i], record)
-                found[todo_keys[i]] = record
+            batch_keys = [todo_keys[i] for i in indices]
+            cache.put_many(batch_keys, records)
+            found.update(zip(batch_keys, records))
 
         scorer.score_queries(
             [todo[k] for k in todo_keys],

@@ -136,18 +136,46 @@ def test_training_prompt_is_tokenised_as_the_engine_tokenises_the_scoring_prompt
     clf.fit(TEXTS, LABEL_LISTS)
     scorer = clf._scorer()
     query = scorer.prepare_queries([TEXTS[3]])[0]
-    pairs, cut = encode_examples(scorer.tokenizer, [TrainingExample(query, " sports\n", 1.0)],
-                                 scorer.parts.add_bos, scorer.parts.prefix, 512)
+    prefix, pairs, cut = encode_examples(scorer.tokenizer, [TrainingExample(query, " sports\n", 1.0)],
+                                         scorer.parts.add_bos, scorer.parts.prefix, 512)
     assert cut == 0
-    assert pairs[0][0] == scorer.prefix_ids + scorer.encode_queries([query])[0]
+    assert prefix == scorer.prefix_ids and pairs[0][0] == scorer.encode_queries([query])[0]
 
 
-def test_long_prompts_lose_their_start_and_keep_the_answer(tiny_llama):
+def test_long_queries_lose_their_start_and_keep_the_answer(tiny_llama):
     tok = load_model(tiny_llama, device="cpu").tokenizer
-    pairs, cut = encode_examples(tok, [TrainingExample("rain " * 50, " sports\n", 1.0)], None,
-                                 "", 20)
+    _, pairs, cut = encode_examples(tok, [TrainingExample("rain " * 50, " sports\n", 1.0)], None,
+                                    "", 20)
     answer = tok.encode(" sports\n", add_special_tokens=False)
     assert cut == 1 and len(pairs[0][0]) + len(pairs[0][1]) == 20 and pairs[0][1] == answer
+
+
+def test_shared_prefix_training_forward_equals_full_sequences(tiny_llama):
+    from peft import LoraConfig, get_peft_model
+
+    from sklearn_llm_multilabel.backends._engine import cache_kwarg
+    from sklearn_llm_multilabel.backends._finetune import _view, forward_logits
+
+    base = load_model(tiny_llama, device="cpu")
+    view = _view(base.model)
+    view.config._attn_implementation = "sdpa"
+    model = get_peft_model(view, LoraConfig(r=2, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False))  # nonzero adapter
+    prefix = [5, 9, 13, 21, 8]
+    rows = [[30, 31, 32, 33], [40, 41]]
+    ids = torch.tensor([rows[0], rows[1] + [0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    shared = forward_logits(model, prefix, ids, mask, cache_kwarg(view))
+    (shared[0].sum() + shared[1, :2].sum()).backward()  # padded positions are never used
+    shared_grads = [p.grad.clone() for p in trainable]
+    model.zero_grad()
+    full = [model(input_ids=torch.tensor([prefix + row])).logits[0, len(prefix):] for row in rows]
+    (full[0].sum() + full[1].sum()).backward()
+    torch.testing.assert_close(shared[0], full[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shared[1, :2], full[1], atol=1e-5, rtol=1e-5)
+    for got, p in zip(shared_grads, trainable):
+        torch.testing.assert_close(got, p.grad, atol=1e-4, rtol=1e-4)
 
 
 # --- the estimator ----------------------------------------------------------------
@@ -233,7 +261,7 @@ def test_training_is_deterministic(tiny_llama):
 @pytest.mark.parametrize("change", [
     {"lora_rank": 3}, {"lora_alpha": 4.0}, {"finetune_epochs": 2},
     {"finetune_learning_rate": 2e-3}, {"finetune_batch_size": 4}, {"finetune_targets": "annotators"},
-    {"finetune_shots": 1}, {"random_state": 1}, {"lora_target_modules": ["q_proj"]},
+    {"finetune_shots": 0}, {"random_state": 1}, {"lora_target_modules": ["q_proj"]},
     {"texts": True}, {"targets": True},
 ])
 def test_any_change_trains_a_new_adapter_and_new_cache_keys(tiny_llama, change):
@@ -310,6 +338,7 @@ def test_annotator_labels_are_the_annotators_targets(tiny_llama):
     ({"finetune_epochs": 0}, InvalidParameterError, "finetune_epochs"),
     ({"finetune_targets": "soft"}, InvalidParameterError, "finetune_targets"),
     ({"finetune_shots": 3}, ValueError, "finetune_shots=3 is more than the 2"),
+    ({"finetune_shots": -1}, InvalidParameterError, "finetune_shots"),
     ({"lora_target_modules": []}, ValueError, "lora_target_modules is empty"),
     ({"lora_target_modules": ["no_such_module"]}, ValueError, "no_such_module"),
 ])

@@ -1,0 +1,304 @@
+"""A sharded columnar store of records (Parquet), for millions of texts.
+
+The folder holds a marker (:data:`MARKER`, with the schema version) and
+``shards/*.parquet``, one shard per written batch. A shard's rows are
+``key`` (the 64-hex content address, as for the one-file-per-text cache),
+``kind`` (the record class), ``meta`` (the record's JSON metadata) and, per
+array of the record, its raw bytes, shape and dtype: values come back exactly
+as the engine computed them (hidden states may be stored as float16 on
+request). A shard is written under a temporary name and renamed, so readers
+never see half a shard and concurrent writers never share a file; a shard that
+cannot be read (cut short by a crash) is skipped with a :class:`CacheWarning`.
+
+Reading by key goes through an index of every shard's key column (read once,
+then only new shards), held as a sorted array of the keys (64 bytes each)
+and their places: no listing of millions of files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import uuid
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .backends._base import RECORD_TYPES
+from .exceptions import CacheWarning
+
+#: file that marks a folder as a sharded store of this library
+MARKER = "SKLML_STORE.json"
+SCHEMA_VERSION = 1
+_SHARDS = "shards"
+_TMP_PREFIX = ".tmp-"
+_OPEN_SHARDS = 8  # decoded shards kept in memory per store
+
+
+def _require_pyarrow():
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - pyarrow comes with the [ray] extra
+        raise ImportError("the sharded store needs pyarrow: pip install "
+                          "'sklearn_llm_multilabel[ray]' (or pip install pyarrow).") from exc
+    return pa, pq
+
+
+def is_sharded_store(folder) -> bool:
+    """Whether ``folder`` is a sharded store (it holds the store's marker)."""
+    return folder is not None and (Path(folder) / MARKER).is_file()
+
+
+class ShardedStore:
+    """Records by key in Parquet shards; see the module docstring.
+
+    Parameters
+    ----------
+    folder : str or path
+        Created (with its marker) when missing; an existing folder must be a
+        sharded store or empty.
+    hidden_dtype : {"float32", "float16"}, default="float32"
+        Precision at which hidden states are written (float16 halves the
+        bytes; scores are always written at the engine's precision).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = ShardedStore(tempfile.mkdtemp())
+    >>> store.info().entries
+    []
+    """
+
+    def __init__(self, folder, *, hidden_dtype: str = "float32", create: bool = True):
+        if hidden_dtype not in ("float32", "float16"):
+            raise ValueError(f"hidden_dtype must be 'float32' or 'float16'; got {hidden_dtype!r}.")
+        self.folder = Path(folder)
+        self.hidden_dtype = hidden_dtype
+        marker = self.folder / MARKER
+        if marker.is_file():
+            content = json.loads(marker.read_text(encoding="utf-8"))
+            if content.get("schema_version") != SCHEMA_VERSION:
+                raise ValueError(f"{self.folder}: a sharded store of schema version "
+                                 f"{content.get('schema_version')!r}; this library reads "
+                                 f"version {SCHEMA_VERSION}.")
+        elif not create:
+            raise ValueError(f"{self.folder} is not a sharded store (no {MARKER}).")
+        else:
+            if self.folder.exists() and any(self.folder.iterdir()):
+                raise ValueError(f"{self.folder} holds other files; a new sharded store needs a "
+                                 "new or empty folder.")
+            (self.folder / _SHARDS).mkdir(parents=True, exist_ok=True)
+            self._atomic_write(marker, json.dumps({
+                "what": "sklearn_llm_multilabel sharded store",
+                "schema_version": SCHEMA_VERSION}).encode())
+        (self.folder / _SHARDS).mkdir(exist_ok=True)
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        self._digests = np.empty(0, dtype="S64")
+        self._where = np.empty((0, 2), dtype=np.int64)  # (shard number, row)
+        self._shard_names: list[str] = []
+        self._tables: OrderedDict[int, object] = OrderedDict()
+        self._bad: set[str] = set()
+
+    # ---------------------------------------------------------------- writing
+    @staticmethod
+    def _atomic_write(path: Path, data: bytes) -> None:
+        tmp = path.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def put_many(self, keys: Sequence[str], records: Sequence) -> Path | None:
+        """Write one shard holding ``records`` under ``keys``; returns its path."""
+        if not len(keys):
+            return None
+        pa, pq = _require_pyarrow()
+        columns: dict[str, list] = {"key": [], "kind": [], "meta": []}
+        arrays_of = []
+        for key, record in zip(keys, records, strict=True):
+            arrays, meta = record.to_payload()
+            if self.hidden_dtype == "float16" and "hidden" in arrays:
+                arrays = {**arrays, "hidden": arrays["hidden"].astype(np.float16)}
+            columns["key"].append(key)
+            columns["kind"].append(type(record).__name__)
+            columns["meta"].append(json.dumps({**meta, "arrays": sorted(arrays)}))
+            arrays_of.append(arrays)
+        names = sorted({n for arrays in arrays_of for n in arrays})
+        for name in names:
+            columns[f"a.{name}"] = [a[name].tobytes() if name in a else None for a in arrays_of]
+            columns[f"s.{name}"] = [list(a[name].shape) if name in a else None for a in arrays_of]
+            columns[f"d.{name}"] = [a[name].dtype.str if name in a else None for a in arrays_of]
+        table = pa.table(columns)
+        path = self.folder / _SHARDS / f"{uuid.uuid4().hex}.parquet"
+        tmp = path.with_name(_TMP_PREFIX + path.name)
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def put(self, key: str, record) -> None:
+        """Write one record (a shard of one row: prefer :meth:`put_many`)."""
+        self.put_many([key], [record])
+
+    # ---------------------------------------------------------------- reading
+    def _shard_files(self) -> list[str]:
+        folder = self.folder / _SHARDS
+        return sorted(e.name for e in os.scandir(folder)
+                      if e.name.endswith(".parquet") and not e.name.startswith(_TMP_PREFIX))
+
+    def refresh(self) -> None:
+        """Add the shards written since the last look (by this or another process) to the index."""
+        _, pq = _require_pyarrow()
+        with self._lock:
+            new = [n for n in self._shard_files() if n not in self._seen and n not in self._bad]
+            digests, where = [self._digests], [self._where]
+            for name in new:
+                try:
+                    keys = pq.read_table(self.folder / _SHARDS / name, columns=["key"])["key"]
+                    keys = keys.to_pylist()
+                except Exception as exc:  # a shard cut short, or not Parquet
+                    self._bad.add(name)
+                    warnings.warn(f"Shard {self.folder / _SHARDS / name} is unreadable "
+                                  f"({type(exc).__name__}: {exc}); it is ignored.", CacheWarning,
+                                  stacklevel=3)
+                    continue
+                number = len(self._shard_names)
+                self._shard_names.append(name)
+                self._seen.add(name)
+                digests.append(np.array(keys, dtype="S64"))
+                where.append(np.stack([np.full(len(keys), number), np.arange(len(keys))], 1))
+            if len(digests) > 1:
+                d, w = np.concatenate(digests), np.concatenate(where)
+                order = np.argsort(d, kind="stable")
+                d, w = d[order], w[order]
+                first = np.ones(len(d), dtype=bool)  # a key written twice: the first copy
+                first[1:] = d[1:] != d[:-1]
+                self._digests, self._where = d[first], w[first]
+
+    def _locate(self, keys: Sequence[str]) -> np.ndarray:
+        """(shard, row) per key, ``-1`` where absent."""
+        if not len(self._digests):
+            return np.full((len(keys), 2), -1)
+        wanted = np.array(keys, dtype="S64")
+        pos = np.searchsorted(self._digests, wanted)
+        pos = np.minimum(pos, len(self._digests) - 1)
+        found = self._digests[pos] == wanted
+        out = np.where(found[:, None], self._where[pos], -1)
+        return out
+
+    def contains(self, keys: Sequence[str]) -> np.ndarray:
+        """A boolean per key: whether the store holds it (after a :meth:`refresh`)."""
+        self.refresh()
+        return self._locate(keys)[:, 0] >= 0
+
+    def __len__(self) -> int:
+        self.refresh()
+        return len(self._digests)
+
+    def _table(self, shard: int):
+        _, pq = _require_pyarrow()
+        with self._lock:
+            table = self._tables.get(shard)
+            if table is not None:
+                self._tables.move_to_end(shard)
+                return table
+        table = pq.read_table(self.folder / _SHARDS / self._shard_names[shard]).to_pydict()
+        with self._lock:
+            self._tables[shard] = table
+            while len(self._tables) > _OPEN_SHARDS:
+                self._tables.popitem(last=False)
+        return table
+
+    def get_many(self, keys: Sequence[str], *, kind: type | None = None,
+                 check: Callable | None = None) -> list:
+        """The record of every key (None where absent or invalid), reading each shard once."""
+        self.refresh()
+        where = self._locate(keys)
+        out: list = [None] * len(keys)
+        by_shard: dict[int, list[int]] = {}
+        for i, (shard, _) in enumerate(where):
+            if shard >= 0:
+                by_shard.setdefault(int(shard), []).append(i)
+        for shard, indices in by_shard.items():
+            table = self._table(shard)
+            for i in indices:
+                row = int(where[i, 1])
+                out[i] = self._decode(table, row, keys[i], kind, check, shard)
+        return out
+
+    def get(self, key: str, kind: type | None = None, check: Callable | None = None):
+        """The record for ``key``, or None."""
+        return self.get_many([key], kind=kind, check=check)[0]
+
+    def _decode(self, table: dict, row: int, key: str, kind, check, shard: int):
+        try:
+            if table["key"][row] != key:
+                raise ValueError("the index points at another key")
+            record_type = RECORD_TYPES.get(table["kind"][row])
+            if record_type is None:
+                raise ValueError(f"unknown record kind {table['kind'][row]!r}")
+            if kind is not None and record_type is not kind:
+                raise ValueError(f"entry holds a {record_type.__name__}, expected {kind.__name__}")
+            meta = json.loads(table["meta"][row])
+            arrays = {}
+            for name in meta.pop("arrays"):
+                arrays[name] = np.frombuffer(table[f"a.{name}"][row],
+                                             dtype=np.dtype(table[f"d.{name}"][row])).reshape(
+                    table[f"s.{name}"][row]).copy()
+            if "hidden" in arrays and arrays["hidden"].dtype == np.float16:
+                arrays["hidden"] = arrays["hidden"].astype(np.float32)
+            record = record_type.from_payload(arrays, meta)
+            if check is not None:
+                check(record)
+            return record
+        except (KeyError, ValueError, TypeError) as exc:
+            warnings.warn(f"Record {key} in shard {self._shard_names[shard]} is unreadable "
+                          f"({type(exc).__name__}: {exc}); it will be recomputed.", CacheWarning,
+                          stacklevel=4)
+            return None
+
+    # ------------------------------------------------------------ the folder
+    def info(self):
+        """Entries (keys), bytes, orphaned temporaries and unreadable shards."""
+        from ._cache import CacheContents
+
+        self.refresh()
+        folder = self.folder / _SHARDS
+        shard_bytes = sum((folder / n).stat().st_size for n in self._shard_names)
+        orphans = sorted(f"{_SHARDS}/{e.name}" for e in os.scandir(folder)
+                         if e.name.startswith(_TMP_PREFIX))
+        entries = [d.decode() for d in self._digests]
+        return CacheContents(entries, shard_bytes, orphans, sorted(f"{_SHARDS}/{n}" for n in self._bad))
+
+    def clear(self) -> tuple[int, int]:
+        """Delete every shard and temporary (never other files); returns (records, orphans)."""
+        contents = self.info()
+        folder = self.folder / _SHARDS
+        for name in self._shard_names + sorted(self._bad):
+            with contextlib.suppress(FileNotFoundError):
+                (folder / name).unlink()
+        for rel in contents.orphans:
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / rel).unlink()
+        with self._lock:
+            self._seen.clear()
+            self._bad.clear()
+            self._shard_names.clear()
+            self._tables.clear()
+            self._digests = np.empty(0, dtype="S64")
+            self._where = np.empty((0, 2), dtype=np.int64)
+        return len(contents.entries), len(contents.orphans)
+
+    def keys(self) -> Iterable[str]:
+        """Every key the store holds."""
+        self.refresh()
+        return (d.decode() for d in self._digests)
