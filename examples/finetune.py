@@ -10,6 +10,9 @@ example-F1):
 * the same with ``finetune_targets="annotators"``: label sets that reproduce
   the annotator distribution (each annotator's set on HS-Brexit, sets drawn
   to match the proportions on MFRC);
+* majority targets trained on the instruction and query alone
+  (``finetune_shots=0``) and scored with the usual demonstrations: what a
+  training prompt that differs from the scoring prompt costs;
 * a linear probe on the frozen model's hidden states, TF-IDF + a linear model
   fitted to the proportions, and the constant prior.
 
@@ -92,6 +95,17 @@ def evaluate(name: str, args) -> dict:
         spikiness[label]["loss_first_last"] = [float(np.mean(clf.finetune_loss_[:5])),
                                                float(np.mean(clf.finetune_loss_[-5:]))]
 
+    mismatched = LLMMultiLabelClassifier(**common, finetune="lora", finetune_shots=0)
+    start = time.perf_counter()
+    mismatched.fit(train.data, train.target)
+    seconds["fine-tuning (majority, 0-shot training prompt)"] = time.perf_counter() - start
+    label = "SFT (majority targets, 0-shot training prompt)"
+    probas[f"{label}: max over steps"] = mismatched.predict_proba(test.data)
+    spikiness[label] = first_step_stats(mismatched, test.data)
+    spikiness[label]["training_examples"] = mismatched.n_finetune_examples_
+    spikiness[label]["loss_first_last"] = [float(np.mean(mismatched.finetune_loss_[:5])),
+                                           float(np.mean(mismatched.finetune_loss_[-5:]))]
+
     # an identical refit finds the adapter; a pickled estimator predicts the same
     start = time.perf_counter()
     refit = LLMMultiLabelClassifier(**common, finetune="lora").fit(
@@ -132,8 +146,9 @@ def to_markdown(results: list[dict], args, command: str, total: float) -> str:
              f"Command: `{command}`", "",
              f"Model: `{args.model}` (float32, CPU, {platform.machine()}), {args.n_shots} shots, "
              f"seed {args.seed}, default fine-tuning settings (LoRA rank 8, alpha 16 on the "
-             "query and value projections, 2 epochs, learning rate 1e-3, batches of 8, "
-             "0-shot training prompt). Every row uses the same split. "
+             "query and value projections, 2 epochs, learning rate 1e-3, batches of 8, trained "
+             "on the scoring prompt) unless the row says otherwise. Every row uses the same "
+             "split. "
              f"Total wall time {total / 60:.1f} min.", ""]
     for r in results:
         sets = ("each annotator's label set" if r["per_annotator_sets"]

@@ -15,11 +15,13 @@ def score_texts(
     *,
     batch_size: int,
     show_progress: bool = False,
-) -> list:
+    with_keys: bool = False,
+):
     """One :class:`StepRecord` per text, running the model only for texts not cached.
 
     Duplicate texts are scored once. Each finished batch is written to the
     cache immediately, so an interrupted run resumes where it stopped.
+    ``with_keys=True`` returns ``(keys, records)``.
     """
     queries = scorer.prepare_queries(texts)
     keys = [scorer.query_key(q) for q in queries]
@@ -42,4 +44,5 @@ def score_texts(
             on_batch=persist,
             show_progress=show_progress,
         )
-    return [found[k] for k in keys]
+    records = [found[k] for k in keys]
+    return (keys, records) if with_keys else records

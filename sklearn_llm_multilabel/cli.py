@@ -4,7 +4,8 @@ Subcommands::
 
     sklml evaluate DATA --format FORMAT [--strategies first,max,...] [--out DIR]
     sklml analyze  DATA --format FORMAT [--out DIR]
-    sklml predict  (--model-dir DIR | --estimator FILE) --input CSV [--output CSV]
+    sklml predict  (--model-dir DIR | --estimator FILE) --input CSV [--output CSV] [--store DIR]
+    sklml score    (--model-dir DIR | --estimator FILE) --input FILE --output DIR [--runner ray]
     sklml cache    {info,clear} --cache-dir DIR
 
 Bad input (missing file, wrong format, unknown label, empty data) prints one
@@ -225,7 +226,7 @@ def cmd_analyze(args) -> int:
     return 0
 
 
-def cmd_predict(args) -> int:
+def _load_estimator(args):
     import joblib
 
     path = Path(args.estimator) if args.estimator else Path(args.model_dir) / "estimator.joblib"
@@ -234,6 +235,15 @@ def cmd_predict(args) -> int:
     clf = joblib.load(path)
     if not hasattr(clf, "predict_proba") or not hasattr(clf, "label_names_"):
         raise UsageError(f"{path}: not a fitted LLMMultiLabelClassifier.")
+    if getattr(args, "store", None):
+        if not Path(args.store).is_dir():
+            raise UsageError(f"{args.store}: no such folder (write one with `sklml score`).")
+        clf.set_params(cache_dir=args.store)
+    return clf
+
+
+def cmd_predict(args) -> int:
+    clf = _load_estimator(args)
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"{source}: no such file.")
@@ -264,6 +274,42 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    clf = _load_estimator(args)
+    source = Path(args.input)
+    if not source.is_file():
+        raise UsageError(f"{source}: no such file.")
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if args.runner == "ray":
+        import ray
+
+        from .distributed import score_dataset
+
+        ray.init(address=args.ray_address, include_dashboard=False)
+        summary = score_dataset(clf, source, output=args.output, num_workers=args.workers,
+                                num_gpus_per_worker=args.gpus_per_worker,
+                                batch_size=args.batch_size, resume=args.resume,
+                                hidden_states=args.hidden_states, kinds=kinds,
+                                text_column=args.text_column, show_progress=not args.quiet)
+        print(f"{args.output}: {summary.n_scored} texts scored, {summary.n_skipped} already "
+              f"there, of {summary.n_unique} distinct texts ({summary.seconds:.0f} s)")
+        return 0
+    from ._store import ShardedStore, is_sharded_store
+    from .distributed import _read_texts
+    from .scoring import open_store, score_texts
+
+    if not Path(args.output).exists() or not any(Path(args.output).iterdir()):
+        ShardedStore(args.output, hidden_dtype="float32" if args.hidden_states else "float16")
+    elif not is_sharded_store(args.output):
+        open_store(args.output)  # a step cache folder is used as it is
+    texts = _read_texts(source, args.text_column)
+    for kind in kinds:
+        score_texts(clf, texts, store=args.output, kind=kind,
+                    show_progress=not args.quiet)
+    print(f"{args.output}: records of {len(set(texts))} distinct texts ({', '.join(kinds)})")
+    return 0
+
+
 def cmd_cache(args) -> int:
     from ._cache import StepCache
 
@@ -271,9 +317,11 @@ def cmd_cache(args) -> int:
     cache = StepCache(root, create=False)  # refuses a folder that is not a step cache
     if args.action == "info":
         contents = cache.info()
+        other = ("unreadable shards" if cache.sharded is not None
+                 else "other files (not the cache's)")
         print(f"{root}: {len(contents.entries)} cached texts, "
               f"{contents.entry_bytes / 2**20:.1f} MiB; {len(contents.orphans)} orphaned "
-              f"temporary files; {len(contents.foreign)} other files (not the cache's)")
+              f"temporary files; {len(contents.foreign)} {other}")
     else:
         entries, orphans = cache.clear()
         print(f"{root}: removed {entries} cached texts and {orphans} orphaned temporary files")
@@ -347,6 +395,8 @@ EXAMPLES = """examples:
   sklml evaluate ../shared/data/hs_brexit --format lewidi --strategies first,max,unary
   sklml analyze data.csv --format csv --labels care,purity --out steps
   sklml predict --model-dir sklml-report --input new_texts.csv --output predictions.csv
+  sklml score --model-dir sklml-report --input corpus.parquet --output scores --runner ray
+  sklml predict --model-dir sklml-report --input corpus.csv --store scores
   sklml cache info --cache-dir .cache/sklml
 """
 
@@ -408,7 +458,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="aggregation to use (default: the saved estimator's, max unless "
                         "`sklml evaluate --strategy` said otherwise)")
     p.add_argument("--output", help="CSV to write (default: standard output)")
+    p.add_argument("--store", help="read step records from this folder (a `sklml score` "
+                                   "output or a step cache) instead of the saved cache_dir")
     p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("score", help="score a corpus into a store (locally or on Ray), to "
+                                     "predict, aggregate or calibrate later without the model")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
+    which.add_argument("--estimator", help="a fitted estimator saved with joblib")
+    p.add_argument("--input", required=True, help=".parquet, .csv or .tsv file with a text column")
+    p.add_argument("--text-column", default="text", help="column holding the texts")
+    p.add_argument("--output", required=True, help="the store folder (sharded Parquet when new)")
+    p.add_argument("--runner", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: Ray Data actors (pip install "
+                        "'sklearn_llm_multilabel[ray]')")
+    p.add_argument("--workers", type=int, default=1, help="Ray actors, one model copy each")
+    p.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per Ray actor")
+    p.add_argument("--batch-size", type=int, default=64, help="texts per Ray batch and shard")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to join (default: $RAY_ADDRESS, else a local cluster)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="send every text to Ray, even those the store holds")
+    p.add_argument("--kinds", default="steps",
+                   help="comma-separated records to compute: steps, unary, binary")
+    p.add_argument("--hidden-states", action="store_true",
+                   help="keep hidden states at float32 (default: float16)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_score)
     p = sub.add_parser("cache", help="inspect or clear an on-disk step cache")
     p.add_argument("action", choices=("info", "clear"),
                    help="info: count entries, orphans and other files; clear: remove the "

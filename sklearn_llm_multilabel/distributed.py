@@ -1,0 +1,260 @@
+"""Score a corpus on a Ray cluster into a sharded store, resumably.
+
+Fit and tune locally on a labelled set; then :func:`score_dataset` scores a
+large corpus with the fitted estimator on Ray Data (one model copy per
+worker, on a laptop with ``ray.init()``, a GPU box or a cluster) into a
+sharded Parquet store. Afterwards ``LLMMultiLabelClassifier(cache_dir=store)``
+(or the fitted estimator with ``set_params(cache_dir=store)``) aggregates,
+calibrates and compares without running the model again.
+
+Needs the ``[ray]`` extra: ``pip install "sklearn_llm_multilabel[ray]"``.
+
+How it runs:
+
+* the driver normalises the texts, drops duplicates and computes every key
+  (the tokenizer only: the driver never loads the weights);
+* with ``resume=True`` keys already in the store are dropped before anything
+  is launched (an anti-join), so a job restarted with the same command scores
+  only what is missing;
+* ``map_batches`` with an actor class: each actor unpickles the fitted
+  estimator (which pickles without weights), loads the model once, checks
+  that it computes the driver's keys (same model, prompt and library), skips
+  keys another attempt already wrote, scores the rest and writes them as one
+  shard per batch. Ray restarts an actor that dies and retries its batch;
+  the retry finds what was written and writes nothing twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .scoring import KINDS, record_keys
+
+# Fault injection for the tests of retries: when this variable names an existing file, the
+# first actor to remove it exits abruptly after scoring its batch and before writing it.
+_KILL_ONCE_ENV = "SKLML_TEST_KILL_ONE_WORKER"
+
+
+def _require_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("score_dataset needs Ray Data: pip install "
+                          "'sklearn_llm_multilabel[ray]' (or pip install 'ray[data]').") from exc
+    return ray
+
+
+@dataclass
+class ScoreSummary:
+    """What :func:`score_dataset` did.
+
+    Attributes
+    ----------
+    n_texts : int
+        Texts given (duplicates included).
+    n_unique : int
+        Distinct texts (distinct keys of the first kind).
+    n_skipped : int
+        Distinct texts whose records were already in the store (resume).
+    n_scored : int
+        Distinct texts sent to the workers.
+    seconds : float
+    output : str
+    """
+
+    n_texts: int
+    n_unique: int
+    n_skipped: int
+    n_scored: int
+    seconds: float
+    output: str
+
+
+def _read_texts(data, text_column: str) -> list[str]:
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file.")
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        if path.suffix.lower() == ".parquet":
+            table = pq.read_table(path)
+        elif path.suffix.lower() in (".csv", ".tsv"):
+            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(
+                delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
+        else:
+            raise ValueError(f"{path}: expected a .parquet, .csv or .tsv file.")
+        if text_column not in table.column_names:
+            raise ValueError(f"{path}: no column {text_column!r} (columns: {table.column_names}).")
+        return [str(t) for t in table[text_column].to_pylist()]
+    if hasattr(data, "select_columns") and hasattr(data, "take_all"):  # a ray.data.Dataset
+        return [str(row[text_column]) for row in data.select_columns([text_column]).take_all()]
+    if isinstance(data, str) or not isinstance(data, Sequence):
+        raise TypeError("data must be a list of texts, a .parquet/.csv path or a ray.data.Dataset.")
+    return list(data)
+
+
+def _maybe_die() -> None:
+    marker = os.environ.get(_KILL_ONCE_ENV)
+    if marker:
+        try:
+            os.remove(marker)  # only one process succeeds
+        except FileNotFoundError:
+            return
+        os._exit(1)
+
+
+class _ScoreActor:
+    """One worker: the fitted estimator and its model, scoring batches into the store."""
+
+    def __init__(self, payload: bytes, output: str, kinds: tuple, hidden_dtype: str,
+                 torch_threads: int | None):
+        if torch_threads:
+            import torch
+
+            torch.set_num_threads(int(torch_threads))
+        from ._store import ShardedStore
+
+        self.estimator = pickle.loads(payload)
+        self.store = ShardedStore(output, hidden_dtype=hidden_dtype)
+        self.kinds = kinds
+        self.scorers = {kind: (self.estimator._scorer() if kind == "steps"
+                               else self.estimator._breakdown_scorer(kind)) for kind in kinds}
+
+    def __call__(self, batch: dict) -> dict:
+        texts = [str(t) for t in batch["text"]]
+        written = 0
+        for kind, scorer in self.scorers.items():
+            queries = scorer.prepare_queries(texts)
+            keys = [scorer.query_key(q) for q in queries]
+            expected = batch[f"key_{kind}"]
+            if list(keys) != [str(k) for k in expected]:
+                raise RuntimeError(
+                    "a worker computes other record keys than the driver: its model files, "
+                    "tokenizer or library version differ. Install the same environment on "
+                    "every node.")
+            have = self.store.contains(keys)  # written by an earlier attempt of this batch
+            todo = [i for i, present in enumerate(have) if not present]
+            if todo:
+                records = scorer.score_queries([queries[i] for i in todo],
+                                               batch_size=self.estimator.batch_size)
+                _maybe_die()
+                self.store.put_many([keys[i] for i in todo], records)
+                written += len(todo)
+        return {"key": np.asarray(batch["key_" + self.kinds[0]]),
+                "written": np.full(len(texts), written)}
+
+
+def score_dataset(estimator, data, *, output, num_workers: int = 1,
+                  num_gpus_per_worker: float | None = None, batch_size: int = 64,
+                  resume: bool = True, hidden_states: bool = False,
+                  kinds: Sequence[str] = ("steps",), text_column: str = "text",
+                  torch_threads: int | None = 1, show_progress: bool = True) -> ScoreSummary:
+    """Score ``data`` with a fitted estimator on Ray Data into the sharded store ``output``.
+
+    Call ``ray.init(...)`` first to choose the cluster (otherwise Ray starts a
+    local one).
+
+    Parameters
+    ----------
+    estimator : fitted LLMMultiLabelClassifier
+        Its model must be loadable on every worker (a file, folder or hub id,
+        not a name given to ``register_model``).
+    data : list of str, path or ray.data.Dataset
+        Texts, a ``.parquet``/``.csv``/``.tsv`` file with ``text_column``, or a
+        dataset with that column.
+    output : str or path
+        The sharded store (created when missing; an existing one is added to).
+    num_workers : int, default=1
+        Actors, each with one model copy.
+    num_gpus_per_worker : float or None, default=None
+        GPUs per actor (None on CPU).
+    batch_size : int, default=64
+        Texts per Ray batch, and per shard.
+    resume : bool, default=True
+        Skip texts whose records the store already holds (checked before
+        anything is launched). False sends every text; workers still never
+        write a record twice.
+    hidden_states : bool, default=False
+        Every step record holds the hidden state that predicts the first label
+        (the probe's feature). False stores it as float16, halving its bytes;
+        True keeps float32, exactly as computed. Scores are always exact.
+    kinds : sequence of {"steps", "unary", "binary"}, default=("steps",)
+        The records to compute: generation steps, and the breakdowns.
+    text_column : str, default="text"
+    torch_threads : int or None, default=1
+        Torch threads per actor (None leaves torch's default).
+    show_progress : bool, default=True
+
+    Returns
+    -------
+    ScoreSummary
+    """
+    ray = _require_ray()
+    from tqdm.auto import tqdm
+
+    from ._store import ShardedStore
+
+    kinds = tuple(kinds)
+    unknown = [k for k in kinds if k not in KINDS]
+    if not kinds or unknown:
+        raise ValueError(f"kinds must be a non-empty subset of {KINDS}; got {list(kinds)}.")
+    if not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(f"num_workers must be a positive int; got {num_workers!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    from .backends._specs import MODEL_ALIASES
+
+    if estimator.model not in MODEL_ALIASES and not Path(estimator.model).exists() and \
+            "/" not in estimator.model:
+        raise ValueError(f"model={estimator.model!r} is not a file, folder, alias or hub id: "
+                         "Ray workers cannot load a model given to register_model.")
+    start = time.perf_counter()
+    texts = estimator._texts(_read_texts(data, text_column))
+    store = ShardedStore(output, hidden_dtype="float32" if hidden_states else "float16")
+    keys = {kind: record_keys(estimator, texts, kind=kind) for kind in kinds}
+    first = keys[kinds[0]]
+    seen, rows = set(), []  # the first row of every distinct text
+    for i, key in enumerate(first):
+        if key not in seen:
+            seen.add(key)
+            rows.append(i)
+    n_unique = len(rows)
+    if resume and rows:
+        present = np.ones(len(rows), dtype=bool)
+        for kind in kinds:
+            present &= store.contains([keys[kind][i] for i in rows])
+        rows = [i for i, done in zip(rows, present) if not done]
+    n_skipped = n_unique - len(rows)
+    if rows:
+        import pyarrow as pa
+
+        table = pa.table({"text": [texts[i] for i in rows],
+                          **{f"key_{k}": [keys[k][i] for i in rows] for k in kinds}})
+        worker = copy.copy(estimator).set_params(show_progress=False, cache_dir=None)
+        payload = pickle.dumps(worker)  # no weights: each actor loads the model from its files
+        ds = ray.data.from_arrow(table).map_batches(
+            _ScoreActor, batch_size=batch_size, batch_format="numpy",
+            fn_constructor_kwargs={"payload": payload, "output": str(output), "kinds": kinds,
+                                   "hidden_dtype": store.hidden_dtype,
+                                   "torch_threads": torch_threads},
+            compute=ray.data.ActorPoolStrategy(size=num_workers),
+            num_cpus=1, num_gpus=num_gpus_per_worker,
+        )
+        with tqdm(total=len(rows), unit="text", desc="Scoring on Ray",
+                  disable=not show_progress) as bar:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                bar.update(len(batch["key"]))
+    return ScoreSummary(n_texts=len(texts), n_unique=n_unique, n_skipped=n_skipped,
+                        n_scored=len(rows), seconds=time.perf_counter() - start,
+                        output=str(output))

@@ -1,0 +1,120 @@
+"""Score texts into a store without aggregating: the public entry point below ``predict_proba``.
+
+A fitted :class:`~sklearn_llm_multilabel.LLMMultiLabelClassifier` turns each
+text into a *record* (its generation steps, or its unary or binary
+breakdown answers) stored under a content-addressed key. ``predict_proba``
+reads records from its ``cache_dir`` and aggregates them; the functions here
+fill a store and return the keys, for jobs that score a corpus first and
+aggregate later (the Ray runner of :mod:`sklearn_llm_multilabel.distributed`
+uses them on every worker).
+
+Examples
+--------
+>>> from sklearn_llm_multilabel import LLMMultiLabelClassifier, register_model
+>>> from sklearn_llm_multilabel.testing import make_tiny_model_and_tokenizer
+>>> register_model("tiny-scoring-doc", *make_tiny_model_and_tokenizer())
+>>> clf = LLMMultiLabelClassifier("tiny-scoring-doc", n_shots=1, show_progress=False)
+>>> clf = clf.fit(["rain", "goal"], [["weather"], ["sports"]])
+>>> import tempfile
+>>> keys = score_texts(clf, ["more rain"], store=tempfile.mkdtemp())
+>>> keys == record_keys(clf, ["more rain"])
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+#: what a record holds: the generation steps, or a breakdown's answers
+KINDS = ("steps", "unary", "binary")
+
+
+def _scorer(estimator, kind: str):
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}.")
+    estimator._check_fitted()
+    return estimator._scorer() if kind == "steps" else estimator._breakdown_scorer(kind)
+
+
+def record_keys(estimator, texts: Sequence[str], *, kind: str = "steps") -> list[str]:
+    """The store key of every text's record, computed without running the model.
+
+    The key is a hash of the model's fingerprint, the whole prompt, the
+    decoding settings and the (normalised, truncated) text; the same text
+    scored by the same fitted estimator always has the same key, in any process.
+
+    Parameters
+    ----------
+    estimator : fitted LLMMultiLabelClassifier
+    texts : sequence of str
+    kind : {"steps", "unary", "binary"}, default="steps"
+
+    Returns
+    -------
+    keys : list of str
+        64 hexadecimal digits each, one per text (duplicates share a key).
+    """
+    scorer = _scorer(estimator, kind)
+    return [scorer.query_key(q) for q in scorer.prepare_queries(estimator._texts(texts))]
+
+
+def open_store(store):
+    """A :class:`~sklearn_llm_multilabel._cache.StepCache` over ``store``.
+
+    ``store`` is a folder (an existing one-file-per-text cache or sharded
+    store is used as it is; a new or empty folder becomes a sharded store),
+    a ``StepCache`` or ``ShardedStore`` object, or None (memory only).
+    """
+    from ._cache import MARKER, StepCache
+    from ._store import ShardedStore, is_sharded_store
+
+    if store is None or isinstance(store, StepCache):
+        return store if store is not None else StepCache(None)
+    if isinstance(store, ShardedStore):
+        return StepCache(store.folder)
+    if not isinstance(store, (str, os.PathLike)):
+        raise TypeError(f"store must be a folder path, a StepCache or a ShardedStore; got {store!r}.")
+    folder = Path(store)
+    if not is_sharded_store(folder) and not (folder / MARKER).is_file():
+        if folder.exists() and any(folder.iterdir()):
+            return StepCache(folder)  # an unmarked earlier cache, or refused with a clear error
+        ShardedStore(folder)
+    return StepCache(folder)
+
+
+def score_texts(estimator, texts: Sequence[str], *, store=None, kind: str = "steps",
+                batch_size: int | str | None = None, show_progress: bool | None = None) -> list[str]:
+    """Score the texts whose records ``store`` lacks, write them, and return every text's key.
+
+    Duplicate texts are scored once; texts already in the store (or in the
+    process's memory cache) are not scored again. A fresh estimator given the
+    same store afterwards (``cache_dir=store``) predicts without running the
+    model.
+
+    Parameters
+    ----------
+    estimator : fitted LLMMultiLabelClassifier
+    texts : sequence of str
+    store : folder, StepCache, ShardedStore or None, default=None
+        See :func:`open_store`. None uses the estimator's ``cache_dir``.
+    kind : {"steps", "unary", "binary"}, default="steps"
+        ``"steps"`` are the generation steps every step aggregation (max,
+        first, mean, hard) reads; ``"unary"`` and ``"binary"`` the breakdowns.
+    batch_size, show_progress : default None (the estimator's)
+
+    Returns
+    -------
+    keys : list of str
+        One per text, in order (see :func:`record_keys`).
+    """
+    from ._scoring import score_texts as fill
+
+    scorer = _scorer(estimator, kind)
+    cache = open_store(estimator.cache_dir if store is None else store)
+    keys, _ = fill(scorer, cache, estimator._texts(texts),
+                   batch_size=estimator.batch_size if batch_size is None else batch_size,
+                   show_progress=estimator.show_progress if show_progress is None else show_progress,
+                   with_keys=True)
+    return keys

@@ -1,0 +1,155 @@
+"""The Ray runner on a local cluster, with a tiny model saved as a checkpoint folder."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+from sklearn_llm_multilabel import (  # noqa: E402
+    LLMMultiLabelClassifier,
+    clear_memory_cache,
+    get_scoring_stats,
+    reset_scoring_stats,
+)
+from sklearn_llm_multilabel._store import ShardedStore  # noqa: E402
+from sklearn_llm_multilabel.distributed import _KILL_ONCE_ENV, score_dataset  # noqa: E402
+from sklearn_llm_multilabel.scoring import record_keys, score_texts  # noqa: E402
+from sklearn_llm_multilabel.testing import make_tiny_model  # noqa: E402
+
+from .conftest import LABEL_LISTS, TEXTS  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn_llm_multilabel.exceptions.NoLabelStepWarning",
+    "ignore::sklearn_llm_multilabel.exceptions.IdenticalGenerationsWarning",
+    "ignore::DeprecationWarning", "ignore::FutureWarning",
+)
+CORPUS = [f"{TEXTS[i % len(TEXTS)]} number {i}" for i in range(30)] + [TEXTS[0]] * 3
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    marker = tmp_path_factory.mktemp("fault") / "kill-once"
+    os.environ[_KILL_ONCE_ENV] = str(marker)  # inherited by the workers Ray starts
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield marker
+    ray.shutdown()
+    os.environ.pop(_KILL_ONCE_ENV, None)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_tokenizer, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt") / "tiny"
+    make_tiny_model(tiny_tokenizer, "llama", seed=0).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def fitted(checkpoint, **params):
+    params = {"n_shots": 2, "show_progress": False, "max_new_tokens": 6, **params}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LLMMultiLabelClassifier(checkpoint, **params).fit(TEXTS, LABEL_LISTS)
+
+
+def rows_in(folder) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(p).num_rows for p in (folder / "shards").glob("*.parquet"))
+
+
+def test_ray_records_equal_the_local_engine_and_a_fresh_estimator_scores_nothing(
+        cluster, checkpoint, tmp_path):
+    clf = fitted(checkpoint)
+    summary = score_dataset(clf, CORPUS, output=tmp_path / "store", batch_size=8,
+                            show_progress=False, hidden_states=True)
+    assert (summary.n_texts, summary.n_unique, summary.n_scored) == (33, 31, 31)
+    local = fitted(checkpoint)
+    local_keys = score_texts(local, CORPUS, store=tmp_path / "local")
+    assert local_keys == record_keys(clf, CORPUS)
+    ray_store, local_store = ShardedStore(tmp_path / "store"), ShardedStore(tmp_path / "local")
+    for key in set(local_keys):
+        a, b = ray_store.get(key), local_store.get(key)
+        np.testing.assert_allclose(a.position_scores, b.position_scores, atol=1e-6)
+        np.testing.assert_allclose(a.hidden, b.hidden, atol=1e-6)
+        assert a.text == b.text and (a.step_positions == b.step_positions).all()
+    expected = local.predict_proba(CORPUS)
+    clear_memory_cache()
+    reset_scoring_stats()
+    fresh = fitted(checkpoint, cache_dir=tmp_path / "store")
+    np.testing.assert_allclose(fresh.predict_proba(CORPUS), expected, atol=1e-6)
+    stats = get_scoring_stats()
+    assert stats["texts_scored"] == 0 and stats["weights_loaded"] == 0
+    assert rows_in(tmp_path / "store") == 31
+
+
+def test_a_worker_killed_mid_batch_is_retried_and_every_key_is_written_once(
+        cluster, checkpoint, tmp_path):
+    cluster.write_text("armed")
+    clf = fitted(checkpoint)
+    summary = score_dataset(clf, CORPUS, output=tmp_path / "store", batch_size=4,
+                            show_progress=False)
+    assert not cluster.exists()  # a worker did die
+    assert summary.n_scored == 31
+    store = ShardedStore(tmp_path / "store")
+    assert store.contains(record_keys(clf, CORPUS)).all()
+    assert rows_in(tmp_path / "store") == 31  # the retried batch wrote nothing twice
+
+
+def test_an_interrupted_job_rerun_with_resume_scores_only_what_is_missing(
+        cluster, checkpoint, tmp_path):
+    clf = fitted(checkpoint)
+    first = score_dataset(clf, CORPUS[:12], output=tmp_path / "store", batch_size=4,
+                          show_progress=False)
+    assert first.n_scored == 12
+    again = score_dataset(clf, CORPUS, output=tmp_path / "store", batch_size=4,
+                          show_progress=False)
+    assert (again.n_unique, again.n_skipped, again.n_scored) == (31, 12, 19)
+    assert rows_in(tmp_path / "store") == 31
+    assert score_dataset(clf, CORPUS, output=tmp_path / "store", show_progress=False).n_scored == 0
+
+
+def test_inputs_from_parquet_csv_and_ray_datasets_and_breakdowns(cluster, checkpoint, tmp_path):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    texts = CORPUS[:6]
+    pq.write_table(pa.table({"body": texts}), tmp_path / "in.parquet")
+    pacsv.write_csv(pa.table({"text": texts}), tmp_path / "in.csv")
+    clf = fitted(checkpoint)
+    out = tmp_path / "store"
+    assert score_dataset(clf, tmp_path / "in.parquet", output=out, text_column="body",
+                         kinds=("steps", "unary"), show_progress=False).n_scored == 6
+    assert score_dataset(clf, tmp_path / "in.csv", output=out, kinds=("steps", "unary"),
+                         show_progress=False).n_scored == 0
+    ds = ray.data.from_items([{"text": t} for t in texts])
+    assert score_dataset(clf, ds, output=out, kinds=("steps", "unary"),
+                         show_progress=False).n_scored == 0
+    reset_scoring_stats()
+    clear_memory_cache()
+    fresh = fitted(checkpoint, cache_dir=out, aggregation="unary")
+    assert fresh.predict_proba(texts).shape == (6, 3)
+    assert get_scoring_stats()["texts_scored"] == 0
+
+
+def test_bad_input_is_a_clear_error(cluster, checkpoint, tiny_llama, tmp_path):
+    registered = LLMMultiLabelClassifier(tiny_llama, n_shots=2, show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        registered.fit(TEXTS, LABEL_LISTS)
+    with pytest.raises(ValueError, match="cannot load a model given to register_model"):
+        score_dataset(registered, CORPUS, output=tmp_path / "a")
+    clf = fitted(checkpoint)
+    with pytest.raises(ValueError, match="kinds must be"):
+        score_dataset(clf, CORPUS, output=tmp_path / "b", kinds=("nope",))
+    with pytest.raises(ValueError, match="no column 'text'"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"body": ["x"]}), tmp_path / "in.parquet")
+        score_dataset(clf, tmp_path / "in.parquet", output=tmp_path / "c")
