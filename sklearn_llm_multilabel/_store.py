@@ -204,14 +204,39 @@ class ShardedStore:
         self.refresh()
         return len(self._digests)
 
-    def _table(self, shard: int):
-        _, pq = _require_pyarrow()
+    def _table(self, shard: int) -> dict:
+        """A shard's columns as Python lists, and whether all its float values are finite.
+
+        The finiteness of every float array is checked once per shard, over
+        each column's whole data buffer, instead of once per record.
+        """
+        pa, pq = _require_pyarrow()
         with self._lock:
             table = self._tables.get(shard)
             if table is not None:
                 self._tables.move_to_end(shard)
                 return table
-        table = pq.read_table(self.folder / _SHARDS / self._shard_names[shard]).to_pydict()
+        arrow = pq.read_table(self.folder / _SHARDS / self._shard_names[shard])
+        finite = True
+        for name in arrow.column_names:
+            if not name.startswith("a."):
+                continue
+            dtypes = set(arrow.column("d." + name[2:]).drop_null().to_pylist())
+            if len(dtypes) != 1 or np.dtype(dtypes.pop()).kind != "f":
+                if any(np.dtype(d).kind == "f" for d in dtypes):
+                    finite = False  # mixed float dtypes: leave it to each record
+                continue
+            column = arrow.column(name).combine_chunks()
+            if not len(column) or column.buffers()[2] is None:
+                continue
+            dtype = np.dtype(arrow.column("d." + name[2:]).drop_null()[0].as_py())
+            wide = pa.types.is_large_binary(column.type)
+            offsets = np.frombuffer(column.buffers()[1], dtype=np.int64 if wide else np.int32)
+            offsets = offsets[column.offset: column.offset + len(column) + 1]
+            values = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+            if values.size % dtype.itemsize or not np.isfinite(values.view(dtype)).all():
+                finite = False
+        table = {**arrow.to_pydict(), "_finite": finite}
         with self._lock:
             self._tables[shard] = table
             while len(self._tables) > _OPEN_SHARDS:
@@ -256,7 +281,7 @@ class ShardedStore:
                     table[f"s.{name}"][row]).copy()
             if "hidden" in arrays and arrays["hidden"].dtype == np.float16:
                 arrays["hidden"] = arrays["hidden"].astype(np.float32)
-            record = record_type.from_payload(arrays, meta)
+            record = record_type.from_payload(arrays, meta, check_finite=not table["_finite"])
             if check is not None:
                 check(record)
             return record

@@ -119,6 +119,18 @@ def test_a_truncated_shard_is_ignored_with_a_warning(tmp_path):
     assert len(info.entries) == 1 and info.foreign == [f"shards/{bad.name}"]
 
 
+def test_a_record_with_non_finite_scores_is_refused_and_its_neighbours_kept(tmp_path):
+    store = ShardedStore(tmp_path / "s")
+    bad = step_record(5)
+    bad.position_scores[0, 1] = np.nan
+    store.put_many([key_of(4), key_of(5)], [step_record(4), bad])
+    fresh = ShardedStore(tmp_path / "s")
+    with pytest.warns(CacheWarning, match="non-finite"):
+        got = fresh.get_many([key_of(4), key_of(5)])
+    assert_same(got[0], step_record(4))
+    assert got[1] is None
+
+
 def test_a_half_written_shard_is_invisible(tmp_path):
     store = ShardedStore(tmp_path / "s")
     (tmp_path / "s" / "shards" / ".tmp-0123.parquet").write_bytes(b"PAR1 half")

@@ -96,13 +96,15 @@ class StepRecord:
         return {name: getattr(self, name) for name in self._ARRAYS}, meta
 
     @classmethod
-    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict) -> StepRecord:
+    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict, *,
+                     check_finite: bool = True) -> StepRecord:
         """Inverse of :meth:`to_payload`; raises ValueError on anything a record cannot hold.
 
         Checked: every array present with its dtype kind and number of
         dimensions, consistent lengths, step positions within the valid
         positions, step labels within the label columns and not repeated,
-        finite scores, and metadata of the right types.
+        finite scores (``check_finite=False`` when the caller checked the
+        values of many records at once), and metadata of the right types.
         """
         _check_arrays(arrays, {"position_scores": ("f", 2), "generated_ids": ("i", 1),
                                "step_positions": ("i", 1), "step_labels": ("i", 1),
@@ -118,17 +120,18 @@ class StepRecord:
         n_valid = meta.get("n_valid")
         if not isinstance(n_valid, int) or isinstance(n_valid, bool) or not 0 <= n_valid <= n_pos:
             raise ValueError(f"n_valid={n_valid!r} outside [0, {n_pos}]")
-        positions, labels = arrays["step_positions"], arrays["step_labels"]
+        positions, labels = arrays["step_positions"].tolist(), arrays["step_labels"].tolist()
         if len(positions) != len(labels):
             raise ValueError("step_positions and step_labels differ in length")
-        if len(positions) and (positions.min() < 0 or positions.max() >= n_valid
-                               or np.any(np.diff(positions) <= 0)):
+        # a few steps per record: plain Python is faster than NumPy reductions here
+        if positions and (positions[0] < 0 or positions[-1] >= n_valid
+                          or any(b <= a for a, b in zip(positions, positions[1:]))):
             raise ValueError("step positions out of range or not increasing")
-        if len(labels) and (labels.min() < 0 or labels.max() >= scores.shape[1]
-                            or len(set(labels.tolist())) != len(labels)):
+        if labels and (min(labels) < 0 or max(labels) >= scores.shape[1]
+                       or len(set(labels)) != len(labels)):
             raise ValueError("step labels out of range or repeated")
-        for name in ("position_scores", "label_mass", "hidden"):
-            if not np.all(np.isfinite(arrays[name])):
+        for name in ("position_scores", "label_mass", "hidden") if check_finite else ():
+            if not np.isfinite(arrays[name]).all():
                 raise ValueError(f"{name} holds non-finite values")
         text, parsed, unknown = meta.get("text"), meta.get("parsed"), meta.get("unknown")
         if not isinstance(text, str) or not _str_list(parsed) or not _str_list(unknown):
@@ -167,13 +170,14 @@ class BreakdownRecord:
         return {"answer_scores": self.answer_scores}, {}
 
     @classmethod
-    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict) -> BreakdownRecord:
+    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict, *,
+                     check_finite: bool = True) -> BreakdownRecord:
         """Inverse of :meth:`to_payload`."""
         _check_arrays(arrays, {"answer_scores": ("f", 2)})
         scores = arrays["answer_scores"]
         if scores.shape[1] != 2:
             raise ValueError(f"answer_scores has shape {scores.shape}; expected (n, 2)")
-        if not np.all(np.isfinite(scores)):
+        if check_finite and not np.isfinite(scores).all():
             raise ValueError("answer_scores holds non-finite values")
         return cls(answer_scores=scores)
 
@@ -205,7 +209,8 @@ class AdapterRecord:
                                                     "n_cut": self.n_cut}
 
     @classmethod
-    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict) -> AdapterRecord:
+    def from_payload(cls, arrays: dict[str, np.ndarray], meta: dict, *,
+                     check_finite: bool = True) -> AdapterRecord:
         """Inverse of :meth:`to_payload`; raises ValueError on anything an adapter cannot hold."""
         names, n_cut = meta.get("names"), meta.get("n_cut")
         if not _str_list(names) or not names:
@@ -215,7 +220,7 @@ class AdapterRecord:
         _check_arrays(arrays, {"losses": ("f", 1),
                                **{f"{cls._PREFIX}{i}": ("f", 2) for i in range(len(names))}})
         weights = {name: arrays[f"{cls._PREFIX}{i}"] for i, name in enumerate(names)}
-        if not all(np.all(np.isfinite(w)) for w in weights.values()):
+        if check_finite and not all(np.isfinite(w).all() for w in weights.values()):
             raise ValueError("adapter weights hold non-finite values")
         return cls(weights=weights, losses=arrays["losses"], n_cut=n_cut)
 
