@@ -155,11 +155,34 @@ class _ScoreActor:
                 "written": np.full(len(texts), written)}
 
 
+def _write_probabilities(estimator, texts, keys, output, path, aggregations) -> None:
+    """Per-label probabilities of every distinct text, aggregated from the store (no model)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first_row: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        first_row.setdefault(key, i)
+    rows = sorted(first_row.values())
+    distinct = [texts[i] for i in rows]
+    reader = copy.copy(estimator).set_params(cache_dir=output, show_progress=False)
+    tables = []
+    for aggregation in aggregations:
+        proba = reader.set_params(aggregation=aggregation).predict_proba(distinct)
+        columns = {"text": distinct, "key": [keys[i] for i in rows],
+                   "aggregation": [aggregation] * len(distinct)}
+        columns.update({f"p_{name}": proba[:, j] for j, name in enumerate(estimator.label_names_)})
+        tables.append(pa.table(columns))
+    pq.write_table(pa.concat_tables(tables), path)
+
+
 def score_dataset(estimator, data, *, output, num_workers: int = 1,
                   num_gpus_per_worker: float | None = None, batch_size: int = 64,
                   resume: bool = True, hidden_states: bool = False,
                   kinds: Sequence[str] = ("steps",), text_column: str = "text",
-                  torch_threads: int | None = 1, show_progress: bool = True) -> ScoreSummary:
+                  torch_threads: int | None = 1, probabilities=None,
+                  aggregations: Sequence[str] = ("max",),
+                  show_progress: bool = True) -> ScoreSummary:
     """Score ``data`` with a fitted estimator on Ray Data into the sharded store ``output``.
 
     Call ``ray.init(...)`` first to choose the cluster (otherwise Ray starts a
@@ -194,6 +217,12 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
     text_column : str, default="text"
     torch_threads : int or None, default=1
         Torch threads per actor (None leaves torch's default).
+    probabilities : str, path or None, default=None
+        Also write a Parquet table of per-label probabilities here: one row
+        per distinct text and aggregation (columns ``text``, ``key``,
+        ``aggregation``, ``p_<label>``), aggregated locally from the store.
+    aggregations : sequence of str, default=("max",)
+        The aggregations of that table (``unary``/``binary`` need those kinds).
     show_progress : bool, default=True
 
     Returns
@@ -255,6 +284,8 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
                   disable=not show_progress) as bar:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 bar.update(len(batch["key"]))
+    if probabilities is not None:
+        _write_probabilities(estimator, texts, first, output, probabilities, aggregations)
     return ScoreSummary(n_texts=len(texts), n_unique=n_unique, n_skipped=n_skipped,
                         n_scored=len(rows), seconds=time.perf_counter() - start,
                         output=str(output))

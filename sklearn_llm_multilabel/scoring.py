@@ -27,6 +27,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._store import ShardedStore
+
+__all__ = ["KINDS", "ShardedStore", "open_store", "record_keys", "score_texts"]
+
 #: what a record holds: the generation steps, or a breakdown's answers
 KINDS = ("steps", "unary", "binary")
 
@@ -68,7 +72,7 @@ def open_store(store):
     a ``StepCache`` or ``ShardedStore`` object, or None (memory only).
     """
     from ._cache import MARKER, StepCache
-    from ._store import ShardedStore, is_sharded_store
+    from ._store import is_sharded_store
 
     if store is None or isinstance(store, StepCache):
         return store if store is not None else StepCache(None)

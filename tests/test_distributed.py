@@ -110,7 +110,17 @@ def test_an_interrupted_job_rerun_with_resume_scores_only_what_is_missing(
                           show_progress=False)
     assert (again.n_unique, again.n_skipped, again.n_scored) == (31, 12, 19)
     assert rows_in(tmp_path / "store") == 31
-    assert score_dataset(clf, CORPUS, output=tmp_path / "store", show_progress=False).n_scored == 0
+    done = score_dataset(clf, CORPUS, output=tmp_path / "store", show_progress=False,
+                         probabilities=tmp_path / "p.parquet", aggregations=("max", "hard"))
+    assert done.n_scored == 0
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "p.parquet").to_pydict()
+    assert len(table["text"]) == 2 * 31 and set(table["aggregation"]) == {"max", "hard"}
+    first = [i for i, a in enumerate(table["aggregation"]) if a == "max"]
+    local = clf.set_params(aggregation="max").predict_proba([table["text"][i] for i in first])
+    np.testing.assert_allclose(np.column_stack([[table[f"p_{n}"][i] for i in first]
+                                                for n in clf.label_names_]), local, atol=1e-6)
 
 
 def test_inputs_from_parquet_csv_and_ray_datasets_and_breakdowns(cluster, checkpoint, tmp_path):
