@@ -230,6 +230,15 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         Seconds the adapter took in ``fit`` (training, or finding it cached).
     n_finetune_examples_ : int
         Training examples (distinct text and label-set pairs).
+    finetune_settings_ : dict
+        The adapter's training settings, with the seed drawn from
+        ``random_state``. Only with ``finetune="lora"``.
+    adapter_base_fingerprint_ : str
+        Fingerprint of the base model the adapter was trained on; scoring
+        with another base is refused. Only with ``finetune="lora"``.
+    finetune_params_ : dict
+        The fine-tuning parameters at ``fit`` (changing one afterwards asks
+        for a refit).
 
     See Also
     --------

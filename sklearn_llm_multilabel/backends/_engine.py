@@ -61,7 +61,8 @@ def cache_kwarg(model) -> str:
     transformers 5 renamed ``past_key_values`` to ``cache`` (the old name is
     deprecated); a model whose forward names neither gets the old name.
     """
-    parameters = inspect.signature(model.forward).parameters
+    # the class's forward: an instance attribute (a hook, a spy) may hide the real signature
+    parameters = inspect.signature(type(model).forward).parameters
     return "cache" if "cache" in parameters else "past_key_values"
 
 
@@ -124,7 +125,7 @@ class PrefixEngine:
 
     @functools.cached_property
     def _keeps_logits(self) -> bool:
-        return "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        return "logits_to_keep" in inspect.signature(type(self.model).forward).parameters
 
     @functools.cached_property
     def _cache_kwarg(self) -> str:
