@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from . import _state
 from ._cache import StepCache
 from ._finetune import adapter_key, target_label_sets, training_examples
-from ._prompts import _split_template, build_prompt
+from ._prompts import _split_template
 from .backends._text import truncate_texts
 
 
@@ -33,7 +33,7 @@ def _require_peft() -> None:
         ) from exc
 
 
-def _training_prompt(est, names):
+def _training_prompt(est):
     """Prompt parts of the training examples: the estimator's format, ``finetune_shots`` demos."""
     shots = len(est.demonstrations_) if est.finetune_shots is None else est.finetune_shots
     if shots > len(est.demonstrations_):
@@ -41,22 +41,7 @@ def _training_prompt(est, names):
             f"finetune_shots={shots} is more than the {len(est.demonstrations_)} "
             "fitted demonstrations (n_shots); lower it or raise n_shots."
         )
-    scoring = est._prompt_parts()
-    if shots == len(est.demonstrations_):
-        return scoring
-    renderer = None
-    if est.use_chat_template:
-        tokenizer = est._base_model().tokenizer
-
-        def renderer(message: str) -> str:
-            return tokenizer.apply_chat_template(
-                [{"role": "user", "content": message}], tokenize=False, add_generation_prompt=True)
-
-    return build_prompt(
-        names, est.demonstrations_[:shots], instruction=est.instruction,
-        example_template=est.example_template, label_format=est.label_format,
-        none_label=est.none_label, chat_template_renderer=renderer, add_bos=est.add_bos,
-    )
+    return est._prompt_parts(est.demonstrations_[:shots])
 
 
 def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
@@ -82,7 +67,7 @@ def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
         Y, names, est.finetune_targets, annotator_labels=annotator_labels,
         n_sets=est.finetune_label_sets, rng=np.random.RandomState(seed),
     )
-    parts = _training_prompt(est, names)
+    parts = _training_prompt(est)
     _, mid, tail = _split_template(est.example_template)
     lead = "" if est.use_chat_template else mid[len(mid.rstrip()):]
     cut = truncate_texts(base.tokenizer, texts, est.max_text_tokens, what="fine-tuning texts")

@@ -521,10 +521,11 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
         return adapted(self, base)
 
-    def _prompt_parts(self):
+    def _prompt_parts(self, demonstrations=None):
+        """The fitted prompt; ``demonstrations`` replaces the fitted ones (fine-tuning prompts)."""
         renderer = None
         if self.use_chat_template:
-            tokenizer = self._loaded_model().tokenizer
+            tokenizer = self._base_model().tokenizer  # an adapter keeps its base's tokenizer
 
             def renderer(message: str) -> str:
                 return tokenizer.apply_chat_template(
@@ -532,8 +533,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                     add_generation_prompt=True,
                 )
 
+        demonstrations = self.demonstrations_ if demonstrations is None else demonstrations
         return build_prompt(
-            list(self.label_names_), self.demonstrations_, instruction=self.instruction,
+            list(self.label_names_), demonstrations, instruction=self.instruction,
             example_template=self.example_template, label_format=self.label_format,
             none_label=self.none_label, chat_template_renderer=renderer, add_bos=self.add_bos,
         )
