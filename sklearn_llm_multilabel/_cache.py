@@ -157,6 +157,10 @@ class StepCache:
     create : bool, default=True
         False opens an existing cache only (for ``info`` and ``clear``):
         a missing folder or one that is not a cache raises ``ValueError``.
+    hidden_dtype : {"float32", "float16"}, default="float32"
+        Precision of the hidden states this cache writes into a sharded store
+        (see :class:`~sklearn_llm_multilabel._store.ShardedStore`); the
+        one-file-per-text layout always keeps float32.
 
     Examples
     --------
@@ -166,14 +170,15 @@ class StepCache:
     []
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None, *, create: bool = True):
+    def __init__(self, cache_dir: str | os.PathLike | None = None, *, create: bool = True,
+                 hidden_dtype: str = "float32"):
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.sharded = None
         if self.cache_dir is None:
             return
         root = self.cache_dir
         if is_sharded_store(root):  # a folder the sharded store wrote: read and written as it is
-            self.sharded = ShardedStore(root, create=False)
+            self.sharded = ShardedStore(root, create=False, hidden_dtype=hidden_dtype)
             return
         if not create:
             if not root.is_dir():

@@ -294,18 +294,14 @@ def cmd_score(args) -> int:
         print(f"{args.output}: {summary.n_scored} texts scored, {summary.n_skipped} already "
               f"there, of {summary.n_unique} distinct texts ({summary.seconds:.0f} s)")
         return 0
-    from ._store import ShardedStore, is_sharded_store
     from .distributed import _read_texts
     from .scoring import open_store, score_texts
 
-    if not Path(args.output).exists() or not any(Path(args.output).iterdir()):
-        ShardedStore(args.output, hidden_dtype="float32" if args.hidden_states else "float16")
-    elif not is_sharded_store(args.output):
-        open_store(args.output)  # a step cache folder is used as it is
+    # a new folder becomes a sharded store; an existing store or step cache is used as it is
+    store = open_store(args.output, hidden_dtype="float32" if args.hidden_states else "float16")
     texts = _read_texts(source, args.text_column)
     for kind in kinds:
-        score_texts(clf, texts, store=args.output, kind=kind,
-                    show_progress=not args.quiet)
+        score_texts(clf, texts, store=store, kind=kind, show_progress=not args.quiet)
     print(f"{args.output}: records of {len(set(texts))} distinct texts ({', '.join(kinds)})")
     return 0
 

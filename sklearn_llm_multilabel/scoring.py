@@ -64,12 +64,13 @@ def record_keys(estimator, texts: Sequence[str], *, kind: str = "steps") -> list
     return [scorer.query_key(q) for q in scorer.prepare_queries(estimator._texts(texts))]
 
 
-def open_store(store):
+def open_store(store, *, hidden_dtype: str = "float32"):
     """A :class:`~sklearn_llm_multilabel._cache.StepCache` over ``store``.
 
     ``store`` is a folder (an existing one-file-per-text cache or sharded
-    store is used as it is; a new or empty folder becomes a sharded store),
-    a ``StepCache`` or ``ShardedStore`` object, or None (memory only).
+    store is used as it is; a new or empty folder becomes a sharded store
+    writing hidden states at ``hidden_dtype``), a ``StepCache`` or
+    ``ShardedStore`` object, or None (memory only).
     """
     from ._cache import MARKER, StepCache
     from ._store import is_sharded_store
@@ -77,7 +78,7 @@ def open_store(store):
     if store is None or isinstance(store, StepCache):
         return store if store is not None else StepCache(None)
     if isinstance(store, ShardedStore):
-        return StepCache(store.folder)
+        return StepCache(store.folder, hidden_dtype=store.hidden_dtype)
     if not isinstance(store, (str, os.PathLike)):
         raise TypeError(f"store must be a folder path, a StepCache or a ShardedStore; got {store!r}.")
     folder = Path(store)
@@ -85,7 +86,7 @@ def open_store(store):
         if folder.exists() and any(folder.iterdir()):
             return StepCache(folder)  # an unmarked earlier cache, or refused with a clear error
         ShardedStore(folder)
-    return StepCache(folder)
+    return StepCache(folder, hidden_dtype=hidden_dtype)
 
 
 def score_texts(estimator, texts: Sequence[str], *, store=None, kind: str = "steps",

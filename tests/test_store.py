@@ -192,6 +192,11 @@ def test_sklml_score_then_predict_from_the_store(tiny_llama, tmp_path, capsys):
     assert main(["score", "--estimator", str(tmp_path / "est.joblib"), "--input", str(source),
                  "--output", str(store), "--quiet"]) == 0
     assert "records of 8 distinct texts" in capsys.readouterr().out
+    import pyarrow.parquet as pq
+
+    dtypes = {d for shard in (store / "shards").glob("*.parquet")
+              for d in pq.read_table(shard, columns=["d.hidden"])["d.hidden"].to_pylist()}
+    assert dtypes == {np.dtype(np.float16).str}  # the CLI's default: hidden states as float16
     clear_memory_cache()
     before = get_scoring_stats()["texts_scored"]
     out = tmp_path / "pred.csv"
