@@ -132,7 +132,11 @@ def _scan(root: Path) -> CacheContents:
             if _ENTRY.match(rel):
                 entries.append(rel)
                 size += Path(dirpath, name).stat().st_size
-            elif name.startswith(_TMP_PREFIX) and re.fullmatch(r"[0-9a-f]{2}", parent):
+            elif name.startswith(_TMP_PREFIX) and (
+                re.fullmatch(r"[0-9a-f]{2}", parent)
+                or (parent == "" and name.endswith(Path(MARKER).suffix))
+            ):
+                # an entry's temporary, or the marker's while another process creates the folder
                 orphans.append(rel)
             else:
                 foreign.append(rel)

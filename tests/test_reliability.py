@@ -164,6 +164,17 @@ def test_estimator_refuses_a_cache_dir_holding_other_files(tiny_llama, tmp_path)
         make_clf(tiny_llama, cache_dir=tmp_path).fit(TEXTS, LABEL_LISTS)
 
 
+def test_a_cache_dir_another_process_is_creating_is_accepted(tiny_llama, tmp_path):
+    # Another process has made the folder and is writing the marker (to a temporary
+    # that it renames): that temporary is the library's own, not a foreign file.
+    tmp_path.joinpath(".tmp-k2j4h1.json").write_text("{")
+    clf = make_clf(tiny_llama, cache_dir=tmp_path).fit(TEXTS, LABEL_LISTS)
+    clf.predict_proba(TEXTS[:2])
+    assert (tmp_path / MARKER).is_file() and len(list(tmp_path.rglob("*.npz"))) == 2
+    contents = StepCache(tmp_path, create=False).info()
+    assert contents.orphans == [".tmp-k2j4h1.json"] and contents.foreign == []
+
+
 def test_cache_dir_that_is_a_file_fails_in_fit(tiny_llama, tmp_path):
     path = tmp_path / "cache"
     path.write_text("")
