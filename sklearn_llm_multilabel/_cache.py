@@ -304,10 +304,12 @@ class StepCache:
         missing = [i for i, record in enumerate(out) if record is None]
         if missing:
             read = self.sharded.get_many([keys[i] for i in missing], kind=kind, check=check)
+            found = []
             for i, record in zip(missing, read):
                 if record is not None:
-                    self._remember(keys[i], record)
+                    found.append((keys[i], record))
                     out[i] = record
+            self._remember_many(found)
         return out
 
     def put(self, key: str, record) -> None:
@@ -316,8 +318,7 @@ class StepCache:
 
     def put_many(self, keys, records) -> None:
         """Store records (a scored batch); a sharded store writes them as one shard."""
-        for key, record in zip(keys, records, strict=True):
-            self._remember(key, record)
+        self._remember_many(zip(keys, records, strict=True))
         if self.sharded is not None:
             self.sharded.put_many(keys, records)
         elif self.cache_dir is not None:
@@ -326,9 +327,14 @@ class StepCache:
 
     @staticmethod
     def _remember(key: str, record) -> None:
+        StepCache._remember_many([(key, record)])
+
+    @staticmethod
+    def _remember_many(items) -> None:
         with _MEMORY_LOCK:
-            _MEMORY[key] = record
-            _MEMORY.move_to_end(key)
+            for key, record in items:
+                _MEMORY[key] = record
+                _MEMORY.move_to_end(key)
             while len(_MEMORY) > _state.MEMORY_CACHE_SIZE:
                 _MEMORY.popitem(last=False)
 

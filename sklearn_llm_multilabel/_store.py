@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends._base import RECORD_TYPES
+from ._shard_columns import Shard, key_digests, split_meta
 from .exceptions import CacheWarning
 
 #: file that marks a folder as a sharded store of this library
@@ -121,16 +121,21 @@ class ShardedStore:
         if not len(keys):
             return None
         pa, pq = _require_pyarrow()
-        columns: dict[str, list] = {"key": [], "kind": [], "meta": []}
-        arrays_of = []
-        for key, record in zip(keys, records, strict=True):
+        columns: dict[str, object] = {"key": list(keys), "kind": []}
+        arrays_of, metas = [], []
+        for record in records:
             arrays, meta = record.to_payload()
             if self.hidden_dtype == "float16" and "hidden" in arrays:
                 arrays = {**arrays, "hidden": arrays["hidden"].astype(np.float16)}
-            columns["key"].append(key)
             columns["kind"].append(type(record).__name__)
-            columns["meta"].append(json.dumps({**meta, "arrays": sorted(arrays)}))
             arrays_of.append(arrays)
+            metas.append(meta)
+        if len(arrays_of) != len(keys):
+            raise ValueError(f"{len(keys)} keys for {len(arrays_of)} records")
+        columns["meta"], fields = split_meta(metas)
+        for field, (values, type_name) in fields.items():
+            columns[f"m.{field}"] = pa.array(values, type=pa.list_(pa.string())
+                                             if type_name == "list<string>" else type_name)
         names = sorted({n for arrays in arrays_of for n in arrays})
         for name in names:
             columns[f"a.{name}"] = [a[name].tobytes() if name in a else None for a in arrays_of]
@@ -163,8 +168,8 @@ class ShardedStore:
             digests, where = [self._digests], [self._where]
             for name in new:
                 try:
-                    keys = pq.read_table(self.folder / _SHARDS / name, columns=["key"])["key"]
-                    keys = keys.to_pylist()
+                    keys = key_digests(pq.read_table(self.folder / _SHARDS / name,
+                                                      columns=["key"], use_threads=False)["key"])
                 except Exception as exc:  # a shard cut short, or not Parquet
                     self._bad.add(name)
                     warnings.warn(f"Shard {self.folder / _SHARDS / name} is unreadable "
@@ -174,7 +179,7 @@ class ShardedStore:
                 number = len(self._shard_names)
                 self._shard_names.append(name)
                 self._seen.add(name)
-                digests.append(np.array(keys, dtype="S64"))
+                digests.append(keys)
                 where.append(np.stack([np.full(len(keys), number), np.arange(len(keys))], 1))
             if len(digests) > 1:
                 d, w = np.concatenate(digests), np.concatenate(where)
@@ -204,39 +209,16 @@ class ShardedStore:
         self.refresh()
         return len(self._digests)
 
-    def _table(self, shard: int) -> dict:
-        """A shard's columns as Python lists, and whether all its float values are finite.
-
-        The finiteness of every float array is checked once per shard, over
-        each column's whole data buffer, instead of once per record.
-        """
-        pa, pq = _require_pyarrow()
+    def _table(self, shard: int) -> Shard:
+        """A shard decoded column by column (kept for the next reads of it)."""
         with self._lock:
             table = self._tables.get(shard)
             if table is not None:
                 self._tables.move_to_end(shard)
                 return table
-        arrow = pq.read_table(self.folder / _SHARDS / self._shard_names[shard])
-        finite = True
-        for name in arrow.column_names:
-            if not name.startswith("a."):
-                continue
-            dtypes = set(arrow.column("d." + name[2:]).drop_null().to_pylist())
-            if len(dtypes) != 1 or np.dtype(dtypes.pop()).kind != "f":
-                if any(np.dtype(d).kind == "f" for d in dtypes):
-                    finite = False  # mixed float dtypes: leave it to each record
-                continue
-            column = arrow.column(name).combine_chunks()
-            if not len(column) or column.buffers()[2] is None:
-                continue
-            dtype = np.dtype(arrow.column("d." + name[2:]).drop_null()[0].as_py())
-            wide = pa.types.is_large_binary(column.type)
-            offsets = np.frombuffer(column.buffers()[1], dtype=np.int64 if wide else np.int32)
-            offsets = offsets[column.offset: column.offset + len(column) + 1]
-            values = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-            if values.size % dtype.itemsize or not np.isfinite(values.view(dtype)).all():
-                finite = False
-        table = {**arrow.to_pydict(), "_finite": finite}
+        _, pq = _require_pyarrow()
+        table = Shard(pq.read_table(self.folder / _SHARDS / self._shard_names[shard],
+                                    use_threads=False))
         with self._lock:
             self._tables[shard] = table
             while len(self._tables) > _OPEN_SHARDS:
@@ -249,47 +231,32 @@ class ShardedStore:
         self.refresh()
         where = self._locate(keys)
         out: list = [None] * len(keys)
-        by_shard: dict[int, list[int]] = {}
-        for i, (shard, _) in enumerate(where):
-            if shard >= 0:
-                by_shard.setdefault(int(shard), []).append(i)
-        for shard, indices in by_shard.items():
-            table = self._table(shard)
-            for i in indices:
-                row = int(where[i, 1])
-                out[i] = self._decode(table, row, keys[i], kind, check, shard)
+        order = np.argsort(where[:, 0], kind="stable")
+        bounds = np.flatnonzero(np.diff(where[order, 0])) + 1
+        for group in np.split(order, bounds):
+            if not len(group) or where[group[0], 0] < 0:
+                continue
+            shard = int(where[group[0], 0])
+            indices = group.tolist()
+            found = self._table(shard).records(where[group, 1].tolist(),
+                                               [keys[i] for i in indices], kind)
+            for i, record in zip(indices, found, strict=True):
+                if not isinstance(record, Exception) and check is not None:
+                    try:
+                        check(record)
+                    except (KeyError, ValueError, TypeError) as exc:
+                        record = exc
+                if isinstance(record, Exception):
+                    warnings.warn(f"Record {keys[i]} in shard {self._shard_names[shard]} is "
+                                  f"unreadable ({type(record).__name__}: {record}); it will be "
+                                  "recomputed.", CacheWarning, stacklevel=3)
+                    record = None
+                out[i] = record
         return out
 
     def get(self, key: str, kind: type | None = None, check: Callable | None = None):
         """The record for ``key``, or None."""
         return self.get_many([key], kind=kind, check=check)[0]
-
-    def _decode(self, table: dict, row: int, key: str, kind, check, shard: int):
-        try:
-            if table["key"][row] != key:
-                raise ValueError("the index points at another key")
-            record_type = RECORD_TYPES.get(table["kind"][row])
-            if record_type is None:
-                raise ValueError(f"unknown record kind {table['kind'][row]!r}")
-            if kind is not None and record_type is not kind:
-                raise ValueError(f"entry holds a {record_type.__name__}, expected {kind.__name__}")
-            meta = json.loads(table["meta"][row])
-            arrays = {}
-            for name in meta.pop("arrays"):
-                arrays[name] = np.frombuffer(table[f"a.{name}"][row],
-                                             dtype=np.dtype(table[f"d.{name}"][row])).reshape(
-                    table[f"s.{name}"][row]).copy()
-            if "hidden" in arrays and arrays["hidden"].dtype == np.float16:
-                arrays["hidden"] = arrays["hidden"].astype(np.float32)
-            record = record_type.from_payload(arrays, meta, check_finite=not table["_finite"])
-            if check is not None:
-                check(record)
-            return record
-        except (KeyError, ValueError, TypeError) as exc:
-            warnings.warn(f"Record {key} in shard {self._shard_names[shard]} is unreadable "
-                          f"({type(exc).__name__}: {exc}); it will be recomputed.", CacheWarning,
-                          stacklevel=4)
-            return None
 
     # ------------------------------------------------------------ the folder
     def info(self):
@@ -327,3 +294,4 @@ class ShardedStore:
         """Every key the store holds."""
         self.refresh()
         return (d.decode() for d in self._digests)
+

@@ -1,6 +1,7 @@
 """The sharded Parquet store: exact round trips, concurrent writers, damaged shards."""
 
 import hashlib
+import json
 import multiprocessing
 import warnings
 
@@ -211,3 +212,188 @@ def test_sklml_score_then_predict_from_the_store(tiny_llama, tmp_path, capsys):
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert main(["cache", "info", "--cache-dir", str(store)]) == 0
     assert "8 cached texts" in capsys.readouterr().out
+
+
+# ----------------------------------------------------- many records at once
+def varied_record(i: int) -> StepRecord:
+    """Records of every shape the engine writes: 1-5 positions, 0-3 steps, any labels."""
+    rng = np.random.default_rng(100 + i)
+    n_pos = 1 + i % 5
+    n_valid = int(rng.integers(0, n_pos + 1))
+    n_steps = int(rng.integers(0, min(n_valid, 3) + 1))
+    positions = np.sort(rng.choice(n_valid, size=n_steps, replace=False)) if n_steps else []
+    labels = rng.choice(5, size=n_steps, replace=False) if n_steps else []
+    return StepRecord(
+        position_scores=rng.normal(size=(n_pos, 5)).astype(np.float32),
+        generated_ids=rng.integers(0, 100, size=n_pos), n_valid=n_valid,
+        step_positions=np.asarray(positions, dtype=np.int64),
+        step_labels=np.asarray(labels, dtype=np.int64),
+        label_mass=rng.random(n_pos).astype(np.float32),
+        hidden=rng.normal(size=6).astype(np.float32), text=f"generated {i}",
+        parsed=tuple(["a", "b"][: i % 3]), unknown=("zz",) if i % 4 == 0 else ())
+
+
+@pytest.mark.parametrize("hidden_dtype", ["float32", "float16"])
+def test_records_read_many_at_once_equal_records_read_one_by_one(tmp_path, hidden_dtype):
+    from sklearn_llm_multilabel import _shard_columns
+
+    store = ShardedStore(tmp_path / "s", hidden_dtype=hidden_dtype)
+    records = [varied_record(i) for i in range(60)]
+    keys = [key_of(i) for i in range(60)]
+    store.put_many(keys[:40], records[:40])
+    store.put_many(keys[40:], records[40:])
+    fresh = ShardedStore(tmp_path / "s")
+    wanted = keys[::-1] + [key_of(999)]  # out of order, across both shards, one absent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        together = fresh.get_many(wanted)
+    assert together[-1] is None
+    fresh.refresh()
+    for key, record in zip(wanted[:-1], together[:-1]):
+        shard, row = (int(v) for v in fresh._locate([key])[0])
+        alone = fresh._table(shard).record(row, key, None)  # the row decoded on its own
+        assert_same(record, alone)
+        if hidden_dtype == "float32":
+            assert_same(record, records[keys.index(key)])
+    # the rows went through the vectorised checks, not one by one
+    table = fresh._table(0)
+    assert set(table.rest) == {"{}"}  # every metadata field has a column of its own
+    packed = {name: table.columns[name].pack(np.arange(len(table.digests)))
+              for name in StepRecord._ARRAYS}
+    built = _shard_columns.step_records_from_packed(packed, table.fields, finite=True)
+    assert all(r is not None for r in built)
+
+
+def test_a_record_read_alone_does_not_hold_its_whole_shard(tmp_path):
+    store = ShardedStore(tmp_path / "s")
+    store.put_many([key_of(i) for i in range(300)], [varied_record(i) for i in range(300)])
+    [record] = ShardedStore(tmp_path / "s").get_many([key_of(7)])
+    for name in StepRecord._ARRAYS:
+        array = getattr(record, name)
+        owner = array
+        while owner.base is not None and isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        assert owner.nbytes == array.nbytes, name  # its own buffer, not the shard's
+
+
+class _Raw:
+    """Writes any payload under the StepRecord kind, as a damaged store would hold it."""
+
+    def __init__(self, arrays, meta):
+        self.arrays, self.meta = arrays, meta
+
+    def to_payload(self):
+        return self.arrays, self.meta
+
+
+_Raw.__name__ = "StepRecord"
+
+
+def _payload(**changes):
+    record = step_record(1)  # 3 positions, steps at 0 and 1 with labels 1 and 0, 4 columns
+    arrays, meta = record.to_payload()
+    for name, value in changes.items():
+        target = arrays if name in arrays else meta
+        if value is None:
+            target.pop(name)
+        else:
+            target[name] = value
+    return arrays, meta
+
+
+CORRUPTIONS = {
+    "step past n_valid": dict(n_valid=1),
+    "negative step": dict(step_positions=np.array([-1, 1])),
+    "steps not increasing": dict(step_positions=np.array([1, 1])),
+    "label past the columns": dict(step_labels=np.array([1, 4])),
+    "negative label": dict(step_labels=np.array([-1, 0])),
+    "label repeated": dict(step_labels=np.array([1, 1])),
+    "steps and labels differ": dict(step_labels=np.array([1])),
+    "scores rows": dict(position_scores=np.zeros((2, 4), np.float32)),
+    "label mass length": dict(label_mass=np.zeros(2, np.float32)),
+    "n_valid past positions": dict(n_valid=4),
+    "n_valid a bool": dict(n_valid=True),
+    "n_valid a string": dict(n_valid="3"),
+    "text not a string": dict(text=3),
+    "parsed not strings": dict(parsed=[1]),
+    "unknown missing": dict(unknown=None),
+    "scores 1-d": dict(position_scores=np.zeros(12, np.float32)),
+    "scores 3-d": dict(position_scores=np.zeros((3, 2, 2), np.float32)),
+    "ids as floats": dict(generated_ids=np.zeros(3, np.float32)),
+    "hidden missing": dict(hidden=None),
+    "hidden not finite": dict(hidden=np.array([np.inf] * 8, np.float32)),
+    "one label column": dict(position_scores=np.zeros((3, 1), np.float32),
+                             step_labels=np.array([0, 0])[:0], step_positions=np.array([])[:0]
+                             .astype(np.int64)),
+    "no positions": dict(position_scores=np.zeros((0, 4), np.float32),
+                         generated_ids=np.zeros(0, np.int64), label_mass=np.zeros(0, np.float32),
+                         n_valid=0, step_positions=np.zeros(0, np.int64),
+                         step_labels=np.zeros(0, np.int64)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_the_vectorised_checks_refuse_every_damaged_row_that_from_payload_refuses(tmp_path, name):
+    arrays, meta = _payload(**CORRUPTIONS[name])
+    with pytest.raises(ValueError):  # the damage is one a record cannot hold
+        StepRecord.from_payload(dict(arrays), dict(meta))
+    store = ShardedStore(tmp_path / "s")
+    keys = [key_of(0), key_of(1), key_of(2)]
+    store.put_many(keys, [step_record(0), _Raw(arrays, meta), step_record(2)])
+    fresh = ShardedStore(tmp_path / "s")
+    with pytest.warns(CacheWarning, match=f"Record {keys[1]} in shard .* is unreadable"):
+        got = fresh.get_many(keys)
+    assert got[1] is None  # recomputed by the caller; its neighbours are read
+    assert_same(got[0], step_record(0))
+    assert_same(got[2], step_record(2))
+    # and the vectorised checks alone refuse it, wherever its columns can be packed at all
+    from sklearn_llm_multilabel import _shard_columns
+
+    table = fresh._table(0)
+    packed = {n: (table.columns[n].pack(np.arange(3)) if n in table.columns else None)
+              for n in StepRecord._ARRAYS}
+    names = ("n_valid", "text", "parsed", "unknown")
+    if all(p is not None for p in packed.values()) and all(n in table.fields for n in names):
+        built = _shard_columns.step_records_from_packed(packed, table.fields, finite=table.finite)
+        assert built[1] is None
+        assert built[0] is not None or not table.finite
+
+
+def test_a_shard_holding_every_kind_of_damage_at_once_keeps_its_good_rows(tmp_path):
+    # Damaged rows next to each other must not hide one another from the checks
+    # (e.g. one row's steps and labels of different lengths next to a repeated label).
+    # (damage that changes a column's type sends the whole shard down the one-by-one path;
+    # each such damage is tested on its own above)
+    by_type = ("ids as floats", "hidden not finite", "n_valid a bool", "n_valid a string",
+               "text not a string", "parsed not strings", "unknown missing", "hidden missing")
+    names = sorted(n for n in CORRUPTIONS if n not in by_type)
+    records, bad = [], set()
+    for i, name in enumerate(names):
+        records.append(step_record(100 + i))
+        records.append(_Raw(*_payload(**CORRUPTIONS[name])))
+        bad.add(2 * i + 1)
+    keys = [key_of(1000 + i) for i in range(len(records))]
+    ShardedStore(tmp_path / "s").put_many(keys, records)
+    fresh = ShardedStore(tmp_path / "s")
+    with pytest.warns(CacheWarning):
+        got = fresh.get_many(keys)
+    table = fresh._table(0)
+    assert set(table.rest) == {"{}"} and all(c.typed is not None for c in table.columns.values())
+    for i, record in enumerate(got):
+        if i in bad:
+            assert record is None, names[i // 2]
+        else:
+            assert_same(record, records[i])
+
+
+def test_metadata_fields_of_one_simple_type_get_columns_and_the_rest_stays_json():
+    from sklearn_llm_multilabel._shard_columns import split_meta
+
+    rest, columns = split_meta([
+        {"n": 1, "s": "x", "l": ["p"], "flag": True, "mixed": 1, "big": 2**70, "only": 0},
+        {"n": 2, "s": "y", "l": [], "flag": False, "mixed": "1", "big": 1},
+    ])
+    assert columns == {"n": ([1, 2], "int64"), "s": (["x", "y"], "string"),
+                       "l": ([["p"], []], "list<string>")}
+    assert [json.loads(r) for r in rest] == [{"flag": True, "mixed": 1, "big": 2**70, "only": 0},
+                                             {"flag": False, "mixed": "1", "big": 1}]
