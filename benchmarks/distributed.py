@@ -5,7 +5,8 @@ embedded model's (6 labels, 3 positions, hidden size 576 as float16 in the
 sharded store), written and read back by key at 10k and 100k records; then
 re-aggregation (max over steps) of everything read. Reports records/s,
 files created and bytes per record, for the one-file-per-text folder and the
-sharded Parquet store.
+sharded Parquet store, whose shards are also read record by record (each
+decoded and validated on its own) to compare with its column-wise reader.
 
 Part 2, the runner (the embedded model, ``--n-texts`` MFRC texts, or the
 illustrative set without ``../shared/data``): the local engine in this
@@ -21,6 +22,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -48,12 +50,22 @@ def key(i: int) -> str:
     return hashlib.sha256(str(i).encode()).hexdigest()
 
 
+def read_one_by_one(folder, keys) -> list:
+    """Every record decoded and validated on its own (``from_payload``), as before the
+    column-wise reader: the baseline it is compared with."""
+    from sklearn_llm_multilabel._store import ShardedStore
+
+    store = ShardedStore(folder)
+    store.refresh()
+    return [store._table(int(shard)).record(int(row), key, None)
+            for key, (shard, row) in zip(keys, store._locate(keys))]
+
+
 def bench_stores(n: int, batch: int = 1000) -> list[dict]:
     from sklearn_llm_multilabel._aggregation import aggregate_max, pack_steps
     from sklearn_llm_multilabel._cache import StepCache, clear_memory_cache
     from sklearn_llm_multilabel._store import ShardedStore
 
-    records = [synthetic(i) for i in range(n)]
     keys = [key(i) for i in range(n)]
     rows = []
     for layout in ("one file per text", "sharded Parquet"):
@@ -62,11 +74,15 @@ def bench_stores(n: int, batch: int = 1000) -> list[dict]:
             if layout == "sharded Parquet":
                 ShardedStore(folder, hidden_dtype="float16")
             cache = StepCache(folder)
-            start = time.perf_counter()
-            for lo in range(0, n, batch):
-                cache.put_many(keys[lo:lo + batch], records[lo:lo + batch])
-            write = time.perf_counter() - start
-            clear_memory_cache()
+            write = 0.0
+            for lo in range(0, n, batch):  # records made batch by batch, as workers make them
+                records = [synthetic(i) for i in range(lo, min(lo + batch, n))]
+                start = time.perf_counter()
+                cache.put_many(keys[lo:lo + batch], records)
+                write += time.perf_counter() - start
+            del records
+            clear_memory_cache()  # the reader holds nothing the writers made
+            gc.collect()
             files = sum(len(f) for _, _, f in os.walk(folder))
             size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
             start = time.perf_counter()
@@ -76,13 +92,28 @@ def bench_stores(n: int, batch: int = 1000) -> list[dict]:
             scores, mask = pack_steps([r.step_scores for r in back])
             aggregate_max(scores, mask)
             aggregate = time.perf_counter() - start
+            del back
             clear_memory_cache()
+            gc.collect()
             rows.append({"layout": layout, "records": n, "write_s": write, "read_s": read,
                          "aggregate_s": aggregate, "files": files, "bytes_per_record": size / n})
+            if layout == "sharded Parquet":  # the same shards, each record decoded on its own
+                start = time.perf_counter()
+                one_by_one = read_one_by_one(folder, keys)
+                rows.append({"layout": "sharded Parquet, record by record", "records": n,
+                             "write_s": None, "read_s": time.perf_counter() - start,
+                             "aggregate_s": None, "files": files,
+                             "bytes_per_record": size / n})
+                del one_by_one
+                gc.collect()
     return rows
 
 
-def bench_runner(n_texts: int, model: str) -> list[dict]:
+RUNNERS = {"1x1": ("Ray, 1 worker x 1 thread", 1, 1), "1x2": ("Ray, 1 worker x 2 threads", 1, 2),
+           "2x1": ("Ray, 2 workers x 1 thread", 2, 1)}
+
+
+def bench_runner(n_texts: int, model: str, runners=tuple(RUNNERS)) -> list[dict]:
     import ray
 
     from sklearn_llm_multilabel import LLMMultiLabelClassifier
@@ -115,9 +146,7 @@ def bench_runner(n_texts: int, model: str) -> list[dict]:
         expected = reference.fit([ds.data[i] for i in train], ds.target[train]).predict_proba(texts)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
-            for name, workers, per_actor in (("Ray, 1 worker x 1 thread", 1, 1),
-                                             ("Ray, 1 worker x 2 threads", 1, 2),
-                                             ("Ray, 2 workers x 1 thread", 2, 1)):
+            for name, workers, per_actor in (RUNNERS[r] for r in runners):
                 out = Path(tmp) / name.replace(" ", "_").replace(",", "")
                 summary = score_dataset(clf, texts, output=out, num_workers=workers,
                                         torch_threads=per_actor, batch_size=32,
@@ -140,18 +169,22 @@ def main(argv=None) -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--skip-runner", action="store_true")
+    parser.add_argument("--runners", nargs="+", choices=sorted(RUNNERS), default=list(RUNNERS),
+                        help="Ray configurations (workers x torch threads) to compare with local")
     parser.add_argument("--out", default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     warnings.simplefilter("ignore")
-    results = {"stores": [row for n in args.sizes for row in bench_stores(n)]}
+    results = {"stores": [row for n in args.sizes if n for row in bench_stores(n)]}
     print("| layout | records | write (s) | read by key (s) | re-aggregate (s) | files | bytes/record |")
     print("|---|---|---|---|---|---|---|")
     for r in results["stores"]:
-        print(f"| {r['layout']} | {r['records']:,} | {r['write_s']:.1f} | {r['read_s']:.1f} | "
-              f"{r['aggregate_s']:.2f} | {r['files']:,} | {r['bytes_per_record']:.0f} |")
+        write = "—" if r["write_s"] is None else f"{r['write_s']:.1f}"
+        aggregate = "—" if r["aggregate_s"] is None else f"{r['aggregate_s']:.2f}"
+        print(f"| {r['layout']} | {r['records']:,} | {write} | {r['read_s']:.1f} | "
+              f"{aggregate} | {r['files']:,} | {r['bytes_per_record']:,.0f} |")
     if not args.skip_runner:
-        results["runner"] = bench_runner(args.n_texts, args.model)
+        results["runner"] = bench_runner(args.n_texts, args.model, args.runners)
         print(f"\n{args.n_texts} texts, {args.model}:\n")
         print("| runner | seconds | texts/s | ÷ local | max abs difference |")
         print("|---|---|---|---|---|")

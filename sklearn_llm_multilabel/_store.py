@@ -3,7 +3,8 @@
 The folder holds a marker (:data:`MARKER`, with the schema version) and
 ``shards/*.parquet``, one shard per written batch. A shard's rows are
 ``key`` (the 64-hex content address, as for the one-file-per-text cache),
-``kind`` (the record class), ``meta`` (the record's JSON metadata) and, per
+``kind`` (the record class), the record's metadata (``m.<field>`` columns
+for fields of one simple type, ``meta`` a JSON object of the rest) and, per
 array of the record, its raw bytes, shape and dtype: values come back exactly
 as the engine computed them (hidden states may be stored as float16 on
 request). A shard is written under a temporary name and renamed, so readers
@@ -12,7 +13,9 @@ cannot be read (cut short by a crash) is skipped with a :class:`CacheWarning`.
 
 Reading by key goes through an index of every shard's key column (read once,
 then only new shards), held as a sorted array of the keys (64 bytes each)
-and their places: no listing of millions of files.
+and their places: no listing of millions of files. A shard is decoded column
+by column and its step records are built many at once
+(:mod:`._shard_columns`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import uuid
 import warnings
@@ -48,6 +52,16 @@ def _require_pyarrow():
         raise ImportError("the sharded store needs pyarrow: pip install "
                           "'sklearn_llm_multilabel[ray]' (or pip install pyarrow).") from exc
     return pa, pq
+
+
+_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_keys(keys: Sequence[str]) -> None:
+    """Keys are 64 lowercase hex characters (a SHA-256), as the key column holds them."""
+    for key in keys:
+        if not (isinstance(key, str) and _KEY.fullmatch(key)):
+            raise ValueError(f"store keys are 64 lowercase hexadecimal characters; got {key!r}.")
 
 
 def is_sharded_store(folder) -> bool:
@@ -120,6 +134,7 @@ class ShardedStore:
         """Write one shard holding ``records`` under ``keys``; returns its path."""
         if not len(keys):
             return None
+        _check_keys(keys)
         pa, pq = _require_pyarrow()
         columns: dict[str, object] = {"key": list(keys), "kind": []}
         arrays_of, metas = [], []
@@ -191,6 +206,7 @@ class ShardedStore:
 
     def _locate(self, keys: Sequence[str]) -> np.ndarray:
         """(shard, row) per key, ``-1`` where absent."""
+        _check_keys(keys)
         if not len(self._digests):
             return np.full((len(keys), 2), -1)
         wanted = np.array(keys, dtype="S64")

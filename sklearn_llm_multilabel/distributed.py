@@ -265,6 +265,9 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
             present &= store.contains([keys[kind][i] for i in rows])
         rows = [i for i, done in zip(rows, present) if not done]
     n_skipped = n_unique - len(rows)
+    # Longest first, as the local engine orders its batches: each Ray batch then holds texts
+    # of similar lengths and pads little (in input order, a batch pads to its longest text).
+    rows.sort(key=lambda i: -len(texts[i]))
     if rows:
         import pyarrow as pa
 

@@ -397,3 +397,14 @@ def test_metadata_fields_of_one_simple_type_get_columns_and_the_rest_stays_json(
                        "l": ([["p"], []], "list<string>")}
     assert [json.loads(r) for r in rest] == [{"flag": True, "mixed": 1, "big": 2**70, "only": 0},
                                              {"flag": False, "mixed": "1", "big": 1}]
+
+
+def test_keys_that_are_not_sha256_hex_are_refused(tmp_path):
+    store = ShardedStore(tmp_path / "s")
+    store.put_many([key_of(1)], [step_record(1)])
+    long = key_of(1) + "ff"  # would match key_of(1) if keys were cut to 64 bytes
+    for bad in (long, "xyz", key_of(1).upper(), None):
+        with pytest.raises(ValueError, match="64 lowercase hexadecimal"):
+            store.get_many([bad])
+        with pytest.raises(ValueError, match="64 lowercase hexadecimal"):
+            store.put_many([bad], [step_record(2)])
