@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends._base import RECORD_TYPES, StepRecord
+from .backends._base import RECORD_TYPES, StepRecord, _str_list
 
 
 @dataclass
@@ -144,16 +144,9 @@ class Column:
         width = int(ndim.max()) if len(ndim) else 0
         dims = np.full((len(rows), width), -1, dtype=np.int64)
         shape_index, _ = _ragged_gather(lo, hi)
-        dims[np.repeat(np.arange(len(rows)), ndim), _ranks(ndim)] = self.shape_values[shape_index]
+        dims[np.repeat(np.arange(len(rows)), ndim), shape_index - np.repeat(lo, ndim)] = \
+            self.shape_values[shape_index]
         return Packed(values, offsets, ndim, dims)
-
-
-def _ranks(lengths: np.ndarray) -> np.ndarray:
-    """0, 1, ..., n-1 for every row of length n, one after another."""
-    total = int(lengths.sum())
-    starts = np.zeros(len(lengths), dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
 
 def step_records_from_packed(packed: dict[str, Packed], fields: dict[str, Sequence], *,
@@ -170,10 +163,8 @@ def step_records_from_packed(packed: dict[str, Packed], fields: dict[str, Sequen
     n = len(fields["n_valid"])
     if not finite or n == 0:
         return [None] * n
-    kinds = {"position_scores": ("f", 2), "generated_ids": ("i", 1), "step_positions": ("i", 1),
-             "step_labels": ("i", 1), "label_mass": ("f", 1), "hidden": ("f", 1)}
     ok = np.ones(n, dtype=bool)
-    for name, (kind, ndim) in kinds.items():
+    for name, (kind, ndim) in StepRecord._ARRAY_KINDS.items():
         column = packed.get(name)
         if column is None or column.values.dtype.kind != kind or column.dims.shape[1] < ndim:
             return [None] * n
@@ -209,7 +200,7 @@ def step_records_from_packed(packed: dict[str, Packed], fields: dict[str, Sequen
     repeated[1:] = (srow[1:] == srow[:-1]) & (slab[1:] == slab[:-1])
     ok &= ~_any_per_row(row, (lab < 0) | (lab >= n_cols[row]), n)
     ok &= ~_any_per_row(srow, repeated, n)
-    pieces = {name: packed[name].pieces() for name in kinds}
+    pieces = {name: packed[name].pieces() for name in StepRecord._ARRAYS}
     out: list[StepRecord | None] = [None] * n
     rows_, cols_, valid_ = n_rows.tolist(), n_cols.tolist(), n_valid.tolist()
     scores_, ids_, positions_, labels_, mass_, hidden_ = (
@@ -227,10 +218,6 @@ def step_records_from_packed(packed: dict[str, Packed], fields: dict[str, Sequen
 def _any_per_row(row: np.ndarray, flags: np.ndarray, n: int) -> np.ndarray:
     """Per row of ``n``, whether any of its elements (``row`` says whose) is flagged."""
     return np.bincount(row[flags], minlength=n) > 0
-
-
-def _str_list(value) -> bool:
-    return type(value) is list and all(type(v) is str for v in value)
 
 
 def key_digests(column) -> np.ndarray:
@@ -276,7 +263,7 @@ def split_meta(metas: Sequence[dict]) -> tuple[list[str], dict[str, tuple[list, 
         if len(kinds) != 1 or not all(field in meta for meta in metas):
             continue
         kind = kinds.pop()
-        if kind in _META_TYPES and kind is not bool:
+        if kind in _META_TYPES:  # (a bool's type is bool, not int)
             if kind is int and not all(-2**63 <= v < 2**63 for v in values):
                 continue
             columns[field] = (values, _META_TYPES[kind])

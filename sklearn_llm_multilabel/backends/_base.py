@@ -86,8 +86,11 @@ class StepRecord:
     parsed: tuple[str, ...]
     unknown: tuple[str, ...]
 
-    _ARRAYS = ("position_scores", "generated_ids", "step_positions", "step_labels", "label_mass",
-               "hidden")
+    #: every array of a record, with its dtype kind and number of dimensions
+    _ARRAY_KINDS = {"position_scores": ("f", 2), "generated_ids": ("i", 1),
+                    "step_positions": ("i", 1), "step_labels": ("i", 1), "label_mass": ("f", 1),
+                    "hidden": ("f", 1)}
+    _ARRAYS = tuple(_ARRAY_KINDS)
 
     def to_payload(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays and JSON metadata for the on-disk cache (no pickle)."""
@@ -106,9 +109,7 @@ class StepRecord:
         finite scores (``check_finite=False`` when the caller checked the
         values of many records at once), and metadata of the right types.
         """
-        _check_arrays(arrays, {"position_scores": ("f", 2), "generated_ids": ("i", 1),
-                               "step_positions": ("i", 1), "step_labels": ("i", 1),
-                               "label_mass": ("f", 1), "hidden": ("f", 1)})
+        _check_arrays(arrays, cls._ARRAY_KINDS)
         scores, ids = arrays["position_scores"], arrays["generated_ids"]
         n_pos = len(ids)
         if scores.shape[0] != n_pos or len(arrays["label_mass"]) != n_pos:
