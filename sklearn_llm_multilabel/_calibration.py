@@ -16,7 +16,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import align_target_columns, check_not_label_encoded, check_proportions
+from ._validation import (
+    align_target_columns,
+    check_not_label_encoded,
+    check_proportions,
+    check_threshold,
+)
 from .metrics import distribution_nll
 
 _CLIP = 1e-6
@@ -124,8 +129,10 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         bag-of-words inputs, which the logistic model handles directly and
         which a randomized SVD of thousands of components makes slow); None
         skips the SVD for every input.
-    threshold : float, default=0.5
-        ``predict`` returns ``proba >= threshold``.
+    threshold : float or array-like of shape (n_labels,), default=0.5
+        ``predict`` returns ``proba >= threshold``; each value in (0, 1). The
+        label-set scorers of :func:`~sklearn_llm_multilabel.metrics.alignment_scorers`
+        read ``predict``, so a search over ``threshold`` tunes them.
     max_iter : int, default=1000
         Iterations of the logistic solver.
     random_state : int, RandomState or None, default=0
@@ -174,7 +181,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         "C": [Interval(Real, 0, None, closed="neither")],
         "standardize": ["boolean"],
         "n_components": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
-        "threshold": [Interval(Real, 0, 1, closed="neither")],
+        "threshold": [Interval(Real, 0, 1, closed="neither"), "array-like"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
@@ -223,6 +230,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         S = validate_data(self, S, dtype=np.float64, reset=True, accept_sparse=self._sparse())
         H = check_proportions(y, S.shape[0])
         n_labels = H.shape[1]
+        check_threshold(self.threshold, n_labels)
         if self.method != "linear" and S.shape[1] != n_labels:
             raise ValueError(
                 f"method={self.method!r} needs one score per label: S has {S.shape[1]} columns "
@@ -316,7 +324,8 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def predict(self, S) -> np.ndarray:
         """0/1 labels: ``predict_proba(S) >= threshold``."""
-        return (self.predict_proba(S) >= self.threshold).astype(int)
+        proba = self.predict_proba(S)
+        return (proba >= check_threshold(self.threshold, proba.shape[1])).astype(int)
 
     def transform(self, S) -> np.ndarray:
         """Same as :meth:`predict_proba`, so the calibrator can also be a Pipeline step."""

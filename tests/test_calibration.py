@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 from scipy.special import expit, logit
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_predict, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_llm_multilabel import LLMMultiLabelClassifier, get_scoring_stats
+from sklearn_llm_multilabel import LLMMultiLabelClassifier, get_scoring_stats, reset_scoring_stats
 from sklearn_llm_multilabel._calibration import DistributionCalibrator, fit_platt
-from sklearn_llm_multilabel.metrics import alignment_scorers, distribution_nll
+from sklearn_llm_multilabel.metrics import alignment_scorers, distribution_nll, example_f1
 from sklearn_llm_multilabel.model_selection import cross_val_predict_proba
 
 from .conftest import LABEL_LISTS, LABELS, TEXTS
@@ -237,3 +238,54 @@ def test_linear_is_reproducible_by_default_and_skips_the_svd_on_sparse_features(
     assert [type(step).__name__ for step in cal.preprocessor_] == ["StandardScaler"]
     dense = DistributionCalibrator(method="linear").fit(X_sparse.toarray(), H)
     assert type(dense.preprocessor_[-1]).__name__ == "TruncatedSVD"
+
+
+def _threshold_search(estimator, X, Y, param, thresholds):
+    grid = GridSearchCV(estimator, {param: thresholds}, scoring=alignment_scorers(),
+                        refit="example_f1", cv=KFold(3, shuffle=True, random_state=0))
+    return grid.fit(X, Y)
+
+
+def test_threshold_search_tunes_example_f1_of_the_calibrator():
+    S, H = synthetic(n=300)
+    thresholds = [0.2, 0.5, 0.8]
+    grid = _threshold_search(DistributionCalibrator(), S, H, "threshold", thresholds)
+    f1 = grid.cv_results_["mean_test_example_f1"]
+    assert len(set(np.round(f1, 12))) == 3  # three thresholds, three different scores
+    # each is the F1 of the calibrator's own decisions at that threshold
+    cv = KFold(3, shuffle=True, random_state=0)
+    for k, threshold in enumerate(thresholds):
+        manual = [example_f1(H[te], DistributionCalibrator(threshold=threshold)
+                             .fit(S[tr], H[tr]).predict(S[te])) for tr, te in cv.split(S)]
+        assert f1[k] == pytest.approx(np.mean(manual))
+    assert grid.best_params_["threshold"] == thresholds[int(np.argmax(f1))]
+    # the distribution metrics do not depend on the threshold
+    assert np.ptp(grid.cv_results_["mean_test_nll"]) == 0
+    # per-label thresholds reach predict too
+    cal = DistributionCalibrator(threshold=[0.2, 0.5, 0.8]).fit(S, H)
+    P = cal.predict_proba(S)
+    np.testing.assert_array_equal(cal.predict(S), (P >= [0.2, 0.5, 0.8]).astype(int))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        DistributionCalibrator(threshold=[0.2, 0.8]).fit(S, H)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn_llm_multilabel.exceptions.NoLabelStepWarning")
+def test_threshold_search_tunes_example_f1_of_the_llm_once_per_text(tiny_llama):
+    texts = TEXTS + [t + " again" for t in TEXTS] + [t + " today" for t in TEXTS]
+    Y = np.array([[lab in row for lab in LABELS] for row in LABEL_LISTS * 3], float)
+    clf = LLMMultiLabelClassifier(model=tiny_llama, labels=LABELS, n_shots=2, max_new_tokens=5,
+                                  show_progress=False, aggregation="mean")
+    proba = clone(clf).fit(texts, Y).predict_proba(texts)
+    # three thresholds between the probabilities, so each gives other label sets
+    thresholds = list(np.quantile(proba, [0.25, 0.5, 0.75]))
+    reset_scoring_stats()
+    grid = _threshold_search(clf, texts, Y, "threshold", thresholds)
+    f1 = grid.cv_results_["mean_test_example_f1"]
+    assert len(set(np.round(f1, 12))) == 3
+    assert np.ptp(grid.cv_results_["mean_test_nll"]) == 0
+    # a multi-metric search still decodes each held-out text once per fold prompt
+    # (predict is served from the step cache); the refit only fits
+    assert get_scoring_stats()["texts_scored"] == len(texts)
+    best = grid.best_estimator_
+    np.testing.assert_array_equal(
+        best.predict(texts), (best.predict_proba(texts) >= best.threshold).astype(int))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sklearn_llm_multilabel.metrics import distribution_l1, distribution_nll, example_f1
+from sklearn_llm_multilabel.metrics import distribution_l1, distribution_nll, example_f1, label_f1
 
 
 def test_nll_hand_computed():
@@ -77,32 +77,49 @@ def test_label_f1_uses_sklearn():
             f1_score(H >= 0.5, P >= 0.5, average=average))
 
 
-def test_alignment_scorers_signs_and_single_predict_proba():
+def test_alignment_scorers_signs_and_one_response_per_method():
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.model_selection import cross_validate
 
-    from sklearn_llm_multilabel.metrics import alignment_scorers
+    from sklearn_llm_multilabel.metrics import THRESHOLDED_METRICS, alignment_scorers
 
     class Fixed(ClassifierMixin, BaseEstimator):
-        calls = 0
+        calls = {"predict_proba": 0, "predict": 0}
+
+        def __init__(self, threshold=0.5):
+            self.threshold = threshold
 
         def fit(self, X, y):
             self.classes_ = [np.array([0, 1])] * y.shape[1]
             return self
 
         def predict_proba(self, X):
-            Fixed.calls += 1
+            Fixed.calls["predict_proba"] += 1
             return np.asarray(X)[:, :2]
+
+        def predict(self, X):
+            Fixed.calls["predict"] += 1
+            return (np.asarray(X)[:, :2] >= self.threshold).astype(int)
 
     rng = np.random.default_rng(0)
     H = rng.integers(0, 4, (30, 2)) / 3
     X = np.clip(H + rng.normal(0, 0.1, H.shape), 0.01, 0.99)
     scores = cross_validate(Fixed(), X, H, scoring=alignment_scorers(), cv=3)
-    assert Fixed.calls == 3  # one predict_proba per fold for all seven metrics
+    # one predict_proba (4 distribution metrics) and one predict (3 F1s) per fold
+    assert Fixed.calls == {"predict_proba": 3, "predict": 3}
+    assert THRESHOLDED_METRICS == {"example_f1", "micro_f1", "macro_f1"}
     assert (scores["test_nll"] < 0).all() and (scores["test_l1"] < 0).all()
     assert (scores["test_example_f1"] > 0).all()
     fold_nll = distribution_nll(H[:10], X[:10])
     assert scores["test_nll"][0] == pytest.approx(-fold_nll)
+    # the F1 scorers score the estimator's own decisions: its threshold reaches them
+    for threshold in (0.2, 0.8):
+        est = Fixed(threshold=threshold).fit(X, H)
+        scorers = alignment_scorers()
+        assert scorers["example_f1"](est, X, H) == pytest.approx(
+            example_f1(H, (X >= threshold).astype(float)))
+        assert scorers["macro_f1"](est, X, H) == pytest.approx(
+            label_f1(H, (X >= threshold).astype(float), average="macro"))
 
 
 def test_alignment_report_with_prior():

@@ -8,10 +8,11 @@ from ._distribution import (
     expected_calibration_error,
     label_f1,
 )
-from ._scorer import ALIGNMENT_METRICS, alignment_report, alignment_scorers
+from ._scorer import ALIGNMENT_METRICS, THRESHOLDED_METRICS, alignment_report, alignment_scorers
 
 __all__ = [
     "ALIGNMENT_METRICS",
+    "THRESHOLDED_METRICS",
     "alignment_report",
     "alignment_scorers",
     "brier_score",

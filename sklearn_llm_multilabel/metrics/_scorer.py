@@ -28,13 +28,23 @@ ALIGNMENT_METRICS = {
     "macro_f1": (partial(label_f1, average="macro"), True),
 }
 
+#: metrics of label *sets*: their scorers read the estimator's ``predict``, so its
+#: ``threshold`` (one value or one per label) is what they score
+THRESHOLDED_METRICS = frozenset({"example_f1", "micro_f1", "macro_f1"})
+
 
 def alignment_scorers() -> dict:
     """Scorers for ``GridSearchCV(scoring=..., refit=...)``.
 
-    Every scorer uses ``response_method="predict_proba"``, so a multi-metric
-    search calls ``predict_proba`` once per fold for all of them. Losses (NLL,
-    L1, Brier, ECE) are negated by scikit-learn (``greater_is_better=False``):
+    The distribution metrics (NLL, L1, Brier, ECE) read ``predict_proba``.
+    The label-set metrics (example, micro and macro F1; see
+    :data:`THRESHOLDED_METRICS`) read the estimator's ``predict``, so they
+    score its decisions: a search over ``threshold`` (or
+    ``calibrator__threshold`` in a Pipeline, or per-label thresholds) tunes
+    what they measure. A multi-metric search calls ``predict_proba`` and
+    ``predict`` once each per fold; :class:`LLMMultiLabelClassifier` serves
+    the second call from its step cache, so the model still runs once per
+    text. Losses are negated by scikit-learn (``greater_is_better=False``):
     higher scores are always better.
 
     Returns
@@ -45,11 +55,17 @@ def alignment_scorers() -> dict:
 
     Examples
     --------
-    >>> sorted(alignment_scorers())[:3]
+    >>> scorers = alignment_scorers()
+    >>> sorted(scorers)[:3]
     ['brier', 'ece', 'example_f1']
+    >>> scorers["example_f1"]._response_method, scorers["nll"]._response_method
+    ('predict', 'predict_proba')
     """
     return {
-        name: make_scorer(metric, greater_is_better=greater, response_method="predict_proba")
+        name: make_scorer(
+            metric, greater_is_better=greater,
+            response_method="predict" if name in THRESHOLDED_METRICS else "predict_proba",
+        )
         for name, (metric, greater) in ALIGNMENT_METRICS.items()
     }
 
