@@ -83,7 +83,9 @@ def _load_file(path: Path, args):
         return ds.load_annotations(path, text_column=args.text_column, item_column=args.id_column,
                                    label_names=labels, separator=args.separator,
                                    delimiter=args.delimiter, encoding=args.encoding,
-                                   annotator_columns=args.annotator_columns)
+                                   annotator_columns=args.annotator_columns,
+                                   annotator_column=args.annotator_column or None,
+                                   repeats=args.repeats)
     if args.format == "counts":
         if not labels:
             raise UsageError("--format counts needs --labels (the count columns).")
@@ -362,7 +364,14 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                       help="annotations: separator of the labels in one cell")
     data.add_argument("--annotator-columns",
                       help="annotations: a wide table's annotator columns, as a regular "
-                           "expression (e.g. '(?P<annotator>A\\d+)_(?P<label>\\w+)' or 'A\\d+')")
+                           "expression with a named group 'annotator' (and 'label' for 0/1 "
+                           "columns), e.g. '(?P<annotator>A\\d+)_(?P<label>\\w+)'")
+    data.add_argument("--annotator-column", default="annotator",
+                      help="annotations, long tables: the column naming each row's annotator "
+                           "(an annotator labelling an item twice is an error); '' for none")
+    data.add_argument("--repeats", default="error", choices=["error", "first", "any", "mean"],
+                      help="annotations, wide 0/1 tables: how to read a cell holding several "
+                           "annotations ('0, 1'): refuse it, or take the first, any or the mean")
     data.add_argument("--encoding", default="utf-8",
                       help="text encoding of annotations/counts/csv files (e.g. latin-1)")
     data.add_argument("--text-field",

@@ -50,6 +50,10 @@ class DatasetFormatError(SklearnLLMError, ValueError):
     """A data file is malformed; the message names the file, the line and the problem."""
 
 
+class DatasetWarning(UserWarning):
+    """A data file is read, but part of it is not used (the message names what and why)."""
+
+
 class PerformanceWarning(UserWarning):
     """Results are correct but computed on a slower path (e.g. no shared-prefix attention)."""
 

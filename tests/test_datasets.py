@@ -14,7 +14,7 @@ from sklearn_llm_multilabel.datasets import (
     load_xed,
     train_test_split_bunch,
 )
-from sklearn_llm_multilabel.exceptions import DatasetFormatError
+from sklearn_llm_multilabel.exceptions import DatasetFormatError, DatasetWarning
 
 
 def write(tmp_path, name, text):
@@ -186,17 +186,116 @@ def test_wide_annotation_tables(tmp_path):
     np.testing.assert_allclose(ds.target, [[0.5, 1.0], [2 / 3, 1 / 3]])
     assert ds.n_annotators.tolist() == [2, 3]
     lists = write(tmp_path, "l.csv", "text,A1,A2,A3\nhi,\"a;b\",a,\nyo,,,b\n")
-    ds = load_annotations(lists, annotator_columns=r"A\d", separator=";", label_names=["a", "b"])
+    ds = load_annotations(lists, annotator_columns=r"(?P<annotator>A\d)", separator=";",
+                          label_names=["a", "b"])
     np.testing.assert_allclose(ds.target, [[1.0, 0.5], [0.0, 1.0]])
     assert ds.n_annotators.tolist() == [2, 1] and ds.ids.tolist() == ["2", "3"]
-    with pytest.raises(DatasetFormatError,
-                       match=r"no column matches the annotator_columns pattern B\\d; found"):
-        load_annotations(lists, annotator_columns=r"B\d")
+    with pytest.raises(DatasetFormatError, match=r"no column matches the annotator_columns "
+                                                 r"pattern \(\?P<annotator>B\\d\); found"):
+        load_annotations(lists, annotator_columns=r"(?P<annotator>B\d)")
     with pytest.raises(DatasetFormatError, match=r"l\.csv:2: unknown label\(s\) \['b'\]"):
-        load_annotations(lists, annotator_columns=r"A\d", separator=";", label_names=["a"])
+        load_annotations(lists, annotator_columns=r"(?P<annotator>A\d)", separator=";",
+                         label_names=["a"])
     bad = write(tmp_path, "b.csv", "text,A1_x\nhi,yes\n")
     with pytest.raises(DatasetFormatError, match=r"b\.csv:2: column 'A1_x' must be 0 or 1"):
         load_annotations(bad, annotator_columns=r"(?P<annotator>A\d)_(?P<label>\w)")
     empty = write(tmp_path, "e.csv", "text,A1\nhi,\n")
     with pytest.raises(DatasetFormatError, match=r"e\.csv:2: no annotator labelled this item"):
-        load_annotations(empty, annotator_columns=r"A\d")
+        load_annotations(empty, annotator_columns=r"(?P<annotator>A\d)")
+
+
+WIDE = r"(?P<annotator>Annotator\d+)_(?P<label>\w+)"
+
+
+def test_repeated_header_is_an_error_naming_column_and_positions(tmp_path):
+    # the public ConvAbuse release repeats Annotator6_transphobic three times
+    path = write(tmp_path, "c.csv", "text,Annotator6_sexist,Annotator6_transphobic,"
+                                    "Annotator6_transphobic,Annotator6_transphobic\nhi,1,0,1,0\n")
+    with pytest.raises(DatasetFormatError, match=r"c\.csv:1: repeated column name\(s\): "
+                                                 r"'Annotator6_transphobic' at columns 3, 4, 5"):
+        load_annotations(path, annotator_columns=WIDE)
+    long = write(tmp_path, "l.csv", "id,text,labels,labels\n1,hi,a,b\n")
+    with pytest.raises(DatasetFormatError, match=r"'labels' at columns 3, 4"):
+        load_annotations(long)
+    with pytest.raises(DatasetFormatError, match="repeated column"):
+        load_proportions(write(tmp_path, "p.csv", "text,a,a\nhi,1,0\n"))
+
+
+def test_wide_pattern_needs_named_groups(tmp_path):
+    path = write(tmp_path, "w.csv", "text,Annotator1_a,Annotator1_b\nhi,1,0\nyo,0,1\n")
+    with pytest.raises(ValueError, match=r"needs a named group 'annotator' \(and 'label' for "
+                                         r"0/1 columns\), e\.g\. r'\(\?P<annotator>"):
+        load_annotations(path, annotator_columns=r"Annotator(\d+)_(\w+)")
+    # an annotator group alone over 0/1 columns would make labels "0" and "1"
+    with pytest.raises(ValueError, match=r"w\.csv:2: column 'Annotator1_a' holds '1', a 0/1 "
+                                         r"value, but .* has no named group 'label'"):
+        load_annotations(path, annotator_columns=r"(?P<annotator>Annotator\d+)_\w+")
+    with pytest.raises(ValueError, match="is not a regular expression"):
+        load_annotations(path, annotator_columns=r"(?P<annotator>A")
+
+
+def test_wide_columns_left_out_by_the_pattern_are_listed(tmp_path):
+    path = write(tmp_path, "w.csv", "text,Annotator1_a,Annotator1_b,Annotator1_is-target,"
+                                    "Annotator1_target-type,Annotator2_a,Annotator2_b,other\n"
+                                    "hi,1,0,yes,group,1,1,x\n")
+    with pytest.warns(DatasetWarning) as record:
+        ds = load_annotations(path, annotator_columns=WIDE)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "2 column(s)" in message and "'other'" not in message
+    assert "['Annotator1_is-target', 'Annotator1_target-type']" in message
+    assert ds.label_names == ["a", "b"]
+    np.testing.assert_allclose(ds.target, [[1.0, 0.5]])
+
+
+def test_wide_repeated_annotations_policy(tmp_path):
+    path = write(tmp_path, "r.csv", 'text,A1_x,A1_y,A2_x,A2_y\nhi,"0, 1",1,1,0\nyo,0,0,1,"1, 1"\n')
+    pattern = r"(?P<annotator>A\d)_(?P<label>\w)"
+    with pytest.raises(DatasetFormatError, match=r"r\.csv:2: column 'A1_x' holds 2 annotations "
+                                                 r"\('0, 1'\); pass repeats='first'"):
+        load_annotations(path, annotator_columns=pattern)
+    expected = {"first": [[0.5, 0.5], [0.5, 0.5]], "any": [[1.0, 0.5], [0.5, 0.5]],
+                "mean": [[0.75, 0.5], [0.5, 0.5]]}
+    for repeats, target in expected.items():
+        ds = load_annotations(path, annotator_columns=pattern, repeats=repeats)
+        np.testing.assert_allclose(ds.target, target, err_msg=repeats)
+    # mean: an annotator's label set keeps the labels whose mean is at least 0.5
+    ds = load_annotations(path, annotator_columns=pattern, repeats="mean")
+    assert ds.annotator_labels[0] == [["x", "y"], ["x"]]
+    with pytest.raises(ValueError, match="repeats must be one of"):
+        load_annotations(path, annotator_columns=pattern, repeats="last")
+
+
+def test_long_table_refuses_a_repeated_item_annotator_pair(tmp_path):
+    path = write(tmp_path, "a.csv", "id,annotator,text,labels\n1,ann1,hi,a\n1,ann2,hi,b\n"
+                                    "2,ann1,yo,a\n1,ann1,hi,b\n")
+    with pytest.raises(DatasetFormatError, match=r"a\.csv:5: annotator 'ann1' labels item '1' "
+                                                 r"again \(first at line 2\)"):
+        load_annotations(path)
+    ds = load_annotations(path, annotator_column=None)
+    assert ds.n_annotators.tolist() == [3, 1]
+    other = write(tmp_path, "o.csv", "id,rater,text,labels\n1,r1,hi,a\n1,r1,hi,b\n")
+    with pytest.raises(DatasetFormatError, match="annotator 'r1' labels item '1' again"):
+        load_annotations(other, annotator_column="rater")
+    with pytest.raises(DatasetFormatError, match=r"missing column\(s\) \['worker'\]"):
+        load_annotations(other, annotator_column="worker")
+
+
+def test_label_column_holding_json_is_an_error(tmp_path):
+    for cell, kind in (('"[""a"", ""b""]"', "list"), ('"{""a"": 1}"', "object")):
+        path = write(tmp_path, "j.csv", f"id,text,labels\n1,hi,{cell}\n")
+        with pytest.raises(DatasetFormatError,
+                           match=rf"j\.csv:2: column 'labels' holds a JSON {kind}"):
+            load_annotations(path)
+
+
+def test_lewidi_repeated_item_id_is_an_error(tmp_path):
+    item = '{"text": "t", "annotations": "0,1", "other_info": {}}'
+    path = write(tmp_path, "d.json", f'{{"1": {item}, "2": {item}, "1": {item}}}')
+    with pytest.raises(DatasetFormatError, match=r"d\.json: item id\(s\) \['1'\] appear more "
+                                                 "than once"):
+        load_lewidi(path, label_streams={"x": None})
+    nested = '{"text": "t", "annotations": "0,1", "annotations": "1,1", "other_info": {}}'
+    path = write(tmp_path, "n.json", f'{{"1": {nested}}}')
+    with pytest.raises(DatasetFormatError, match=r"field\(s\) \['annotations'\] appear more"):
+        load_lewidi(path, label_streams={"x": None})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
-from ..exceptions import DatasetFormatError
+from ..exceptions import DatasetFormatError, DatasetWarning
 
 DATA_ENV = "SKLEARN_LLM_MULTILABEL_DATA"
 
@@ -136,6 +137,7 @@ def _read_rows(path: Path, delimiter: str | None, required: Sequence[str],
         try:
             reader = csv.DictReader(fh, delimiter=_delimiter(path, delimiter))
             header = reader.fieldnames or []
+            _check_unique_header(path, header)
             missing = [c for c in required if c not in header]
             if missing:
                 raise DatasetFormatError(f"{path}:1: missing column(s) {missing}; found {header}.")
@@ -152,6 +154,58 @@ def _read_rows(path: Path, delimiter: str | None, required: Sequence[str],
                 yield reader.line_num, row
         except UnicodeDecodeError as exc:
             raise _undecodable(path, encoding, exc) from None
+
+
+def _check_unique_header(path: Path, header: Sequence[str]) -> None:
+    """A repeated column name is ambiguous (a row would keep only one of its cells): refused."""
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(header, start=1):
+        positions.setdefault(name, []).append(position)
+    repeated = {name: where for name, where in positions.items() if len(where) > 1}
+    if repeated:
+        listed = "; ".join(f"{name!r} at columns {', '.join(map(str, where))}"
+                           for name, where in repeated.items())
+        raise DatasetFormatError(
+            f"{path}:1: repeated column name(s): {listed}. Each column must have its own name; "
+            "rename or remove the copies.")
+
+
+def _label_list(path: Path, line: int, column: str, cell: str, separator: str) -> set[str]:
+    """The labels of a ``separator``-separated cell; a JSON list or object is refused."""
+    stripped = cell.strip()
+    if stripped[:1] in ("[", "{"):
+        kind = "list" if stripped[0] == "[" else "object"
+        raise DatasetFormatError(
+            f"{path}:{line}: column {column!r} holds a JSON {kind} ({stripped[:60]!r}), not a "
+            f"{separator!r}-separated label list; expand it into one row per annotator (a long "
+            "table) and load that.")
+    return {v.strip() for v in cell.split(separator) if v.strip()}
+
+
+#: how a wide table's 0/1 cell holding several annotations (``'0, 1'``) is read
+REPEATS = ("error", "first", "any", "mean")
+
+
+def _binary_cell(path: Path, line: int, column: str, cell: str, separator: str,
+                 repeats: str) -> float:
+    """One annotator's 0/1 for one label, from a cell that may repeat the annotation."""
+    values = [v.strip() for v in cell.split(separator)]
+    if any(v not in ("0", "1") for v in values):
+        raise DatasetFormatError(
+            f"{path}:{line}: column {column!r} must be 0 or 1 (or empty); got {cell!r}.")
+    if len(values) == 1:
+        return float(values[0])
+    if repeats == "error":
+        raise DatasetFormatError(
+            f"{path}:{line}: column {column!r} holds {len(values)} annotations ({cell!r}); pass "
+            "repeats='first' (the first one), 'any' (1 if any is 1) or 'mean' (their mean), or "
+            "--repeats for sklml.")
+    numbers = [float(v) for v in values]
+    if repeats == "first":
+        return numbers[0]
+    if repeats == "any":
+        return max(numbers)
+    return float(np.mean(numbers))
 
 
 def _count(path: Path, line: int, column: str, value: str) -> int:
@@ -178,6 +232,8 @@ def load_annotations(
     delimiter: str | None = None,
     encoding: str = "utf-8",
     annotator_columns: str | None = None,
+    annotator_column: str | None = "annotator",
+    repeats: str = "error",
     descr: str = "",
 ) -> Bunch:
     """Load a per-annotator table: one row per (item, annotator), or one row per item.
@@ -188,14 +244,20 @@ def load_annotations(
     ``target[i, l]`` is the fraction of item ``i``'s annotators that chose ``l``.
 
     Wide tables have one row per item and columns per annotator, named by the
-    regular expression ``annotator_columns`` (matched in full): with a named
-    group ``label`` (``r"(?P<annotator>Annotator\\d+)_(?P<label>\\w+)"`` for
+    regular expression ``annotator_columns`` (matched in full), which must
+    have a named group ``annotator``: with a second named group ``label``
+    (``r"(?P<annotator>Annotator\\d+)_(?P<label>\\w+)"`` for
     ``Annotator3_sexist``), each column is one annotator's 0/1 for one label;
-    without it (``r"Annotator\\d+"``), each column holds one annotator's
-    ``separator``-separated label list. An empty cell means that annotator did
-    not see the item. For a cell that holds a JSON list or dict of every
-    annotator's labels (a nested layout), expand it into a long table first
-    (one row per annotator) and load that.
+    without it (``r"(?P<annotator>Annotator\\d+)"``), each column holds one
+    annotator's ``separator``-separated label list. An empty cell means that
+    annotator did not see the item. Columns that start with an annotator's
+    name but do not match the pattern are listed in one
+    :class:`~sklearn_llm_multilabel.exceptions.DatasetWarning`. A cell that
+    holds a JSON list or dict of labels (a nested layout) is an error: expand
+    it into a long table first (one row per annotator) and load that.
+
+    Every table's header must name each column once: a repeated name is an
+    error naming it and its positions.
 
     Parameters
     ----------
@@ -218,6 +280,16 @@ def load_annotations(
         A wide table's annotator columns, as a regular expression (see above);
         ``item_column`` is then optional (row numbers when the file has none)
         and ``labels_column`` / ``label_columns`` are not used.
+    annotator_column : str or None, default="annotator"
+        Long tables: the column naming each row's annotator, used when the
+        file has it (or required, when another name is given). An annotator
+        who labels one item twice is an error naming both lines. None: not
+        checked (every row is one annotation).
+    repeats : {"error", "first", "any", "mean"}, default="error"
+        Wide 0/1 tables: a cell holding several annotations (``'0, 1'``, split
+        on ``separator``) is an error, or read as its first value, as 1 if any
+        is 1, or as their mean (a fractional vote; the annotator's label set in
+        ``annotator_labels`` then has the labels whose mean is at least 0.5).
 
     Returns
     -------
@@ -240,18 +312,31 @@ def load_annotations(
     (['a', 'b'], [[1.0, 0.5], [0.0, 0.0]], [2, 1])
     """
     path = Path(path)
+    if repeats not in REPEATS:
+        raise ValueError(f"repeats must be one of {list(REPEATS)}; got {repeats!r}.")
     if annotator_columns is not None:
         return _load_wide(path, text_column, item_column, annotator_columns, label_names,
-                          separator, delimiter, encoding, descr)
+                          separator, delimiter, encoding, descr, repeats)
     if labels_column is None and label_columns is None:
         raise ValueError("pass labels_column or label_columns.")
     use_columns = label_columns is not None
     required = [text_column, item_column, *(label_columns if use_columns else [labels_column])]
+    if annotator_column is not None and annotator_column != "annotator":
+        required.append(annotator_column)  # named by the user: it must be there
     order: list[str] = []
     texts: dict[str, str] = {}
     votes: dict[str, list[set[str]]] = {}
+    seen: dict[tuple[str, str], int] = {}
     for line, row in _read_rows(path, delimiter, required, encoding):
         item = row[item_column]
+        if annotator_column is not None and annotator_column in row:
+            pair = (item, row[annotator_column])
+            if pair in seen:
+                raise DatasetFormatError(
+                    f"{path}:{line}: annotator {pair[1]!r} labels item {item!r} again (first at "
+                    f"line {seen[pair]}); each annotator may label an item once. Remove the "
+                    "copy, or pass annotator_column=None if these rows are distinct annotations.")
+            seen[pair] = line
         if use_columns:
             chosen = set()
             for col in label_columns:
@@ -263,7 +348,7 @@ def load_annotations(
                 if value == "1":
                     chosen.add(col)
         else:
-            chosen = {v.strip() for v in row[labels_column].split(separator) if v.strip()}
+            chosen = _label_list(path, line, labels_column, row[labels_column], separator)
         if label_names is not None:
             unknown = chosen - set(label_names)
             if unknown:
@@ -287,39 +372,74 @@ def load_annotations(
                       annotator_labels=[votes[i] for i in order])
 
 
+_WIDE_FORMS = ("r'(?P<annotator>Annotator\\d+)_(?P<label>\\w+)' for one 0/1 column per "
+               "annotator and label, or r'(?P<annotator>Annotator\\d+)' for one label-list "
+               "column per annotator")
+
+
+def _wide_columns(path: Path, header: Sequence[str], pattern: str, text_column: str,
+                  item_column: str) -> dict[str, tuple[str, str | None]]:
+    """``column -> (annotator, label or None)`` of a wide table, with the pattern checked."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"annotator_columns={pattern!r} is not a regular expression: {exc}.") \
+            from None
+    if "annotator" not in regex.groupindex:
+        raise ValueError(
+            f"annotator_columns={pattern!r} needs a named group 'annotator' (and 'label' for "
+            f"0/1 columns), e.g. {_WIDE_FORMS}.")
+    columns = {}
+    for name in header:
+        match = regex.fullmatch(name)
+        if match and name not in (text_column, item_column):
+            columns[name] = (match.group("annotator"), match.groupdict().get("label"))
+    if not columns:
+        raise DatasetFormatError(
+            f"{path}:1: no column matches the annotator_columns pattern {pattern}; found "
+            f"{list(header)}.")
+    annotators = {annotator for annotator, _ in columns.values()}
+    unmatched = [name for name in header if name not in columns
+                 and name not in (text_column, item_column)
+                 and any(name.startswith(a) for a in annotators)]
+    if unmatched:
+        warnings.warn(
+            f"{path}: {len(unmatched)} column(s) start with an annotator's name but do not match "
+            f"annotator_columns={pattern!r}, so they are not read: {unmatched}. Widen the "
+            "pattern if they hold annotations.", DatasetWarning, stacklevel=4)
+    return columns
+
+
 def _load_wide(path: Path, text_column: str, item_column: str, pattern: str, label_names,
-               separator: str, delimiter: str | None, encoding: str, descr: str) -> Bunch:
+               separator: str, delimiter: str | None, encoding: str, descr: str,
+               repeats: str) -> Bunch:
     """:func:`load_annotations` for a wide table (one row per item, annotator columns)."""
-    regex = re.compile(pattern)
-    texts, ids, votes = [], [], []
+    texts, ids, votes, sets = [], [], [], []
     columns: dict[str, tuple[str, str | None]] | None = None
+    binary = False
     for line, row in _read_rows(path, delimiter, [text_column], encoding):
         if columns is None:
-            columns = {}
-            for name in row:
-                match = regex.fullmatch(name)
-                if match and name not in (text_column, item_column):
-                    groups = match.groupdict()
-                    columns[name] = (groups.get("annotator") or name, groups.get("label"))
-            if not columns:
-                raise DatasetFormatError(
-                    f"{path}:1: no column matches the annotator_columns pattern {pattern}; found "
-                    f"{list(row)}.")
-        item_votes: dict[str, set[str]] = {}
+            columns = _wide_columns(path, list(row), pattern, text_column, item_column)
+            binary = any(label is not None for _, label in columns.values())
+        item_votes: dict[str, dict[str, float]] = {}
         for name, (annotator, label) in columns.items():
             cell = (row[name] or "").strip()
             if not cell:
                 continue  # this annotator did not see the item
-            chosen = item_votes.setdefault(annotator, set())
+            chosen = item_votes.setdefault(annotator, {})
             if label is None:
-                chosen.update(v.strip() for v in cell.split(separator) if v.strip())
-            elif cell == "1":
-                chosen.add(label)
-            elif cell != "0":
-                raise DatasetFormatError(
-                    f"{path}:{line}: column {name!r} must be 0 or 1 (or empty); got {cell!r}.")
+                labels = _label_list(path, line, name, cell, separator)
+                if labels and labels <= {"0", "1"}:
+                    raise ValueError(
+                        f"{path}:{line}: column {name!r} holds {cell!r}, a 0/1 value, but "
+                        f"annotator_columns={pattern!r} has no named group 'label' to say "
+                        f"which label it is; use e.g. {_WIDE_FORMS}.")
+                chosen.update(dict.fromkeys(labels, 1.0))
+            else:
+                chosen[label] = _binary_cell(path, line, name, cell, separator, repeats)
         if label_names is not None:
-            unknown = set().union(*item_votes.values()) - set(label_names)
+            unknown = {k for v in item_votes.values() for k, x in v.items() if x > 0} \
+                - set(label_names)
             if unknown:
                 raise DatasetFormatError(f"{path}:{line}: unknown label(s) {sorted(unknown)}.")
         if not item_votes:
@@ -327,18 +447,19 @@ def _load_wide(path: Path, text_column: str, item_column: str, pattern: str, lab
         texts.append(row[text_column])
         ids.append(row[item_column] if item_column in row else str(line))
         votes.append(list(item_votes.values()))
+        sets.append([{k for k, x in v.items() if x >= 0.5} for v in item_votes.values()])
     if not texts:
         raise DatasetFormatError(f"{path}: no data rows.")
     if label_names is not None:
         names = list(label_names)
-    elif any(label is not None for _, label in columns.values()):
+    elif binary:
         names = sorted({label for _, label in columns.values() if label is not None})
     else:
-        names = sorted(set().union(*[v for vs in votes for v in vs]))
+        names = sorted(set().union(*[v for vs in sets for v in vs]))
     n_ann = np.array([len(vs) for vs in votes])
-    counts = np.array([[sum(n in v for v in vs) for n in names] for vs in votes], float)
+    counts = np.array([[sum(v.get(n, 0.0) for v in vs) for n in names] for vs in votes], float)
     return make_bunch(texts, counts / n_ann[:, None], names, n_annotators=n_ann, ids=ids,
-                      descr=descr, annotator_labels=votes)
+                      descr=descr, annotator_labels=sets)
 
 
 def load_counts(

@@ -107,10 +107,26 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
+    repeated: list[list[str]] = []  # per JSON object, in parse order: its repeated keys
+
+    def unique_keys(pairs):
+        keys = [key for key, _ in pairs]
+        repeated.append(sorted({key for key in keys if keys.count(key) > 1}))
+        return dict(pairs)
+
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        items = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=unique_keys)
     except json.JSONDecodeError as exc:
         raise DatasetFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}).") from exc
+    if repeated and repeated[-1]:  # the outermost object is parsed last: the items
+        raise DatasetFormatError(
+            f"{path}: item id(s) {repeated[-1]} appear more than once; a JSON reader would keep "
+            "only the last copy. Give each item its own id.")
+    nested = sorted({key for keys in repeated for key in keys})
+    if nested:
+        raise DatasetFormatError(
+            f"{path}: field(s) {nested} appear more than once in one item; a JSON reader would "
+            "keep only the last copy.")
     if not isinstance(items, dict) or not items:
         raise DatasetFormatError(f"{path}: expected a non-empty object of items.")
     texts, ids, target, n_ann, per_annotator = [], [], [], [], []
