@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ._aggregation import AGGREGATIONS
-from .datasets._base import _delimiter as file_delimiter
 from .exceptions import SklearnLLMError
 
 FORMATS = ("annotations", "counts", "lewidi", "goemotions", "xed", "csv")
@@ -249,11 +248,7 @@ def cmd_predict(args) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"{source}: no such file.")
-    with open(source, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=file_delimiter(source, None))
-        if args.text_column not in (reader.fieldnames or []):
-            raise UsageError(f"{source}: no column {args.text_column!r}.")
-        texts = [row[args.text_column] for row in reader]
+    texts, skipped = _input_texts(source, args)
     if not texts:
         raise UsageError(f"{source}: no texts.")
     if args.strategy:
@@ -276,11 +271,39 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _input_texts(source: Path, args) -> tuple[list[str], int]:
+    """The texts of ``--input`` as the file spells them, and the count of skipped invalid ones."""
+    from ._textfile import read_texts
+
+    texts, skipped = read_texts(source, args.text_column, skip_invalid=args.skip_invalid_texts)
+    if skipped:
+        print(f"sklml: skipped {skipped} row(s) of {source} with a missing or empty text "
+              "(--skip-invalid-texts)", file=sys.stderr)
+    return texts, skipped
+
+
+def _check_pyarrow(source: Path, output: Path) -> None:
+    """sklml score needs pyarrow for a Parquet input or a sharded store: one line if missing."""
+    import importlib.util
+
+    from ._cache import MARKER
+    from ._textfile import PYARROW_HINT
+
+    one_file_cache = (output / MARKER).is_file()
+    if importlib.util.find_spec("pyarrow") is None and (
+            source.suffix.lower() == ".parquet" or not one_file_cache):
+        what = "a .parquet input" if source.suffix.lower() == ".parquet" else \
+            "the sharded store it writes"
+        raise UsageError(f"sklml score: {what} needs pyarrow, which is not installed; "
+                         f"{PYARROW_HINT.split(': ', 1)[1]}")
+
+
 def cmd_score(args) -> int:
     clf = _load_estimator(args)
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"{source}: no such file.")
+    _check_pyarrow(source, Path(args.output))
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     if args.runner == "ray":
         import ray
@@ -292,16 +315,16 @@ def cmd_score(args) -> int:
                                 num_gpus_per_worker=args.gpus_per_worker,
                                 batch_size=args.batch_size, resume=args.resume,
                                 hidden_states=args.hidden_states, kinds=kinds,
-                                text_column=args.text_column, show_progress=not args.quiet)
+                                text_column=args.text_column, show_progress=not args.quiet,
+                                skip_invalid_texts=args.skip_invalid_texts)
         print(f"{args.output}: {summary.n_scored} texts scored, {summary.n_skipped} already "
               f"there, of {summary.n_unique} distinct texts ({summary.seconds:.0f} s)")
         return 0
-    from .distributed import _read_texts
     from .scoring import open_store, score_texts
 
+    texts, _ = _input_texts(source, args)
     # a new folder becomes a sharded store; an existing store or step cache is used as it is
     store = open_store(args.output, hidden_dtype="float32" if args.hidden_states else "float16")
-    texts = _read_texts(source, args.text_column)
     for kind in kinds:
         score_texts(clf, texts, store=store, kind=kind, show_progress=not args.quiet)
     print(f"{args.output}: records of {len(set(texts))} distinct texts ({', '.join(kinds)})")
@@ -465,6 +488,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="CSV to write (default: standard output)")
     p.add_argument("--store", help="read step records from this folder (a `sklml score` "
                                    "output or a step cache) instead of the saved cache_dir")
+    p.add_argument("--skip-invalid-texts", action="store_true",
+                   help="leave out rows whose text is missing or empty (counted) instead of "
+                        "stopping with an error")
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("score", help="score a corpus into a store (locally or on Ray), to "
                                      "predict, aggregate or calibrate later without the model")
@@ -488,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated records to compute: steps, unary, binary")
     p.add_argument("--hidden-states", action="store_true",
                    help="keep hidden states at float32 (default: float16)")
+    p.add_argument("--skip-invalid-texts", action="store_true",
+                   help="leave out rows whose text is missing, empty or not a string (counted) "
+                        "instead of stopping with an error")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_score)
     p = sub.add_parser("cache", help="inspect or clear an on-disk step cache")
@@ -507,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="gguf")
             return args.func(args)
-    except (UsageError, SklearnLLMError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (UsageError, SklearnLLMError, FileNotFoundError, ValueError, KeyError, ImportError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"sklml: error: {message.splitlines()[0] if message else type(exc).__name__}",
               file=sys.stderr)

@@ -69,6 +69,8 @@ class ScoreSummary:
         Distinct texts sent to the workers.
     seconds : float
     output : str
+    n_invalid : int
+        Missing, empty or non-string texts left out (``skip_invalid_texts=True``).
     """
 
     n_texts: int
@@ -77,31 +79,18 @@ class ScoreSummary:
     n_scored: int
     seconds: float
     output: str
+    n_invalid: int = 0
 
 
-def _read_texts(data, text_column: str) -> list[str]:
-    if isinstance(data, (str, os.PathLike)):
-        path = Path(data)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such file.")
-        import pyarrow.csv as pacsv
-        import pyarrow.parquet as pq
+def _read_texts(data, text_column: str, skip_invalid: bool = False) -> tuple[list[str], int]:
+    """The texts of ``data`` exactly as written (see :func:`._textfile.read_texts`)."""
+    from ._textfile import read_texts
 
-        if path.suffix.lower() == ".parquet":
-            table = pq.read_table(path)
-        elif path.suffix.lower() in (".csv", ".tsv"):
-            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(
-                delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
-        else:
-            raise ValueError(f"{path}: expected a .parquet, .csv or .tsv file.")
-        if text_column not in table.column_names:
-            raise ValueError(f"{path}: no column {text_column!r} (columns: {table.column_names}).")
-        return [str(t) for t in table[text_column].to_pylist()]
-    if hasattr(data, "select_columns") and hasattr(data, "take_all"):  # a ray.data.Dataset
-        return [str(row[text_column]) for row in data.select_columns([text_column]).take_all()]
+    if isinstance(data, (str, os.PathLike)) or hasattr(data, "take_all"):
+        return read_texts(data, text_column, skip_invalid=skip_invalid)
     if isinstance(data, str) or not isinstance(data, Sequence):
         raise TypeError("data must be a list of texts, a .parquet/.csv path or a ray.data.Dataset.")
-    return list(data)
+    return list(data), 0
 
 
 def _maybe_die() -> None:
@@ -182,6 +171,7 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
                   kinds: Sequence[str] = ("steps",), text_column: str = "text",
                   torch_threads: int | None = 1, probabilities=None,
                   aggregations: Sequence[str] = ("max",),
+                  skip_invalid_texts: bool = False,
                   show_progress: bool = True) -> ScoreSummary:
     """Score ``data`` with a fitted estimator on Ray Data into the sharded store ``output``.
 
@@ -223,6 +213,11 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
         ``aggregation``, ``p_<label>``), aggregated locally from the store.
     aggregations : sequence of str, default=("max",)
         The aggregations of that table (``unary``/``binary`` need those kinds).
+    skip_invalid_texts : bool, default=False
+        Texts are read exactly as the file spells them (a string column, never
+        type inference: ``007`` stays ``"007"``). A missing, empty or
+        non-string text is an error naming its row; True leaves such rows out
+        and counts them (``ScoreSummary.n_invalid``).
     show_progress : bool, default=True
 
     Returns
@@ -249,7 +244,8 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
         raise ValueError(f"model={estimator.model!r} is not a file, folder, alias or hub id: "
                          "Ray workers cannot load a model given to register_model.")
     start = time.perf_counter()
-    texts = estimator._texts(_read_texts(data, text_column))
+    raw, n_invalid = _read_texts(data, text_column, skip_invalid_texts)
+    texts = estimator._texts(raw)
     store = ShardedStore(output, hidden_dtype="float32" if hidden_states else "float16")
     keys = {kind: record_keys(estimator, texts, kind=kind) for kind in kinds}
     first = keys[kinds[0]]
@@ -291,4 +287,4 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
         _write_probabilities(estimator, texts, first, output, probabilities, aggregations)
     return ScoreSummary(n_texts=len(texts), n_unique=n_unique, n_skipped=n_skipped,
                         n_scored=len(rows), seconds=time.perf_counter() - start,
-                        output=str(output))
+                        output=str(output), n_invalid=n_invalid)

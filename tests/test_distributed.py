@@ -163,3 +163,20 @@ def test_bad_input_is_a_clear_error(cluster, checkpoint, tiny_llama, tmp_path):
 
         pq.write_table(pa.table({"body": ["x"]}), tmp_path / "in.parquet")
         score_dataset(clf, tmp_path / "in.parquet", output=tmp_path / "c")
+
+
+def test_ray_dataset_texts_must_be_strings(cluster, checkpoint, tmp_path):
+    clf = fitted(checkpoint)
+    numbers = ray.data.from_items([{"text": 7}, {"text": 100000}])
+    with pytest.raises(ValueError, match=r"dataset row 0: the text is int 7"):
+        score_dataset(clf, numbers, output=tmp_path / "s", show_progress=False)
+    assert not (tmp_path / "s").exists()  # refused before anything is written
+    source = tmp_path / "in.csv"
+    source.write_text("text\n007\n\"\"\n3.10\n", encoding="utf-8")
+    summary = score_dataset(clf, source, output=tmp_path / "t", show_progress=False,
+                            skip_invalid_texts=True)
+    assert (summary.n_texts, summary.n_invalid) == (2, 1)
+    clear_memory_cache()
+    reset_scoring_stats()
+    clf.set_params(cache_dir=str(tmp_path / "t")).predict_proba(["007", "3.10"])
+    assert get_scoring_stats()["texts_scored"] == 0  # stored under the texts as written
