@@ -176,6 +176,31 @@ def _save_figure(fig, path: Path) -> None:
     print(f"wrote {path}")
 
 
+def _check_out_folder(flag: str, value) -> None:
+    """A folder the command will write: refused at once when it is a file (exit 2)."""
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise UsageError(f"{flag} {value}: is a file; give a folder (it is created when missing).")
+
+
+def _check_out_file(flag: str, value) -> None:
+    """A file the command will write: refused at once when it is a folder or its folder is missing."""
+    if value is None:
+        return
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(f"{flag} {value}: is a folder; give a file name.")
+    if not path.parent.is_dir():
+        raise UsageError(f"{flag} {value}: the folder {path.parent} does not exist.")
+
+
+def _check_sizes(args) -> None:
+    for flag in ("max_train", "max_test"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UsageError(f"--{flag.replace('_', '-')} must be a positive number of texts; "
+                             f"got {value}.")
+
+
 def cmd_evaluate(args) -> int:
     from .report import evaluate_strategies
 
@@ -184,6 +209,8 @@ def cmd_evaluate(args) -> int:
     if unknown or not strategies:
         raise UsageError(f"--strategies: unknown {', '.join(unknown) or '(none given)'}; "
                          f"choose from {', '.join(STRATEGIES)}.")
+    _check_out_folder("--out", args.out)
+    _check_sizes(args)
     train, test = load_data(args)
     report = evaluate_strategies(
         train, test, strategies=strategies, model=args.model, n_shots=args.n_shots,
@@ -205,6 +232,8 @@ def cmd_analyze(args) -> int:
     from .analysis import summarize_steps, summary_markdown
     from .plotting import plot_first_step_vs_output, plot_label_alignment, plot_step_statistics
 
+    _check_out_folder("--out", args.out)
+    _check_sizes(args)
     train, test = load_data(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -244,6 +273,7 @@ def _load_estimator(args):
 
 
 def cmd_predict(args) -> int:
+    _check_out_file("--output", args.output)
     clf = _load_estimator(args)
     source = Path(args.input)
     if not source.is_file():
@@ -257,17 +287,26 @@ def cmd_predict(args) -> int:
     proba = clf.predict_proba(texts)
     predicted = clf.predict(texts)
     names = list(clf.label_names_)
-    target = open(args.output, "w", newline="") if args.output else sys.stdout
+    output = Path(args.output) if args.output else None
+    # written under a temporary name and renamed into place: a failed write never leaves a
+    # half-written file where the user asked for the predictions
+    partial = output.with_name(f".{output.name}.partial") if output else None
+    target = open(partial, "w", newline="", encoding="utf-8") if output else sys.stdout
     try:
         writer = csv.writer(target)
         writer.writerow(["text", *(f"p_{n}" for n in names), "predicted_labels", "aggregation"])
         for text, p, y in zip(texts, proba, predicted):
             labels = ",".join(n for n, flag in zip(names, y) if flag)
             writer.writerow([text, *(f"{v:.6f}" for v in p), labels, aggregation])
-    finally:
-        if args.output:
+    except BaseException:
+        if output:
             target.close()
-            print(f"wrote {args.output} ({len(texts)} texts, aggregation={aggregation!r})")
+            partial.unlink(missing_ok=True)
+        raise
+    if output:
+        target.close()
+        os.replace(partial, output)
+        print(f"wrote {args.output} ({len(texts)} texts, aggregation={aggregation!r})")
     return 0
 
 
@@ -299,12 +338,19 @@ def _check_pyarrow(source: Path, output: Path) -> None:
 
 
 def cmd_score(args) -> int:
-    clf = _load_estimator(args)
+    from .scoring import KINDS
+
+    _check_out_folder("--output", args.output)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise UsageError(f"--kinds: unknown {', '.join(unknown) or '(none given)'}; choose from "
+                         f"{', '.join(KINDS)}.")
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"{source}: no such file.")
     _check_pyarrow(source, Path(args.output))
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    clf = _load_estimator(args)
     if args.runner == "ray":
         import ray
 

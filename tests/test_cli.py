@@ -303,3 +303,82 @@ def test_evaluate_reads_a_wide_annotation_table(tiny_llama, tmp_path):
                  "--quiet"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["labels"] == ["sports", "weather"] and results["format"] == "annotations"
+
+
+def test_outputs_and_sizes_are_checked_before_any_work(tiny_llama, table, tmp_path, capsys,
+                                                       monkeypatch):
+    """Each bad output or size fails at once, with exit 2 and one line naming the flag, before
+    the data is read or the model loads."""
+    from sklearn_llm_multilabel import cli, get_scoring_stats
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the outputs were checked")
+
+    monkeypatch.setattr(cli, "load_data", no_work)
+    monkeypatch.setattr(cli, "_load_estimator", no_work)
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    source = tmp_path / "in.csv"
+    source.write_text("text\nhello\n")
+    common = [str(table), "--format", "csv", "--model", tiny_llama, "--quiet"]
+    estimator = ["--estimator", str(tmp_path / "est.joblib"), "--input", str(source)]
+    cases = [
+        (["evaluate", *common, "--out", str(a_file)], "--out"),
+        (["analyze", *common, "--out", str(a_file)], "--out"),
+        (["evaluate", *common, "--max-test", "0"], "--max-test"),
+        (["evaluate", *common, "--max-train", "-3"], "--max-train"),
+        (["predict", *estimator, "--output", str(tmp_path)], "--output"),
+        (["predict", *estimator, "--output", str(tmp_path / "missing" / "p.csv")], "--output"),
+        (["score", *estimator, "--output", str(a_file)], "--output"),
+        (["score", *estimator, "--output", str(tmp_path / "s"), "--kinds", ""], "--kinds"),
+        (["score", *estimator, "--output", str(tmp_path / "s"), "--kinds", "steps,ternary"],
+         "--kinds"),
+    ]
+    for argv, flag in cases:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("sklml: error: " + flag) and "\n" not in err, (argv, err)
+    assert a_file.read_text() == "keep me"
+    assert get_scoring_stats()["texts_scored"] == 0
+
+
+def test_predict_output_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A write that fails half way leaves neither a partial file nor a temporary behind."""
+    import numpy as np
+
+    from sklearn_llm_multilabel import cli
+
+    class Est:
+        aggregation = "max"
+        label_names_ = np.array(["a", "b"], dtype=object)
+
+        def predict_proba(self, texts):
+            return np.full((len(texts), 2), 0.5)
+
+        def predict(self, texts):
+            return np.ones((len(texts), 2), dtype=int)
+
+    monkeypatch.setattr(cli, "_load_estimator", lambda args: Est())
+    source = tmp_path / "in.csv"
+    source.write_text("text\nhello\nworld\n")
+    out = tmp_path / "pred.csv"
+    assert cli.main(["predict", "--estimator", "x", "--input", str(source), "--output",
+                     str(out)]) == 0
+    assert out.read_text().splitlines()[1].startswith("hello,0.5")
+    real_writer = cli.csv.writer
+
+    class Failing:
+        def __init__(self, fh):
+            self.inner, self.rows = real_writer(fh), 0
+
+        def writerow(self, row):
+            self.rows += 1
+            if self.rows == 3:
+                raise OSError(28, "No space left on device")
+            self.inner.writerow(row)
+
+    monkeypatch.setattr(cli.csv, "writer", Failing)
+    out.unlink()
+    with pytest.raises(OSError):
+        cli.main(["predict", "--estimator", "x", "--input", str(source), "--output", str(out)])
+    assert list(tmp_path.iterdir()) == [source]
