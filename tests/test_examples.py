@@ -55,8 +55,9 @@ def test_alignment_table_on_a_small_slice(tiny_llama, tmp_path):
 def test_calibrated_grid_search_decodes_each_text_once_per_fold_prompt(tiny_llama, capsys):
     grid = load("grid_search_calibrated").main(["--model", tiny_llama, "--n-shots", "2"])
     out = capsys.readouterr().out
-    # 40 texts x 3 fold prompts + 40 for the refit, whatever the 24 candidates
-    assert "24 candidates x 3 folds; texts decoded by the model: 160 (40 texts" in out
+    # 40 texts x 3 fold prompts + 40 for the refit, whatever the 36 candidates
+    assert "36 candidates x 3 folds; texts decoded by the model: 160 (40 texts" in out
+    assert out.count("  threshold ") == 3  # example-F1 per threshold of the best candidate
     assert set(grid.best_params_) == {"llm__aggregation", "calibrator__method",
                                       "calibrator__threshold"}
     assert {"mean_test_nll", "mean_test_l1", "mean_test_example_f1"} <= set(grid.cv_results_)
