@@ -51,3 +51,39 @@ def _fresh_caches(tmp_path, monkeypatch):
     reset_scoring_stats()
     torch.manual_seed(0)
     yield
+
+
+def saved_checkpoint_estimator(spec, folder, **params):
+    """An estimator fitted on the fixture texts over ``spec`` saved as a checkpoint folder, so
+    that a saved estimator (the CLI's) reloads it in any process."""
+    import warnings
+
+    from sklearn_llm_multilabel import LLMMultiLabelClassifier
+    from sklearn_llm_multilabel.backends._load import load_model
+
+    load_model(spec, device="cpu").model.save_pretrained(folder)
+    load_model(spec, device="cpu").tokenizer.save_pretrained(folder)
+    params = {"n_shots": 2, "show_progress": False, "max_new_tokens": 6, **params}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LLMMultiLabelClassifier(str(folder), **params).fit(TEXTS, LABEL_LISTS)
+
+
+def predict_from_store(estimator_file, source, store, out) -> list[dict]:
+    """``sklml predict --store`` from a fresh memory cache; asserts it scores no text and
+    returns the rows it wrote."""
+    import csv
+    import warnings
+
+    from sklearn_llm_multilabel import get_scoring_stats
+    from sklearn_llm_multilabel.cli import main
+
+    clear_memory_cache()
+    before = get_scoring_stats()["texts_scored"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["predict", "--estimator", str(estimator_file), "--input", str(source),
+                     "--store", str(store), "--output", str(out)]) == 0
+    assert get_scoring_stats()["texts_scored"] == before  # every record found in the store
+    with open(out, newline="") as fh:
+        return list(csv.DictReader(fh))

@@ -24,7 +24,12 @@ from sklearn_llm_multilabel.backends._base import (  # noqa: E402
 )
 from sklearn_llm_multilabel.exceptions import CacheWarning  # noqa: E402
 
-from .conftest import LABEL_LISTS, TEXTS  # noqa: E402
+from .conftest import (  # noqa: E402
+    LABEL_LISTS,
+    TEXTS,
+    predict_from_store,
+    saved_checkpoint_estimator,
+)
 
 
 def key_of(i: int) -> str:
@@ -173,16 +178,11 @@ def test_sklml_score_then_predict_from_the_store(tiny_llama, tmp_path, capsys):
 
     import joblib
 
-    from sklearn_llm_multilabel.backends._load import load_model
     from sklearn_llm_multilabel.cli import main
 
-    folder = tmp_path / "ckpt"
-    load_model(tiny_llama, device="cpu").model.save_pretrained(folder)
-    load_model(tiny_llama, device="cpu").tokenizer.save_pretrained(folder)
+    clf = saved_checkpoint_estimator(tiny_llama, tmp_path / "ckpt")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = LLMMultiLabelClassifier(str(folder), n_shots=2, show_progress=False,
-                                      max_new_tokens=6).fit(TEXTS, LABEL_LISTS)
         expected = clf.predict_proba(TEXTS)
     joblib.dump(clf, tmp_path / "est.joblib")
     source = tmp_path / "in.csv"
@@ -198,16 +198,7 @@ def test_sklml_score_then_predict_from_the_store(tiny_llama, tmp_path, capsys):
     dtypes = {d for shard in (store / "shards").glob("*.parquet")
               for d in pq.read_table(shard, columns=["d.hidden"])["d.hidden"].to_pylist()}
     assert dtypes == {np.dtype(np.float16).str}  # the CLI's default: hidden states as float16
-    clear_memory_cache()
-    before = get_scoring_stats()["texts_scored"]
-    out = tmp_path / "pred.csv"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main(["predict", "--estimator", str(tmp_path / "est.joblib"), "--input",
-                     str(source), "--store", str(store), "--output", str(out)]) == 0
-    assert get_scoring_stats()["texts_scored"] == before
-    with open(out, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = predict_from_store(tmp_path / "est.joblib", source, store, tmp_path / "pred.csv")
     got = np.array([[float(r[f"p_{n}"]) for n in clf.label_names_] for r in rows])
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert main(["cache", "info", "--cache-dir", str(store)]) == 0

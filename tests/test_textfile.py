@@ -8,7 +8,7 @@ import pytest
 from sklearn_llm_multilabel._textfile import read_texts
 from sklearn_llm_multilabel.exceptions import DatasetFormatError
 
-from .conftest import LABEL_LISTS, TEXTS
+from .conftest import predict_from_store, saved_checkpoint_estimator
 
 SPELLINGS = ["007", "1e5", "3.10", "None", "NaN", "true", " padded "]
 
@@ -64,17 +64,9 @@ def test_sklml_score_stores_texts_as_written_and_predict_finds_them(tiny_llama, 
     pytest.importorskip("pyarrow")
     import joblib
 
-    from sklearn_llm_multilabel import LLMMultiLabelClassifier, clear_memory_cache, get_scoring_stats
-    from sklearn_llm_multilabel.backends._load import load_model
     from sklearn_llm_multilabel.cli import main
 
-    folder = tmp_path / "ckpt"
-    load_model(tiny_llama, device="cpu").model.save_pretrained(folder)
-    load_model(tiny_llama, device="cpu").tokenizer.save_pretrained(folder)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        clf = LLMMultiLabelClassifier(str(folder), n_shots=2, show_progress=False,
-                                      max_new_tokens=6).fit(TEXTS, LABEL_LISTS)
+    clf = saved_checkpoint_estimator(tiny_llama, tmp_path / "ckpt")
     joblib.dump(clf, tmp_path / "est.joblib")
     texts = ["007", "1e5", "3.10", "rain 2.50"]
     source = write_csv(tmp_path / "in.csv", [["text"], *[[t] for t in texts]])
@@ -83,16 +75,8 @@ def test_sklml_score_stores_texts_as_written_and_predict_finds_them(tiny_llama, 
         warnings.simplefilter("ignore")
         assert main(["score", "--estimator", str(tmp_path / "est.joblib"), "--input", str(source),
                      "--output", str(store), "--quiet"]) == 0
-    clear_memory_cache()
-    before = get_scoring_stats()["texts_scored"]
-    out = tmp_path / "pred.csv"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        assert main(["predict", "--estimator", str(tmp_path / "est.joblib"), "--input",
-                     str(source), "--store", str(store), "--output", str(out)]) == 0
-    assert get_scoring_stats()["texts_scored"] == before  # every text found as written
-    with open(out, newline="") as fh:
-        assert [row["text"] for row in csv.DictReader(fh)] == texts
+    rows = predict_from_store(tmp_path / "est.joblib", source, store, tmp_path / "pred.csv")
+    assert [row["text"] for row in rows] == texts  # every text found as written
     # a missing text stops the run before any scoring, naming the line; or is skipped
     bad = tmp_path / "bad.csv"
     bad.write_text("text\nfine\n\"\"\n", encoding="utf-8")
