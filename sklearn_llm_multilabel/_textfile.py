@@ -17,8 +17,9 @@ from pathlib import Path
 
 from .exceptions import DatasetFormatError
 
-#: the one line that says what to install for Parquet
-PYARROW_HINT = "reading and writing Parquet needs pyarrow: pip install 'sklearn_llm_multilabel[ray]'"
+#: what to install for Parquet
+PYARROW_EXTRA = "pip install 'sklearn_llm_multilabel[ray]'"
+PYARROW_HINT = f"reading and writing Parquet needs pyarrow: {PYARROW_EXTRA}"
 TEXT_SUFFIXES = (".csv", ".tsv", ".tab")
 
 
@@ -64,7 +65,10 @@ def read_texts(data, text_column: str = "text", *, skip_invalid: bool = False,
     Raises
     ------
     DatasetFormatError
-        A missing column, or an invalid text (naming the file and line or row).
+        An invalid text (naming the file and line or row), a repeated header,
+        or a Parquet text column that is not a string column.
+    ValueError
+        A missing text column, or a file that is not CSV, TSV or Parquet.
 
     Examples
     --------

@@ -278,7 +278,7 @@ def cmd_predict(args) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"{source}: no such file.")
-    texts, skipped = _input_texts(source, args)
+    texts = _input_texts(source, args)
     if not texts:
         raise UsageError(f"{source}: no texts.")
     if args.strategy:
@@ -310,15 +310,15 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _input_texts(source: Path, args) -> tuple[list[str], int]:
-    """The texts of ``--input`` as the file spells them, and the count of skipped invalid ones."""
+def _input_texts(source: Path, args) -> list[str]:
+    """The texts of ``--input`` as the file spells them (skipped invalid ones are counted)."""
     from ._textfile import read_texts
 
     texts, skipped = read_texts(source, args.text_column, skip_invalid=args.skip_invalid_texts)
     if skipped:
         print(f"sklml: skipped {skipped} row(s) of {source} with a missing or empty text "
               "(--skip-invalid-texts)", file=sys.stderr)
-    return texts, skipped
+    return texts
 
 
 def _check_pyarrow(source: Path, output: Path) -> None:
@@ -326,7 +326,7 @@ def _check_pyarrow(source: Path, output: Path) -> None:
     import importlib.util
 
     from ._cache import MARKER
-    from ._textfile import PYARROW_HINT
+    from ._textfile import PYARROW_EXTRA
 
     one_file_cache = (output / MARKER).is_file()
     if importlib.util.find_spec("pyarrow") is None and (
@@ -334,7 +334,7 @@ def _check_pyarrow(source: Path, output: Path) -> None:
         what = "a .parquet input" if source.suffix.lower() == ".parquet" else \
             "the sharded store it writes"
         raise UsageError(f"sklml score: {what} needs pyarrow, which is not installed; "
-                         f"{PYARROW_HINT.split(': ', 1)[1]}")
+                         f"{PYARROW_EXTRA}")
 
 
 def cmd_score(args) -> int:
@@ -368,7 +368,7 @@ def cmd_score(args) -> int:
         return 0
     from .scoring import open_store, score_texts
 
-    texts, _ = _input_texts(source, args)
+    texts = _input_texts(source, args)
     # a new folder becomes a sharded store; an existing store or step cache is used as it is
     store = open_store(args.output, hidden_dtype="float32" if args.hidden_states else "float16")
     for kind in kinds:

@@ -88,7 +88,7 @@ def _read_texts(data, text_column: str, skip_invalid: bool = False) -> tuple[lis
 
     if isinstance(data, (str, os.PathLike)) or hasattr(data, "take_all"):
         return read_texts(data, text_column, skip_invalid=skip_invalid)
-    if isinstance(data, str) or not isinstance(data, Sequence):
+    if not isinstance(data, Sequence):
         raise TypeError("data must be a list of texts, a .parquet/.csv path or a ray.data.Dataset.")
     return list(data), 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +111,8 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
     repeated: list[list[str]] = []  # per JSON object, in parse order: its repeated keys
 
     def unique_keys(pairs):
-        keys = [key for key, _ in pairs]
-        repeated.append(sorted({key for key in keys if keys.count(key) > 1}))
+        counts = Counter(key for key, _ in pairs)
+        repeated.append(sorted(key for key, n in counts.items() if n > 1))
         return dict(pairs)
 
     try:
