@@ -20,6 +20,7 @@ from . import _state
 from ._cache import StepCache
 from ._finetune import adapter_key, target_label_sets, training_examples
 from ._prompts import _split_template
+from .backends._seal import SealedEncoder
 from .backends._text import truncate_texts
 
 
@@ -77,13 +78,20 @@ def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
     )
     described = {**dataclasses.asdict(settings), "prefix": parts.prefix,
                  "add_bos": parts.add_bos, "device": base.device.type}
+    head = len(parts.query_head)
+    spans = [[(head, len(ex.prompt) - len(parts.query_tail))] for ex in examples]
+    sealer = SealedEncoder(base.tokenizer)
+    if (sealer.needs_sealing(parts.prefix, parts.prefix_data)
+            or any(sealer.needs_sealing(ex.prompt, s) for ex, s in zip(examples, spans))):
+        described["sealed"] = True  # never reuse an adapter trained on unsealed control tokens
     key = adapter_key(base.fingerprint, examples, described)
     cache = StepCache(est.cache_dir)
     record = cache.get(key, kind=AdapterRecord)
     if record is None:
         weights, losses, n_cut = train_lora(base, examples, prefix=parts.prefix,
                                             add_bos=parts.add_bos, settings=settings,
-                                            show_progress=est.show_progress)
+                                            show_progress=est.show_progress,
+                                            prefix_data=parts.prefix_data, query_data=spans)
         record = AdapterRecord(weights=weights, losses=losses, n_cut=n_cut)
         cache.put(key, record)
     else:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._prompts import join_pieces
+
 UNARY_INSTRUCTION = (
     'Classify the following question-label pairs as either "reasonable" or "unreasonable". '
     'Output either "reasonable" or "unreasonable" and nothing else.'
@@ -48,6 +50,9 @@ class BreakdownParts:
         Text before the answer in demonstrations (for in-context answer tokens).
     pairs : tuple of (int, int)
         Binary only: the candidate indices (into labels + none) of each suffix.
+    prefix_data : tuple of (int, int)
+        Character spans of ``prefix`` that hold demonstration texts (encoded
+        sealed, see :class:`~sklearn_llm_multilabel._prompts.PromptParts`).
     """
 
     kind: str
@@ -58,6 +63,7 @@ class BreakdownParts:
     answers: tuple[str, str]
     answer_lead: str
     pairs: tuple[tuple[int, int], ...] = ()
+    prefix_data: tuple[tuple[int, int], ...] = ()
 
     def middle(self, text: str) -> str:
         """The per-text part of every query."""
@@ -162,13 +168,15 @@ def build_unary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
     names = [*label_names, none_label]
     official = protocol == "official"
     gap, tail = ("\n\n", " ") if official else ("\n", "")
-    blocks = [UNARY_INSTRUCTION + "\n\n"]
+    pieces = [(UNARY_INSTRUCTION + "\n\n", False)]
     for row, positive, negative, is_positive, *_ in demos:
         label, answer = (positive, "reasonable") if is_positive else (negative, "unreasonable")
-        blocks.append(f"Question: {texts[row]}\n{_unary_block(names[label])} {answer}{gap}")
+        pieces += [("Question: ", False), (texts[row], True),
+                   (f"\n{_unary_block(names[label])} {answer}{gap}", False)]
     queried = names if official else list(label_names)  # the released code also asks about none
+    prefix, data = join_pieces(pieces)
     return BreakdownParts(
-        kind="unary", prefix="".join(blocks), middle_head="Question: ", middle_tail="\n",
+        kind="unary", prefix=prefix, prefix_data=data, middle_head="Question: ", middle_tail="\n",
         suffixes=tuple(_unary_block(name) + tail for name in queried),
         answers=UNARY_ANSWERS, answer_lead="Is the label reasonable: ",
     )
@@ -193,16 +201,17 @@ def build_binary_prompt(label_names: Sequence[str], texts: Sequence[str], demos,
     names = [*label_names, none_label]
     official = protocol == "official"
     gap, tail = ("\n\n", " ") if official else ("\n", "")
-    blocks = [BINARY_INSTRUCTION + "\n\n"]
+    pieces = [(BINARY_INSTRUCTION + "\n\n", False)]
     for row, positive, negative, *flags in demos:
         positive_first = flags[-1]
         first, second = (positive, negative) if positive_first else (negative, positive)
         answer = "a" if positive_first else "b"
-        blocks.append(f"Question: {texts[row]}\n{_binary_block(names[first], names[second])} "
-                      f"{answer}{gap}")
+        pieces += [("Question: ", False), (texts[row], True),
+                   (f"\n{_binary_block(names[first], names[second])} {answer}{gap}", False)]
     pairs = candidate_pairs(len(names))
+    prefix, data = join_pieces(pieces)
     return BreakdownParts(
-        kind="binary", prefix="".join(blocks), middle_head="Question: ", middle_tail="\n",
+        kind="binary", prefix=prefix, prefix_data=data, middle_head="Question: ", middle_tail="\n",
         suffixes=tuple(_binary_block(names[i], names[j]) + tail for i, j in pairs),
         answers=BINARY_ANSWERS, answer_lead="Correct Label: ", pairs=tuple(pairs),
     )

@@ -732,6 +732,48 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             })
         return traces
 
+    def prompt_token_ids(self, text: str) -> list[int]:
+        """The token ids the model reads for one text, as :meth:`predict_proba` builds them.
+
+        Texts and demonstrations are data: a spelling of a special token in
+        them (``<|im_end|>``, ``</s>``) is encoded as the characters it is
+        made of, never as a control token, so a text cannot close its turn
+        of a chat prompt or write a fake answer. Only the prompt's own parts
+        (the chat template, the instruction) carry control tokens.
+
+        For ``aggregation="unary"`` or ``"binary"`` these are the breakdown
+        prompt's ids up to and including the text's part; each candidate
+        label's suffix follows them.
+
+        Parameters
+        ----------
+        text : str
+            One text (whitespace-normalised and truncated as in prediction).
+
+        Returns
+        -------
+        ids : list of int
+
+        Examples
+        --------
+        >>> from sklearn_llm_multilabel import LLMMultiLabelClassifier, register_model
+        >>> from sklearn_llm_multilabel.testing import make_tiny_model_and_tokenizer
+        >>> model, tok = make_tiny_model_and_tokenizer()
+        >>> register_model("tiny-ids-doc", model, tok)
+        >>> clf = LLMMultiLabelClassifier("tiny-ids-doc", n_shots=0, show_progress=False)
+        >>> clf = clf.fit(["rain", "goal"], [["weather"], ["sports"]])
+        >>> tok.eos_token_id in clf.prompt_token_ids("it ends here </s>")
+        False
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be one str, got {type(text).__name__}.")
+        self._check_fitted()
+        if isinstance(self.aggregation, str) and self.aggregation in BREAKDOWN_AGGREGATIONS:
+            scorer = self._breakdown_scorer(self.aggregation)
+        else:
+            scorer = self._scorer()
+        return scorer.prompt_ids(scorer.prepare_queries(self._texts([text]))[0])
+
     def __sklearn_tags__(self):
         return text_multilabel_tags(super().__sklearn_tags__())
 

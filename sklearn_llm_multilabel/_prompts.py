@@ -159,6 +159,10 @@ class PromptParts:
         tokenizer's default (the paper's released code tokenises the prompt
         with the tokenizer's default special tokens), True its BOS token,
         False none. Chat templates bring their own (False).
+    prefix_data : tuple of (int, int)
+        Character spans of ``prefix`` that hold demonstration texts; the
+        engine encodes them sealed (a special-token spelling there is read as
+        characters, never as a control token).
     """
 
     prefix: str
@@ -166,6 +170,7 @@ class PromptParts:
     query_tail: str
     stop_string: str
     add_bos: bool | None
+    prefix_data: tuple[tuple[int, int], ...] = ()
 
     def query(self, text: str) -> str:
         """The per-text part of the prompt."""
@@ -217,20 +222,44 @@ def build_prompt(
     """
     head, mid, tail = _split_template(example_template)
     instr = instruction.replace("{labels}", join_label_names(label_names)).strip()
-    blocks = [instr + "\n"] if instr else []
+    pieces = [(instr + "\n", False)] if instr else []
     for text, labels in demonstrations:
         written = format_labels(labels, label_format, none_label)
-        blocks.append(head + text + mid + written + tail + "\n")
-    prefix = "".join(blocks).lstrip()
+        pieces += [(head, False), (text, True), (mid + written + tail + "\n", False)]
+    prefix, data = join_pieces(pieces)
     query_tail = mid.rstrip()
     stop_string = head.strip()
     if chat_template_renderer is None:
-        return PromptParts(prefix, head, query_tail, stop_string, add_bos=add_bos)
+        return PromptParts(prefix, head, query_tail, stop_string, add_bos=add_bos,
+                           prefix_data=data)
     rendered = chat_template_renderer(prefix + _SENTINEL + head.lstrip() + _SENTINEL + query_tail)
     if rendered.count(_SENTINEL) != 2:
         raise TokenizerError("The chat template altered the user message; cannot place the query.")
     chat_prefix, chat_head, chat_tail = rendered.split(_SENTINEL)
-    return PromptParts(chat_prefix, chat_head, chat_tail, stop_string, add_bos=False)
+    shift = chat_prefix.rfind(prefix) if prefix else 0
+    if shift < 0:
+        raise TokenizerError("The chat template altered the user message; cannot place the "
+                             "demonstrations.")
+    return PromptParts(chat_prefix, chat_head, chat_tail, stop_string, add_bos=False,
+                       prefix_data=tuple((a + shift, b + shift) for a, b in data))
+
+
+def join_pieces(pieces: Sequence[tuple[str, bool]]) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Join (string, is data) pieces, left-stripped; returns the string and its data spans.
+
+    Examples
+    --------
+    >>> join_pieces([(" Say: ", False), ("hi", True), ("!", False)])
+    ('Say: hi!', ((5, 7),))
+    """
+    raw = "".join(piece for piece, _ in pieces)
+    shift = len(raw) - len(raw.lstrip())
+    spans, at = [], 0
+    for piece, is_data in pieces:
+        if is_data and piece:
+            spans.append((max(at - shift, 0), at + len(piece) - shift))
+        at += len(piece)
+    return raw[shift:], tuple(span for span in spans if span[1] > span[0])
 
 
 def select_demonstrations(

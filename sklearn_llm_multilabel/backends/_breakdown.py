@@ -68,7 +68,8 @@ class BreakdownScorer(PrefixEngine):
         reserved = max(len(s) for s in self.suffix_ids)
         if protocol == "official":
             reserved += self.max_new_tokens
-        super().__init__(loaded, parts.prefix, add_bos, max_text_tokens, reserved_tokens=reserved)
+        super().__init__(loaded, parts.prefix, add_bos, max_text_tokens, reserved_tokens=reserved,
+                         prefix_data=parts.prefix_data)
         if protocol == "official":
             self.answer_tokens = official_answer_tokens(self.tokenizer, parts.answers)
         else:
@@ -107,6 +108,10 @@ class BreakdownScorer(PrefixEngine):
     def prepare_queries(self, texts: Sequence[str]) -> list[str]:
         """Truncate texts to the token budget and build each text's middle part."""
         return [self.parts.middle(t) for t in self.truncate_texts(texts)]
+
+    def query_data(self, query: str) -> list[tuple[int, int]]:
+        """The text's span in a middle part built by :meth:`prepare_queries`."""
+        return [(len(self.parts.middle_head), len(query) - len(self.parts.middle_tail))]
 
     def _score_rows(self, rows: list[list[int]], use_prefix_cache: bool) -> list[BreakdownRecord]:
         """One :class:`BreakdownRecord` (answer scores of every suffix) per row.

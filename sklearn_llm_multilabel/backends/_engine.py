@@ -32,7 +32,8 @@ from ._attention import DECODE_QUERIES, PREFIX_KWARG, SharedPrefix, is_prepared
 from ._layout import Batch, layout_rows
 from ._load import LoadedModel
 from ._memory import memory_budget, row_bytes, rows_per_forward
-from ._text import encode_texts, leading_special_ids, truncate_texts
+from ._seal import SealedEncoder
+from ._text import check_encodable, leading_special_ids, truncate_texts
 from ._tree import SuffixTree
 
 ENGINE_VERSION = "1"
@@ -93,13 +94,16 @@ class PrefixEngine:
     """
 
     def __init__(self, loaded: LoadedModel, prefix: str, add_bos: bool | None, max_text_tokens: int,
-                 reserved_tokens: int, *, decode_queries: int = DECODE_QUERIES):
+                 reserved_tokens: int, *, decode_queries: int = DECODE_QUERIES,
+                 prefix_data: Sequence[tuple[int, int]] = ()):
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
+        self.sealer = SealedEncoder(self.tokenizer)
         self.max_text_tokens = int(max_text_tokens)
         self.decode_queries = int(decode_queries)
         self._pad_id = self._choose_pad_id()
-        self.prefix_ids = leading_special_ids(self.tokenizer, add_bos) + self._encode(prefix)
+        self.prefix_ids = (leading_special_ids(self.tokenizer, add_bos)
+                           + self.sealer.encode_one(prefix, prefix_data))
         self._reserved = int(reserved_tokens)
         self._context_limit = self._find_context_limit()
         if self._context_limit and len(self.prefix_ids) + self._reserved >= self._context_limit:
@@ -131,9 +135,6 @@ class PrefixEngine:
     def _cache_kwarg(self) -> str:
         return cache_kwarg(self.model)
 
-    def _encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
     def _choose_pad_id(self) -> int:
         for candidate in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id,
                           self.tokenizer.unk_token_id):
@@ -151,17 +152,32 @@ class PrefixEngine:
 
     def truncate_texts(self, texts: Sequence[str]) -> list[str]:
         """Cut texts to ``max_text_tokens`` tokens, warning with the count of cut texts."""
-        return truncate_texts(self.tokenizer, texts, self.max_text_tokens)
+        return truncate_texts(self.tokenizer, texts, self.max_text_tokens, sealer=self.sealer)
+
+    def query_data(self, query: str) -> list[tuple[int, int]]:
+        """Character span of the text inside a query (the whole query unless a scorer says)."""
+        return [(0, len(query))]
 
     def encode_queries(self, queries: Sequence[str]) -> list[list[int]]:
-        """Token ids of the queries, checked against the context window."""
-        query_ids = encode_texts(self.tokenizer, queries)
+        """Token ids of the queries (their texts sealed), checked against the context window."""
+        check_encodable(queries)
+        query_ids = self.sealer.encode(queries, [self.query_data(q) for q in queries])
         self._check_context(query_ids)
         return query_ids
 
     def query_key(self, query: str) -> str:
-        """Content address of one query's record (model, full prompt, settings, text)."""
-        return hashlib.sha256((self.fingerprint + "\x00" + query).encode()).hexdigest()
+        """Content address of one query's record (model, full prompt, settings, text).
+
+        A query whose text holds a special-token spelling gets its own key:
+        such texts are encoded sealed, so a record written before prompts were
+        sealed (where the spelling was a control token) is never reused.
+        """
+        salt = "\x00sealed" if self.sealer.needs_sealing(query, self.query_data(query)) else ""
+        return hashlib.sha256((self.fingerprint + salt + "\x00" + query).encode()).hexdigest()
+
+    def prompt_ids(self, query: str) -> list[int]:
+        """Every token id the model reads for one query: the prefix, then the query."""
+        return list(self.prefix_ids) + self.encode_queries([query])[0]
 
     def _check_context(self, query_ids: list[list[int]]) -> None:
         if not self._context_limit:

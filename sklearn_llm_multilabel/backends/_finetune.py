@@ -27,6 +27,7 @@ from .._finetune import TrainingExample
 from ._attention import prepare_model
 from ._engine import cache_kwarg, output_cache
 from ._load import LoadedModel
+from ._seal import SealedEncoder, Span
 from ._text import leading_special_ids
 
 # peft asks transformers a deprecated question when it wraps a model; the answer is right and
@@ -81,12 +82,16 @@ def _view(model, clone: Sequence[str] = ()):
 
 
 def encode_examples(tokenizer, examples: Sequence[TrainingExample], add_bos: bool | None,
-                    prefix: str, max_length: int):
+                    prefix: str, max_length: int, *, prefix_data: Sequence[Span] = (),
+                    query_data: Sequence[Sequence[Span]] | None = None):
     """Token ids of the shared prefix, and (query, answer) per example, as the engine encodes them.
 
     The prefix (special tokens, instruction and demonstrations) and each query
-    are encoded on their own, as the scoring engine does. A query and answer
-    longer than ``max_length`` lose the query's start.
+    are encoded on their own, as the scoring engine does, sealed as it seals
+    them: ``prefix_data`` and ``query_data`` (one list of spans per example;
+    None: no text spans) are the character spans that hold texts, where a
+    special-token spelling is read as characters (:mod:`._seal`). A query and
+    answer longer than ``max_length`` lose the query's start.
 
     Returns
     -------
@@ -95,12 +100,12 @@ def encode_examples(tokenizer, examples: Sequence[TrainingExample], add_bos: boo
     n_cut : int
         Examples whose query lost its start.
     """
-    prefix_ids = leading_special_ids(tokenizer, add_bos)
-    if prefix:
-        prefix_ids = prefix_ids + list(tokenizer.encode(prefix, add_special_tokens=False))
+    sealer = SealedEncoder(tokenizer)
+    prefix_ids = leading_special_ids(tokenizer, add_bos) + sealer.encode_one(prefix, prefix_data)
+    spans = [()] * len(examples) if query_data is None else list(query_data)
+    queries = sealer.encode([ex.prompt for ex in examples], spans)
     pairs, cut = [], 0
-    for ex in examples:
-        query = list(tokenizer.encode(ex.prompt, add_special_tokens=False))
+    for ex, query in zip(examples, queries, strict=True):
         answer = list(tokenizer.encode(ex.answer, add_special_tokens=False))
         room = max_length - len(answer)
         if room < 1:
@@ -164,8 +169,9 @@ def _weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Te
 
 
 def train_lora(loaded: LoadedModel, examples: Sequence[TrainingExample], *, prefix: str,
-               add_bos: bool | None, settings: LoraSettings,
-               show_progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
+               add_bos: bool | None, settings: LoraSettings, show_progress: bool = False,
+               prefix_data: Sequence[Span] = (), query_data: Sequence[Sequence[Span]] | None = None,
+               ) -> tuple[dict[str, np.ndarray], np.ndarray, int]:
     """Train a LoRA adapter on ``examples`` (loss on the answer tokens only).
 
     Every example is the shared ``prefix`` followed by its query and answer;
@@ -192,7 +198,8 @@ def train_lora(loaded: LoadedModel, examples: Sequence[TrainingExample], *, pref
 
     tokenizer = loaded.tokenizer
     prefix_ids, pairs, n_cut = encode_examples(tokenizer, examples, add_bos, prefix,
-                                               settings.max_length)
+                                               settings.max_length, prefix_data=prefix_data,
+                                               query_data=query_data)
     weights = [ex.weight for ex in examples]
     scale = float(np.mean(weights))
     pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)

@@ -24,7 +24,13 @@ from ._base import StepRecord
 from ._engine import ENGINE_VERSION, PrefixEngine, inference, output_cache
 from ._labels import build_label_tokens, find_steps, reduce_label_logits
 from ._load import LoadedModel
-from ._text import check_tokenizer, default_max_new_tokens, end_ids, truncate_texts
+from ._text import (
+    check_tokenizer,
+    default_max_new_tokens,
+    end_ids,
+    leading_special_ids,
+    truncate_texts,
+)
 from ._tree import SuffixTree
 
 __all__ = ["ENGINE_VERSION", "PrefixEngine", "StepScorer", "SuffixTree", "check_tokenizer",
@@ -105,7 +111,8 @@ class StepScorer(PrefixEngine):
         self.max_new_tokens = int(max_new_tokens)
         self.early_exit = bool(early_exit)
         super().__init__(loaded, parts.prefix, parts.add_bos, max_text_tokens,
-                         reserved_tokens=self.max_new_tokens, decode_queries=decode_queries)
+                         reserved_tokens=self.max_new_tokens, decode_queries=decode_queries,
+                         prefix_data=parts.prefix_data)
         self.parts = parts
         self.label_names = list(label_names)
         self.none_label = none_label
@@ -167,6 +174,10 @@ class StepScorer(PrefixEngine):
     def prepare_queries(self, texts: Sequence[str]) -> list[str]:
         """Truncate texts to the token budget (warning with a count) and build queries."""
         return [self.parts.query(t) for t in self.truncate_texts(texts)]
+
+    def query_data(self, query: str) -> list[tuple[int, int]]:
+        """The text's span in a query built by :meth:`prepare_queries`."""
+        return [(len(self.parts.query_head), len(query) - len(self.parts.query_tail))]
 
     def _score_rows(self, rows: list[list[int]], use_prefix_cache: bool) -> list[StepRecord]:
         """Greedy decoding of a batch; finished rows leave the batch (early exit).
@@ -270,7 +281,12 @@ class StepScorer(PrefixEngine):
         are dropped, and a position shared by two labels counts once.
         """
         prompt_text = self.tokenizer.decode(prompt_ids, skip_special_tokens=True)
-        ids = list(self.tokenizer(prompt_text + cut_text)["input_ids"])[len(prompt_ids):]
+        written = prompt_text + cut_text  # special tokens skipped: any spelling left is text
+        if self.sealer.needs_sealing(written, [(0, len(written))]):
+            ids = leading_special_ids(self.tokenizer) + self.sealer.plain(written)
+        else:
+            ids = list(self.tokenizer(written)["input_ids"])
+        ids = ids[len(prompt_ids):]
         first: dict[int, int] = {}
         for k, variants in enumerate(self.label_tokens.first_ids):
             hits = [ids.index(token) for token in variants if token in ids]

@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..exceptions import TokenizerError, TruncationWarning
+from ._seal import SealedEncoder
 
 
 def default_max_new_tokens(n_labels: int) -> int:
@@ -56,8 +57,8 @@ def leading_special_ids(tokenizer, add_bos: bool | None = None) -> list[int]:
     return []
 
 
-def encode_texts(tokenizer, texts: Sequence[str], *, what: str = "texts") -> list[list[int]]:
-    """Token ids of every text (no special tokens); a clear error names an unencodable one.
+def check_encodable(texts: Sequence[str], *, what: str = "texts") -> None:
+    """Raise ValueError naming the first text that cannot be encoded as UTF-8.
 
     Texts with lone surrogates (``"\\ud800"``, produced by some JSON decoders
     and broken file reads) cannot be encoded as UTF-8; tokenizers then raise a
@@ -72,16 +73,26 @@ def encode_texts(tokenizer, texts: Sequence[str], *, what: str = "texts") -> lis
                 f"{text[max(0, exc.start - 10) : exc.start + 10]!r}); clean it, e.g. with "
                 "text.encode('utf-8', 'replace').decode()."
             ) from None
-    if not texts:
-        return []
-    return [list(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
 
-def truncate_texts(tokenizer, texts: Sequence[str], budget: int, *, what: str = "texts") -> list[str]:
+def encode_texts(tokenizer, texts: Sequence[str], *, what: str = "texts",
+                 sealer: SealedEncoder | None = None) -> list[list[int]]:
+    """Token ids of every text (no added special tokens), sealed (:mod:`._seal`).
+
+    A text is data: a special-token spelling in it is encoded as characters,
+    never as a control token. A clear error names an unencodable text.
+    """
+    check_encodable(texts, what=what)
+    sealer = SealedEncoder(tokenizer) if sealer is None else sealer
+    return sealer.encode(texts, [[(0, len(text))] for text in texts])
+
+
+def truncate_texts(tokenizer, texts: Sequence[str], budget: int, *, what: str = "texts",
+                   sealer: SealedEncoder | None = None) -> list[str]:
     """Cut texts to ``budget`` tokens; a :class:`TruncationWarning` counts the cut ones."""
     if not texts:
         return []
-    encoded = encode_texts(tokenizer, texts, what=what)
+    encoded = encode_texts(tokenizer, texts, what=what, sealer=sealer)
     out = [text if len(ids) <= budget else tokenizer.decode(ids[:budget])
            for text, ids in zip(texts, encoded)]
     n_truncated = sum(len(ids) > budget for ids in encoded)
