@@ -1,6 +1,7 @@
 """Wall time of a fully cached ``sklml predict``, against another source tree.
 
-A fitted estimator (the embedded model) is saved with joblib and every input
+A fitted estimator (the embedded model) is saved (as ``.skops``, and with
+joblib for a tree older than the skops format) and every input
 text is scored once into an on-disk step cache. Then ``sklml predict`` runs in
 a fresh interpreter, alternating between this tree and ``--reference`` (for
 instance a ``git worktree`` of an earlier commit), each time on the same
@@ -34,6 +35,7 @@ def prepare(folder: Path, n_texts: int, model: str) -> tuple[Path, Path]:
 
     from sklearn_llm_multilabel import LLMMultiLabelClassifier
     from sklearn_llm_multilabel.datasets import load_illustrative_topics
+    from sklearn_llm_multilabel.persistence import save_estimator
 
     ds = load_illustrative_topics()
     clf = LLMMultiLabelClassifier(model, labels=ds.label_names, n_shots=4,
@@ -42,8 +44,8 @@ def prepare(folder: Path, n_texts: int, model: str) -> tuple[Path, Path]:
     texts = (ds.data * (n_texts // len(ds.data) + 1))[:n_texts]
     texts = [f"{t} ({i})" for i, t in enumerate(texts)]
     clf.predict_proba(texts)
-    estimator = folder / "estimator.joblib"
-    joblib.dump(clf, estimator)
+    estimator = save_estimator(clf, folder / "estimator.skops")
+    joblib.dump(clf, folder / "estimator.joblib")  # for a tree that reads only joblib
     source = folder / "input.csv"
     with open(source, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -54,6 +56,8 @@ def prepare(folder: Path, n_texts: int, model: str) -> tuple[Path, Path]:
 
 def run(tree: Path, estimator: Path, source: Path, output: Path) -> float:
     env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    if not (tree / "sklearn_llm_multilabel" / "persistence.py").is_file():
+        estimator = estimator.with_suffix(".joblib")  # a tree from before the skops format
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "sklearn_llm_multilabel.cli", "predict",
                              "--estimator", str(estimator), "--input", str(source),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -20,6 +19,7 @@ from . import _state
 from ._cache import StepCache
 from ._finetune import adapter_key, target_label_sets, training_examples
 from ._prompts import _split_template
+from ._warnings import warn
 from .backends._seal import SealedEncoder
 from .backends._text import truncate_texts
 
@@ -97,11 +97,11 @@ def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
     else:
         _state.count("adapters_reused")
     if record.n_cut:
-        warnings.warn(
+        warn(
             f"{record.n_cut} of {len(examples)} fine-tuning examples were longer than "
             f"finetune_max_length={est.finetune_max_length} tokens and lost the start of their "
             "query; raise finetune_max_length or lower max_text_tokens.",
-            UserWarning, stacklevel=4,
+            UserWarning,
         )
     est.adapter_key_ = key
     est.adapter_weights_ = dict(record.weights)

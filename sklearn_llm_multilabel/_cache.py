@@ -32,7 +32,6 @@ import os
 import re
 import tempfile
 import time
-import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import numpy as np
 
 from . import _state
 from ._store import ShardedStore, is_sharded_store
+from ._warnings import warn
 from .backends._base import RECORD_TYPES
 from .exceptions import CacheWarning
 
@@ -344,11 +344,10 @@ class StepCache:
             if key in _UNWRITABLE:
                 return
             _UNWRITABLE.add(key)
-        warnings.warn(
+        warn(
             f"cache_dir {self.cache_dir} cannot be written ({type(exc).__name__}: "
             f"{exc.strerror or exc}); results are kept in memory only for this process.",
             CacheWarning,
-            stacklevel=4,
         )
 
     def _write(self, key: str, record) -> None:
@@ -410,10 +409,9 @@ class StepCache:
             return record
         except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile,
                 UnicodeDecodeError, RecursionError, MemoryError, OverflowError) as exc:
-            warnings.warn(
+            warn(
                 f"Cache entry {path} is unreadable ({type(exc).__name__}: {exc}); it will be "
                 "recomputed.",
                 CacheWarning,
-                stacklevel=3,
             )
             return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
@@ -30,6 +29,7 @@ from ._breakdown import (
     select_breakdown_demonstrations_official,
 )
 from ._cache import StepCache, check_cache_dir
+from ._diagnostics import dominant_generation, unknown_label_message, unknown_label_summary
 from ._finetune import FINETUNE_TARGETS
 from ._prompts import (
     DEFAULT_EXAMPLE_TEMPLATE,
@@ -51,9 +51,10 @@ from ._validation import (
     check_threshold,
     text_multilabel_tags,
 )
+from ._warnings import one_per_call, warn
 from .backends._specs import DEFAULT_MODEL
 from .backends._text import check_tokenizer, default_max_new_tokens, truncate_texts
-from .exceptions import IdenticalGenerationsWarning, NoLabelStepWarning
+from .exceptions import IdenticalGenerationsWarning, NoLabelStepWarning, UnknownLabelWarning
 from .metrics import example_f1
 
 if TYPE_CHECKING:  # the engine imports torch: only when a model is used
@@ -372,6 +373,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.lora_target_modules = lora_target_modules
 
     # ------------------------------------------------------------------ fit
+    @one_per_call
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, annotator_labels=None):
         """Pick the demonstrations and build the prompt (and fine-tune, if asked).
@@ -601,6 +603,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             batch_size=self.batch_size, show_progress=self.show_progress,
         )
         _warn_if_identical(texts, records, self.include_empty_demos)
+        _warn_if_unknown(records)
         return records
 
     def _check_threshold(self, n_labels: int) -> np.ndarray:
@@ -617,11 +620,10 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             fallback = ("their max-over-steps probabilities are uniform (1/n_labels), as in the "
                         "paper's released code" if uniform
                         else "their probabilities come from the first generated position")
-            warnings.warn(
+            warn(
                 f"{int(missing.sum())} of {len(records)} generations contained no "
                 f"label-generation step; {fallback}.",
                 NoLabelStepWarning,
-                stacklevel=3,
             )
         scores, mask = pack_steps([r.step_scores for r in records])
         func = STEP_AGGREGATIONS.get(self.aggregation) if isinstance(self.aggregation, str) \
@@ -643,6 +645,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return proba
 
     # ------------------------------------------------------------ inference
+    @one_per_call
     def predict_proba(self, X) -> np.ndarray:
         """Independent per-label probabilities.
 
@@ -659,6 +662,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             return self._breakdown_proba(self.aggregation, X)
         return self._aggregate(self._records(X))
 
+    @one_per_call
     def predict(self, X) -> np.ndarray:
         """0/1 label indicators: ``predict_proba(X) >= threshold``.
 
@@ -669,6 +673,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return (proba >= self._check_threshold(proba.shape[1])).astype(int)
 
+    @one_per_call
     def transform(self, X) -> np.ndarray:
         """Same as :meth:`predict_proba`, so the estimator can feed a Pipeline step."""
         return self.predict_proba(X)
@@ -678,6 +683,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         return np.asarray(self.label_names_, dtype=object)
 
+    @one_per_call
     def score(self, X, y, sample_weight=None) -> float:
         """Mean example-F1 of :meth:`predict` against ``y``.
 
@@ -696,6 +702,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         Y, _ = check_targets(y, len(texts), list(self.label_names_))
         return example_f1(Y, self.predict(texts))
 
+    @one_per_call
     def first_step_hidden_states(self, X) -> np.ndarray:
         """Last-layer hidden states at the position that predicts the first label.
 
@@ -705,6 +712,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         """
         return np.stack([r.hidden for r in self._records(X)])
 
+    @one_per_call
     def predict_steps(self, X) -> list[dict]:
         """Each text's generation, for analysis.
 
@@ -732,6 +740,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             })
         return traces
 
+    @one_per_call
     def prompt_token_ids(self, text: str) -> list[int]:
         """The token ids the model reads for one text, as :meth:`predict_proba` builds them.
 
@@ -778,23 +787,29 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return text_multilabel_tags(super().__sklearn_tags__())
 
 
-#: fewest distinct texts for which identical generations are worth a warning
-IDENTICAL_MIN_TEXTS = 10
-
-
 def _warn_if_identical(texts: list[str], records: list, include_empty_demos: bool) -> None:
-    """Warn when at least ``IDENTICAL_MIN_TEXTS`` distinct texts all got the same generation."""
-    if len(set(texts)) < IDENTICAL_MIN_TEXTS or len({r.text for r in records}) > 1:
+    """Warn when one generated label list is written for most of ten or more distinct texts."""
+    found = dominant_generation(texts, [r.text for r in records])
+    if found is None:
         return
     hint = ("" if include_empty_demos else
             "; with data where most items have no label, include_empty_demos=True also shows "
             "the model zero-label demonstrations")
-    warnings.warn(
-        f"all {len(records)} generations are the same label list ({records[0].text!r}): the "
-        "model may be copying a demonstration's labels rather than reading the texts. Try other "
-        f"demonstrations (random_state, n_shots) or a larger model{hint}.",
-        IdenticalGenerationsWarning, stacklevel=4,
+    warn(
+        f"{found['count']} of {found['n_texts']} generations ({100 * found['share']:.0f}%) are "
+        f"the same label list ({found['generation']!r}): the model may be copying a "
+        "demonstration's labels rather than reading the texts. Try other demonstrations "
+        f"(random_state, n_shots) or a larger model{hint}.",
+        IdenticalGenerationsWarning,
     )
+
+
+def _warn_if_unknown(records: list) -> None:
+    """Warn when the model wrote names outside the label set (they are not scored)."""
+    message = unknown_label_message(unknown_label_summary([r.unknown for r in records]))
+    if message is not None:
+        warn(message[0].upper() + message[1:] + " predict_steps() shows them per text.",
+             UnknownLabelWarning)
 
 
 def _memoized(key: tuple, factory):

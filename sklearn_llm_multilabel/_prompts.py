@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils import check_random_state
 
+from ._warnings import warn
 from .exceptions import DemonstrationWarning, TokenizerError
 
 DEFAULT_INSTRUCTION = (
@@ -322,12 +322,11 @@ def select_demonstrations(
     if shortfall > 0:
         extra = rng.permutation(np.asarray(remaining, dtype=int))[:shortfall].tolist()
         chosen.extend(extra)
-        warnings.warn(
+        warn(
             f"n_shots={n_shots} demonstrations were requested with {want} per pool, but the "
             f"training data hold {', '.join(f'{len(v)} {k}' for k, v in pools.items())}; "
             f"using {len(chosen)} demonstrations.",
             DemonstrationWarning,
-            stacklevel=2,
         )
     return rng.permutation(np.asarray(chosen, dtype=int))
 
@@ -355,12 +354,11 @@ def select_demonstrations_official(Y_gold: np.ndarray, n_shots: int, seed: int) 
     chosen = (random.Random(seed).sample(multi, min(n_multi, len(multi)))
               + random.Random(seed).sample(single, min(n_shots - n_multi, len(single))))
     if len(chosen) < n_shots:
-        warnings.warn(
+        warn(
             f"n_shots={n_shots} demonstrations were requested ({n_multi} with two or more labels, "
             f"{n_shots - n_multi} with one), but the training data hold {len(multi)} and "
             f"{len(single)}; using {len(chosen)} demonstrations.",
             DemonstrationWarning,
-            stacklevel=2,
         )
     return np.asarray(chosen, dtype=int)
 

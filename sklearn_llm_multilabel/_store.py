@@ -26,7 +26,6 @@ import os
 import re
 import threading
 import uuid
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ._shard_columns import Shard, key_digests, split_meta
+from ._warnings import warn
 from .exceptions import CacheWarning
 
 #: file that marks a folder as a sharded store of this library
@@ -187,9 +187,8 @@ class ShardedStore:
                                                       columns=["key"], use_threads=False)["key"])
                 except Exception as exc:  # a shard cut short, or not Parquet
                     self._bad.add(name)
-                    warnings.warn(f"Shard {self.folder / _SHARDS / name} is unreadable "
-                                  f"({type(exc).__name__}: {exc}); it is ignored.", CacheWarning,
-                                  stacklevel=3)
+                    warn(f"Shard {self.folder / _SHARDS / name} is unreadable "
+                                  f"({type(exc).__name__}: {exc}); it is ignored.", CacheWarning)
                     continue
                 number = len(self._shard_names)
                 self._shard_names.append(name)
@@ -263,9 +262,9 @@ class ShardedStore:
                     except (KeyError, ValueError, TypeError) as exc:
                         record = exc
                 if isinstance(record, Exception):
-                    warnings.warn(f"Record {keys[i]} in shard {self._shard_names[shard]} is "
+                    warn(f"Record {keys[i]} in shard {self._shard_names[shard]} is "
                                   f"unreadable ({type(record).__name__}: {record}); it will be "
-                                  "recomputed.", CacheWarning, stacklevel=3)
+                                  "recomputed.", CacheWarning)
                     record = None
                 out[i] = record
         return out

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import MultiLabelBinarizer
 
+from ._warnings import warn
 from .exceptions import ColumnOrderWarning
 
 
@@ -221,12 +221,11 @@ def _match_columns_by_name(y, labels: Sequence[str]):
             "columns, or select them with y[labels]."
         )
     if names != labels:
-        warnings.warn(
+        warn(
             f"y's columns {names} are in another order than labels={labels}; they were matched "
             "by name, and predict_proba's columns follow labels. Later steps of a Pipeline and "
             "metrics receive y in its own column order: pass y[labels] to keep them aligned.",
             ColumnOrderWarning,
-            stacklevel=4,
         )
     by_name = dict(zip(names, columns))
     return y[[by_name[n] for n in labels]]

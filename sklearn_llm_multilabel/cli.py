@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ._aggregation import AGGREGATIONS
-from .exceptions import SklearnLLMError
+from .exceptions import SklearnLLMError, UntrustedFileError
 
 FORMATS = ("annotations", "counts", "lewidi", "goemotions", "xed", "csv")
 #: the aggregations, from the one table in ._aggregation
@@ -220,6 +220,7 @@ def cmd_evaluate(args) -> int:
     print(f"\n{len(train.data)} training and {len(test.data)} test texts, labels: "
           f"{', '.join(train.label_names)}\n")
     print(report.to_markdown())
+    _print_generation_notes(report.settings)
     print(f"\nThe saved estimator predicts with aggregation={args.strategy!r} "
           "(sklml predict --strategy to change it).")
     written = report.save(args.out, title=f"{Path(args.data).name}, {args.model}, "
@@ -228,7 +229,22 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _print_generation_notes(found: dict) -> None:
+    """One line each: labels outside the label set, a label list written for most texts."""
+    from ._diagnostics import unknown_label_message
+
+    message = unknown_label_message(found["unknown_labels"]) if found.get("unknown_labels") else None
+    if message:
+        print(f"\nNote: on the test texts {message}")
+    dominant = found.get("dominant_generation")
+    if dominant:
+        print(f"\nNote: {dominant['count']} of {dominant['n_texts']} test generations "
+              f"({100 * dominant['share']:.0f}%) are the same label list "
+              f"({dominant['generation']!r}); the model may copy a demonstration.")
+
+
 def cmd_analyze(args) -> int:
+    from ._diagnostics import dominant_generation, unknown_label_summary
     from .analysis import summarize_steps, summary_markdown
     from .plotting import plot_first_step_vs_output, plot_label_alignment, plot_step_statistics
 
@@ -241,10 +257,14 @@ def cmd_analyze(args) -> int:
     traces = clf.predict_steps(test.data)
     names = [*clf.label_names_, clf.none_label]
     summary = summarize_steps(traces, names)
+    summary["unknown_labels"] = unknown_label_summary([t["unknown_labels"] for t in traces])
+    summary["dominant_generation"] = dominant_generation(
+        list(test.data), [t["generated_text"] for t in traces])
     (out / "steps.json").write_text(json.dumps(summary, indent=2))
     markdown = summary_markdown(summary)
     (out / "steps.md").write_text(markdown)
     print(markdown)
+    _print_generation_notes(summary)
     print(f"wrote {out / 'steps.json'}, {out / 'steps.md'}")
     _save_figure(plot_step_statistics(traces, names), out / "step_statistics.png")
     _save_figure(plot_first_step_vs_output(traces, names), out / "first_step_vs_output.png")
@@ -257,12 +277,28 @@ def cmd_analyze(args) -> int:
 
 
 def _load_estimator(args):
-    import joblib
+    from .persistence import ESTIMATOR_FILE, load_estimator
 
-    path = Path(args.estimator) if args.estimator else Path(args.model_dir) / "estimator.joblib"
+    trust = getattr(args, "trust_pickle", False)
+    if args.estimator:
+        path = Path(args.estimator)
+    else:
+        path = Path(args.model_dir) / ESTIMATOR_FILE
+        legacy = Path(args.model_dir) / "estimator.joblib"
+        if not path.is_file() and legacy.is_file():
+            if not trust:
+                raise UsageError(
+                    f"{legacy}: a joblib file runs any code it holds when loaded; run `sklml "
+                    "evaluate` again (it writes estimator.skops) or pass --trust-pickle if you "
+                    "wrote this folder yourself.")
+            path = legacy
     if not path.is_file():
         raise UsageError(f"{path}: no such file (write one with `sklml evaluate --out DIR`).")
-    clf = joblib.load(path)
+    try:
+        clf = load_estimator(path, trust_pickle=trust)
+    except UntrustedFileError as exc:
+        raise UsageError(str(exc).replace("trust_pickle=True (sklml predict --trust-pickle)",
+                                          "--trust-pickle")) from None
     if not hasattr(clf, "predict_proba") or not hasattr(clf, "label_names_"):
         raise UsageError(f"{path}: not a fitted LLMMultiLabelClassifier.")
     if getattr(args, "store", None):
@@ -525,7 +561,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="per-label probabilities for the texts of a CSV")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
-    which.add_argument("--estimator", help="a fitted estimator saved with joblib")
+    which.add_argument("--estimator", help="a fitted estimator file (.skops, as `sklml evaluate` "
+                                           "and persistence.save_estimator write it)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="also read a joblib/pickle estimator (it runs any code it holds: only "
+                        "for files you wrote yourself)")
     p.add_argument("--input", required=True, help="CSV (or TSV) with a text column")
     p.add_argument("--text-column", default="text", help="column holding the texts")
     p.add_argument("--strategy", choices=STRATEGIES,
@@ -542,7 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      "predict, aggregate or calibrate later without the model")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
-    which.add_argument("--estimator", help="a fitted estimator saved with joblib")
+    which.add_argument("--estimator", help="a fitted estimator file (.skops, as `sklml evaluate` "
+                                           "and persistence.save_estimator write it)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="also read a joblib/pickle estimator (it runs any code it holds: only "
+                        "for files you wrote yourself)")
     p.add_argument("--input", required=True, help=".parquet, .csv or .tsv file with a text column")
     p.add_argument("--text-column", default="text", help="column holding the texts")
     p.add_argument("--output", required=True, help="the store folder (sharded Parquet when new)")
@@ -574,6 +618,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line on stderr, ``sklml: warning: Category: message``, no source line."""
+    text = " ".join(str(message).split())
+    print(f"sklml: warning: {category.__name__}: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sklml`` console script; returns the exit status."""
     parser = build_parser()
@@ -581,6 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="gguf")
+            warnings.showwarning = _show_warning  # restored by catch_warnings
             return args.func(args)
     except (UsageError, SklearnLLMError, FileNotFoundError, ValueError, KeyError, ImportError) as exc:
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

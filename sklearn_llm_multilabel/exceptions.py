@@ -64,3 +64,11 @@ class ColumnOrderWarning(UserWarning):
 
 class IdenticalGenerationsWarning(UserWarning):
     """Every text got the same generated label list: the model may copy a demonstration."""
+
+
+class UnknownLabelWarning(UserWarning):
+    """The model wrote label names outside the label set (they are not scored as labels)."""
+
+
+class UntrustedFileError(SklearnLLMError, ValueError):
+    """A saved estimator would run code when loaded (a pickle), or holds untrusted types."""

@@ -50,7 +50,10 @@ class EvaluationReport:
         The test set's annotator proportions.
     settings : dict
         The run: sizes, labels, model, shots, seed, strategies, saved
-        aggregation, threshold, package versions, run time, and what the
+        aggregation, threshold, package versions, run time, what the model
+        wrote (``unknown_labels``: texts whose generation names labels outside
+        the label set, and the most frequent names; ``dominant_generation``:
+        a label list written for most test texts, or None), and what the
         caller added (data path, format).
     """
 
@@ -96,7 +99,7 @@ class EvaluationReport:
         return {**self.settings, "results": self.rows}
 
     def save(self, out: str | Path, *, title: str = "") -> list[Path]:
-        """Write ``results.json``, ``results.csv``, ``estimator.joblib`` and the figures
+        """Write ``results.json``, ``results.csv``, ``estimator.skops`` and the figures
         (``metrics.png``, ``reliability.png``, ``reliability_<method>.png``) into ``out``.
 
         Returns
@@ -104,13 +107,12 @@ class EvaluationReport:
         paths : list of Path
             The files written.
         """
-        import joblib
-
+        from .persistence import ESTIMATOR_FILE, save_estimator
         from .plotting import plot_metric_bars, plot_reliability, plot_reliability_comparison
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        written = [out / "results.json", out / "results.csv", out / "estimator.joblib"]
+        written = [out / "results.json", out / "results.csv", out / ESTIMATOR_FILE]
         written[0].write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
         metrics = list(ALIGNMENT_METRICS)
         with open(written[1], "w", newline="", encoding="utf-8") as f:
@@ -118,7 +120,7 @@ class EvaluationReport:
             writer.writerow(["method", *metrics])
             for name, row in self.rows.items():
                 writer.writerow([name, *(row[m] for m in metrics)])
-        joblib.dump(self.estimator, written[2])
+        save_estimator(self.estimator, written[2])
         about = title or f"{self.settings.get('model', '')}, {len(self.y_test)} test texts"
         figures = {"metrics.png": plot_metric_bars(self.rows, baselines=self.baselines,
                                                    title=about),
@@ -133,6 +135,29 @@ class EvaluationReport:
             fig.savefig(out / name)
             written.append(out / name)
         return written
+
+
+def _generation_diagnostics(clf, texts, strategies: Sequence[str]) -> dict:
+    """What the model wrote for the test texts (from the cache: no text is decoded again).
+
+    ``unknown_labels``: :func:`~._diagnostics.unknown_label_summary`;
+    ``dominant_generation``: :func:`~._diagnostics.dominant_generation` (None
+    when no label list dominates). Empty when only breakdown strategies ran
+    (they generate no label lists).
+    """
+    import warnings
+
+    from ._aggregation import BREAKDOWN_AGGREGATIONS
+    from ._diagnostics import dominant_generation, unknown_label_summary
+
+    if all(s in BREAKDOWN_AGGREGATIONS for s in strategies):
+        return {}
+    with warnings.catch_warnings():  # the scoring call above already warned
+        warnings.simplefilter("ignore")
+        traces = clf.predict_steps(texts)
+    return {"unknown_labels": unknown_label_summary([t["unknown_labels"] for t in traces]),
+            "dominant_generation": dominant_generation(
+                list(texts), [t["generated_text"] for t in traces])}
 
 
 def _versions() -> dict[str, str]:
@@ -248,11 +273,12 @@ def evaluate_strategies(
     rows[TFIDF] = alignment_report(test.target, probas[TFIDF])["model"]
     rows = {PRIOR: report[PRIOR], **rows}
     clf.set_params(aggregation=saved_aggregation)
+    generations = _generation_diagnostics(clf, test.data, strategies)
     run = {"n_train": len(train.data), "n_test": len(test.data), "labels": labels,
            "model": model, "n_shots": n_shots, "seed": random_state, "strategies": strategies,
            "calibrate": bool(calibrate), "saved_aggregation": saved_aggregation,
            "threshold": clf.threshold, **(settings or {}), "versions": _versions(),
-           "runtime_seconds": round(time.perf_counter() - started, 1)}
+           "runtime_seconds": round(time.perf_counter() - started, 1), **generations}
     return EvaluationReport(rows=rows, probas=probas, llm_rows=llm_rows, estimator=clf,
                             label_names=labels, y_test=np.asarray(test.target, dtype=float),
                             settings=run)

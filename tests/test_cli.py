@@ -58,7 +58,7 @@ def test_evaluate_writes_table_json_csv_plots_and_estimator(tiny_llama, table, t
     _png(out / "metrics.png", 1200, 400)
     _png(out / "reliability_max.png", 600, 500)
     _png(out / "reliability.png", 650, 550)
-    assert (out / "estimator.joblib").is_file()
+    assert (out / "estimator.skops").is_file() and not (out / "estimator.joblib").exists()
 
     predictions = tmp_path / "pred.csv"
     assert main(["predict", "--model-dir", str(out), "--input", str(table),
@@ -72,7 +72,7 @@ def test_evaluate_writes_table_json_csv_plots_and_estimator(tiny_llama, table, t
 def test_saved_estimator_predicts_with_max_and_says_so(tiny_llama, table, tmp_path, capsys):
     """The saved estimator uses max (not the first strategy listed), every output names the
     aggregation, results.json records the run, and baselines come first with arrows."""
-    import joblib
+    from sklearn_llm_multilabel.persistence import load_estimator
 
     out = tmp_path / "report"
     assert main(["evaluate", str(table), "--format", "csv", "--model", tiny_llama,
@@ -85,7 +85,7 @@ def test_saved_estimator_predicts_with_max_and_says_so(tiny_llama, table, tmp_pa
     assert [line.split(" | ")[0] for line in table_lines[1:]] == \
         ["| constant prior", "| first", "| hard", "| tf-idf + linear"]
     assert "aggregation='max'" in printed
-    assert joblib.load(out / "estimator.joblib").aggregation == "max"
+    assert load_estimator(out / "estimator.skops").aggregation == "max"
     results = json.loads((out / "results.json").read_text())
     assert results["saved_aggregation"] == "max" and results["strategies"] == ["first", "hard"]
     assert results["seed"] == 0 and results["format"] == "csv" and results["runtime_seconds"] >= 0
@@ -217,7 +217,7 @@ def test_cache_info_and_clear(tiny_llama, table, tmp_path, capsys):
     (["evaluate", "{table}", "--format", "csv", "--labels", "hail"],
      "unknown label column(s) ['hail']; found ['text', 'weather', "),
     (["evaluate", "{table}", "--format", "csv", "--strategies", "best"], "unknown best"),
-    (["predict", "--model-dir", "{tmp}", "--input", "{table}"], "estimator.joblib: no such file"),
+    (["predict", "--model-dir", "{tmp}", "--input", "{table}"], "estimator.skops: no such file"),
     (["cache", "info", "--cache-dir", "{tmp}/nope"], "no such cache directory"),
 ])
 def test_bad_input_is_one_line_and_status_2(args, message, table, tmp_path, capsys):
@@ -321,7 +321,7 @@ def test_outputs_and_sizes_are_checked_before_any_work(tiny_llama, table, tmp_pa
     source = tmp_path / "in.csv"
     source.write_text("text\nhello\n")
     common = [str(table), "--format", "csv", "--model", tiny_llama, "--quiet"]
-    estimator = ["--estimator", str(tmp_path / "est.joblib"), "--input", str(source)]
+    estimator = ["--estimator", str(tmp_path / "est.skops"), "--input", str(source)]
     cases = [
         (["evaluate", *common, "--out", str(a_file)], "--out"),
         (["analyze", *common, "--out", str(a_file)], "--out"),

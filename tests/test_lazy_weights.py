@@ -62,10 +62,13 @@ def test_lazy_and_eager_loads_give_the_same_fingerprint_and_scores(checkpoint):
     np.testing.assert_array_equal(clf.predict_proba(TEXTS), proba)
 
 
-def test_broken_weights_fail_at_first_scoring_naming_the_path(checkpoint):
+def test_broken_weights_fail_in_fit_and_at_first_scoring_naming_the_path(checkpoint):
     weights = f"{checkpoint}/model.safetensors"
-    with open(weights, "r+b") as fh:
-        fh.truncate(200)
     clf = LLMMultiLabelClassifier(checkpoint, **PARAMS).fit(TEXTS, LABEL_LISTS)
+    with open(weights, "r+b") as fh:  # damaged after fit: the first scoring says so
+        fh.truncate(200)
     with pytest.raises(ModelLoadError, match=checkpoint):
         clf.predict_proba(TEXTS)
+    clear_model_registry()
+    with pytest.raises(ModelLoadError, match=f"{weights} is incomplete or damaged"):
+        LLMMultiLabelClassifier(checkpoint, **PARAMS).fit(TEXTS, LABEL_LISTS)  # before: in fit

@@ -8,6 +8,7 @@ import torch
 
 from sklearn_llm_multilabel import LLMMultiLabelClassifier, load_model
 from sklearn_llm_multilabel.backends import _load
+from sklearn_llm_multilabel.backends._checkpoint import check_weight_files
 from sklearn_llm_multilabel.backends._load import resolve_device, resolve_dtype
 from sklearn_llm_multilabel.exceptions import MissingModelPackageError, ModelLoadError
 from sklearn_llm_multilabel.testing import make_tiny_model
@@ -102,3 +103,46 @@ def test_broken_directory_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelLoadError, match="Could not load the tokenizer of model .* from .*"):
         load_model(str(tmp_path), device="cpu")
+
+
+# ------------------------------------------------- broken weights fail in fit
+def _checkpoint(folder, tokenizer):
+    make_tiny_model(tokenizer, "llama", seed=2).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _halve(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_truncated_weights_fail_in_fit_without_loading_them(tiny_tokenizer, tmp_path):
+    folder = _checkpoint(tmp_path / "ckpt", tiny_tokenizer)
+    _halve(folder / "model.safetensors")
+    clf = LLMMultiLabelClassifier(str(folder), n_shots=2, show_progress=False)
+    with pytest.raises(ModelLoadError, match=r"model.safetensors is incomplete or damaged \("
+                                             r".*not fully covered; \d+ bytes\)"):
+        clf.fit(TEXTS, LABEL_LISTS)
+
+
+def test_a_shard_missing_from_the_index_fails_in_fit(tiny_tokenizer, tmp_path):
+    import json
+
+    folder = _checkpoint(tmp_path / "ckpt", tiny_tokenizer)
+    check_weight_files(folder, "ok")  # a complete checkpoint passes
+    (folder / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {"a": "model.safetensors", "b": "model-2.safetensors"}}))
+    with pytest.raises(ModelLoadError, match=r"model-2.safetensors is missing \(listed in "
+                                             r"model.safetensors.index.json\)"):
+        check_weight_files(folder, "x")
+    (folder / "model.safetensors.index.json").write_text("[1, 2]")
+    with pytest.raises(ModelLoadError, match="not a readable weight index"):
+        check_weight_files(folder, "x")
+
+
+def test_a_truncated_zip_bin_is_refused(tmp_path):
+    torch.save({"w": torch.zeros(100, 100)}, tmp_path / "pytorch_model.bin")
+    check_weight_files(tmp_path, "ok")
+    _halve(tmp_path / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="zip directory is missing"):
+        check_weight_files(tmp_path, "x")

@@ -176,21 +176,20 @@ def test_cache_dir_reads_and_writes_a_sharded_store_as_it_is(tiny_llama, tmp_pat
 def test_sklml_score_then_predict_from_the_store(tiny_llama, tmp_path, capsys):
     import csv
 
-    import joblib
-
     from sklearn_llm_multilabel.cli import main
+    from sklearn_llm_multilabel.persistence import save_estimator
 
     clf = saved_checkpoint_estimator(tiny_llama, tmp_path / "ckpt")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = clf.predict_proba(TEXTS)
-    joblib.dump(clf, tmp_path / "est.joblib")
+    save_estimator(clf, tmp_path / "est.skops")
     source = tmp_path / "in.csv"
     with open(source, "w", newline="") as fh:
         csv.writer(fh).writerows([["text"], *[[t] for t in TEXTS]])
     clear_memory_cache()
     store = tmp_path / "scores"
-    assert main(["score", "--estimator", str(tmp_path / "est.joblib"), "--input", str(source),
+    assert main(["score", "--estimator", str(tmp_path / "est.skops"), "--input", str(source),
                  "--output", str(store), "--quiet"]) == 0
     assert "records of 8 distinct texts" in capsys.readouterr().out
     import pyarrow.parquet as pq
@@ -198,7 +197,7 @@ def test_sklml_score_then_predict_from_the_store(tiny_llama, tmp_path, capsys):
     dtypes = {d for shard in (store / "shards").glob("*.parquet")
               for d in pq.read_table(shard, columns=["d.hidden"])["d.hidden"].to_pylist()}
     assert dtypes == {np.dtype(np.float16).str}  # the CLI's default: hidden states as float16
-    rows = predict_from_store(tmp_path / "est.joblib", source, store, tmp_path / "pred.csv")
+    rows = predict_from_store(tmp_path / "est.skops", source, store, tmp_path / "pred.csv")
     got = np.array([[float(r[f"p_{n}"]) for n in clf.label_names_] for r in rows])
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert main(["cache", "info", "--cache-dir", str(store)]) == 0

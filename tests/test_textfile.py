@@ -62,31 +62,30 @@ def test_parquet_text_column_must_hold_strings(tmp_path):
 def test_sklml_score_stores_texts_as_written_and_predict_finds_them(tiny_llama, tmp_path,
                                                                     capsys):
     pytest.importorskip("pyarrow")
-    import joblib
-
     from sklearn_llm_multilabel.cli import main
+    from sklearn_llm_multilabel.persistence import save_estimator
 
     clf = saved_checkpoint_estimator(tiny_llama, tmp_path / "ckpt")
-    joblib.dump(clf, tmp_path / "est.joblib")
+    save_estimator(clf, tmp_path / "est.skops")
     texts = ["007", "1e5", "3.10", "rain 2.50"]
     source = write_csv(tmp_path / "in.csv", [["text"], *[[t] for t in texts]])
     store = tmp_path / "scores"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert main(["score", "--estimator", str(tmp_path / "est.joblib"), "--input", str(source),
+        assert main(["score", "--estimator", str(tmp_path / "est.skops"), "--input", str(source),
                      "--output", str(store), "--quiet"]) == 0
-    rows = predict_from_store(tmp_path / "est.joblib", source, store, tmp_path / "pred.csv")
+    rows = predict_from_store(tmp_path / "est.skops", source, store, tmp_path / "pred.csv")
     assert [row["text"] for row in rows] == texts  # every text found as written
     # a missing text stops the run before any scoring, naming the line; or is skipped
     bad = tmp_path / "bad.csv"
     bad.write_text("text\nfine\n\"\"\n", encoding="utf-8")
     capsys.readouterr()
-    assert main(["score", "--estimator", str(tmp_path / "est.joblib"), "--input", str(bad),
+    assert main(["score", "--estimator", str(tmp_path / "est.skops"), "--input", str(bad),
                  "--output", str(tmp_path / "s2"), "--quiet"]) == 2
     assert "bad.csv:3: the text is an empty text" in capsys.readouterr().err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert main(["score", "--estimator", str(tmp_path / "est.joblib"), "--input", str(bad),
+        assert main(["score", "--estimator", str(tmp_path / "est.skops"), "--input", str(bad),
                      "--output", str(tmp_path / "s2"), "--quiet", "--skip-invalid-texts"]) == 0
     assert "skipped 1 row(s)" in capsys.readouterr().err
 

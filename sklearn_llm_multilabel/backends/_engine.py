@@ -20,13 +20,13 @@ import functools
 import hashlib
 import inspect
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from .. import _state
+from .._warnings import warn
 from ..exceptions import ContextLengthError, PerformanceWarning
 from ._attention import DECODE_QUERIES, PREFIX_KWARG, SharedPrefix, is_prepared
 from ._layout import Batch, layout_rows
@@ -230,11 +230,11 @@ class PrefixEngine:
             return False
         if not self._shared_ok:
             if not self._warned_plain:
-                warnings.warn(
+                warn(
                     f"{type(self.model).__name__} does not dispatch attention through "
                     "transformers' AttentionInterface (or uses sliding-window layers); the prompt "
                     "prefix is re-encoded for every batch, which is much slower.",
-                    PerformanceWarning, stacklevel=4,
+                    PerformanceWarning,
                 )
                 self._warned_plain = True
             return False

@@ -14,7 +14,6 @@ per-label list is the empty-set word (``none``).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from .._prompts import format_labels
+from .._warnings import warn
 from ..exceptions import LabelTokenWarning, TokenizerError
 
 
@@ -150,12 +150,11 @@ def build_label_tokens(
             f"{tokenizer.convert_ids_to_tokens(i)!r} starts {', '.join(ns)}"
             for i, ns in sorted(collisions.items())
         )
-        warnings.warn(
+        warn(
             f"Labels share first tokens ({described}). Their step scores are the same logit, "
             "and a step on a shared token is attributed by the tokens that follow it. "
             "Consider renaming labels so that each starts with its own token.",
             LabelTokenWarning,
-            stacklevel=3,
         )
     return LabelTokens(tuple(names), tuple(first_ids), tuple(sequences), collisions)
 

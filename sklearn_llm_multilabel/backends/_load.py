@@ -40,6 +40,7 @@ import torch
 from .. import _state
 from ..exceptions import MissingModelPackageError, ModelLoadError
 from ._attention import prepare_model
+from ._checkpoint import check_weight_files
 from ._specs import DEFAULT_MODEL, MODEL_ALIASES, package_folder
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -429,6 +430,8 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
             f"Could not read the configuration of model {spec!r} from {where}: "
             f"{type(exc).__name__}: {_first_line(exc)}."
         ) from exc
+    if weights_path is not None and gguf_file is None:  # a checkpoint folder
+        check_weight_files(weights_path, spec)  # headers only: a broken file fails in fit
     weights_fp = _weights_fingerprint(str(weights_path or spec), None, config)
     if weights_fp is None:  # only the weights themselves identify the model: load them now
         model = load_weights()

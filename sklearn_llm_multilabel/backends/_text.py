@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
+from .._warnings import warn
 from ..exceptions import TokenizerError, TruncationWarning
 from ._seal import SealedEncoder
 
@@ -97,11 +97,10 @@ def truncate_texts(tokenizer, texts: Sequence[str], budget: int, *, what: str = 
            for text, ids in zip(texts, encoded)]
     n_truncated = sum(len(ids) > budget for ids in encoded)
     if n_truncated:
-        warnings.warn(
+        warn(
             f"{n_truncated} of {len(texts)} {what} exceed max_text_tokens={budget} tokens and "
             "were truncated.",
             TruncationWarning,
-            stacklevel=3,
         )
     return out
 

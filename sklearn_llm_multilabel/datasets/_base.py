@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
+from .._warnings import warn
 from ..exceptions import DatasetFormatError, DatasetWarning
 
 DATA_ENV = "SKLEARN_LLM_MULTILABEL_DATA"
@@ -403,10 +403,10 @@ def _wide_columns(path: Path, header: Sequence[str], pattern: str, text_column: 
                  and name not in (text_column, item_column)
                  and any(name.startswith(a) for a in annotators)]
     if unmatched:
-        warnings.warn(
+        warn(
             f"{path}: {len(unmatched)} column(s) start with an annotator's name but do not match "
             f"annotator_columns={pattern!r}, so they are not read: {unmatched}. Widen the "
-            "pattern if they hold annotations.", DatasetWarning, stacklevel=4)
+            "pattern if they hold annotations.", DatasetWarning)
     return columns
 
 
