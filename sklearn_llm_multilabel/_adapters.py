@@ -17,11 +17,12 @@ from sklearn.utils import check_random_state
 
 from . import _state
 from ._cache import StepCache
-from ._finetune import adapter_key, target_label_sets, training_examples
+from ._finetune import MIN_USEFUL_STEPS, adapter_key, target_label_sets, training_examples
 from ._prompts import _split_template
 from ._warnings import warn
 from .backends._seal import SealedEncoder
 from .backends._text import truncate_texts
+from .exceptions import FineTuningWarning
 
 
 def _require_peft() -> None:
@@ -96,6 +97,15 @@ def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
         cache.put(key, record)
     else:
         _state.count("adapters_reused")
+    n_steps = -(-len(examples) // settings.batch_size) * settings.epochs
+    if n_steps < MIN_USEFUL_STEPS:
+        warn(
+            f"fine-tuning takes {n_steps} optimiser step(s) ({len(examples)} examples, "
+            f"finetune_batch_size={settings.batch_size}, finetune_epochs={settings.epochs}); an "
+            f"adapter learns little from fewer than {MIN_USEFUL_STEPS}: raise finetune_epochs, "
+            "lower finetune_batch_size or train on more texts.",
+            FineTuningWarning,
+        )
     if record.n_cut:
         warn(
             f"{record.n_cut} of {len(examples)} fine-tuning examples were longer than "

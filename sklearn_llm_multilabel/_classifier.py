@@ -38,6 +38,7 @@ from ._prompts import (
     PROTOCOLS,
     _split_template,
     build_prompt,
+    join_label_names,
     label_separator,
     select_demonstrations,
     select_demonstrations_official,
@@ -54,7 +55,12 @@ from ._validation import (
 from ._warnings import one_per_call, warn
 from .backends._specs import DEFAULT_MODEL
 from .backends._text import check_tokenizer, default_max_new_tokens, truncate_texts
-from .exceptions import IdenticalGenerationsWarning, NoLabelStepWarning, UnknownLabelWarning
+from .exceptions import (
+    ContextLengthError,
+    IdenticalGenerationsWarning,
+    NoLabelStepWarning,
+    UnknownLabelWarning,
+)
 from .metrics import example_f1
 
 if TYPE_CHECKING:  # the engine imports torch: only when a model is used
@@ -189,7 +195,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         from the one that scores.
     finetune_epochs : int, default=2
     finetune_learning_rate : float, default=1e-3
-        AdamW, linear warm-up over the first 10% of steps, then linear decay.
+        AdamW, linear warm-up over the first 10% of steps, then linear decay;
+        no step has rate 0. A fit of fewer than 10 optimiser steps warns
+        (``FineTuningWarning``).
     finetune_batch_size : int, default=8
     finetune_max_length : int, default=512
         Token limit of a training example's query and answer (after the shared
@@ -438,6 +446,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.protocol_ = self.protocol
         parts = self._prompt_parts()
         self.prompt_ = parts.prefix + parts.query("{text}")
+        _check_room_for_a_text(loaded, parts, names, len(self.demonstrations_),
+                               self.max_new_tokens or default_max_new_tokens(len(names)))
         self._fit_adapter(texts, Y, names, annotator_labels, loaded)
         return self
 
@@ -785,6 +795,41 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         return text_multilabel_tags(super().__sklearn_tags__())
+
+
+def _check_room_for_a_text(loaded, parts, names: list[str], n_demos: int, max_new: int) -> None:
+    """Raise :class:`ContextLengthError` in ``fit`` when the prompt leaves no room for a text.
+
+    The prompt (instruction with the label list, demonstrations, the query's
+    own words), a one-token text and ``max_new`` answer tokens must fit the
+    model's context. The message names the label list's token count, so a
+    label list too long for any prompt is not mistaken for a shots problem.
+    """
+    from .backends._engine import context_limit
+    from .backends._seal import SealedEncoder
+    from .backends._text import leading_special_ids
+
+    limit = context_limit(loaded.config)
+    if not limit:
+        return
+    tokenizer = loaded.tokenizer
+    sealer = SealedEncoder(tokenizer)
+    query = parts.query("a")
+    used = (len(leading_special_ids(tokenizer, parts.add_bos))
+            + len(sealer.encode_one(parts.prefix, parts.prefix_data))
+            + len(sealer.encode_one(query, [(len(parts.query_head), len(query) - len(parts.query_tail))]))
+            + max_new)
+    if used <= limit:
+        return
+    label_tokens = len(tokenizer(join_label_names(names), add_special_tokens=False)["input_ids"])
+    cause = ("the label list alone does not fit: use fewer labels or shorter names"
+             if label_tokens + max_new >= limit else
+             "use fewer labels or shorter names, fewer demonstrations (n_shots) or a smaller "
+             "max_text_tokens (demonstrations are cut to it)")
+    raise ContextLengthError(
+        f"The label list ({len(names)} labels) takes {label_tokens} tokens; with the instruction, "
+        f"{n_demos} demonstrations and {max_new} tokens for the answer the prompt needs {used} "
+        f"tokens for a one-token text, more than the model's context of {limit} tokens: {cause}.")
 
 
 def _warn_if_identical(texts: list[str], records: list, include_empty_demos: bool) -> None:

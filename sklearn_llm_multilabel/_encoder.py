@@ -184,6 +184,8 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         rng = check_random_state(self.random_state)
         torch.manual_seed(self.random_state)
         encoder, tokenizer = load_encoder(self.model)
+        if self.label_prefix:
+            _check_prefix_room(tokenizer, names, self.max_length)
         encoder.to(device)
         head = torch.nn.Linear(encoder.config.hidden_size, len(names)).to(device)
         self.label_names_ = np.array(names, dtype=object)
@@ -355,3 +357,15 @@ def _length_buckets(indices: np.ndarray, lengths: np.ndarray, batch_size: int, r
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _check_prefix_room(tokenizer, names, max_length: int) -> None:
+    """Raise when the label prefix leaves ``max_length`` no room for a text's first token."""
+    prefix = ", ".join(names)
+    # the prefix, the special tokens around both segments, and a one-token text
+    needed = len(tokenizer(prefix, "a")["input_ids"])
+    if needed > max_length:
+        raise ValueError(
+            f"The label prefix ({len(names)} labels) takes {needed - 1} tokens with the special "
+            f"tokens, more than max_length={max_length} leaves for a text; raise max_length "
+            f"above {needed - 1} (by the text length you want to keep) or set label_prefix=False.")

@@ -33,10 +33,13 @@ import numpy as np
 
 from ._prompts import format_labels
 
+#: fewer optimiser steps than this and a fit warns: the adapter can learn little
+MIN_USEFUL_STEPS = 10
 #: the training targets ``finetune_targets`` accepts
 FINETUNE_TARGETS = ("majority", "annotators")
 #: bumped when the training procedure changes, so old adapters are not reused
-FINETUNE_VERSION = "1"
+#: (2: no optimiser step at learning rate 0)
+FINETUNE_VERSION = "2"
 
 
 @dataclass(frozen=True)

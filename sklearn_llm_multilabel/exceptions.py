@@ -72,3 +72,7 @@ class UnknownLabelWarning(UserWarning):
 
 class UntrustedFileError(SklearnLLMError, ValueError):
     """A saved estimator would run code when loaded (a pickle), or holds untrusted types."""
+
+
+class FineTuningWarning(UserWarning):
+    """A fine-tuning run is too short to teach the adapter much (too few optimiser steps)."""

@@ -282,3 +282,25 @@ def test_re_registering_a_name_uses_the_new_model(tiny_tokenizer):
     after = clf.predict_proba(TEXTS[:2])
     assert get_scoring_stats()["texts_scored"] == 4  # new weights, new cache keys
     assert not np.allclose(before, after)
+
+
+def test_a_label_list_too_long_for_the_context_is_refused_in_fit(tiny_llama):
+    from sklearn_llm_multilabel.exceptions import ContextLengthError
+
+    names = [f"topic{i}" for i in range(100_000)]
+    Y = np.zeros((len(TEXTS), len(names)))
+    Y[np.arange(len(TEXTS)), np.arange(len(TEXTS))] = 1
+    with pytest.raises(ContextLengthError, match=r"The label list \(100000 labels\) takes \d+ "
+                                                 r"tokens; .*the label list alone does not fit"):
+        make_clf(tiny_llama, labels=names).fit(TEXTS, Y)
+
+
+def test_demonstrations_too_long_for_the_context_are_named_in_fit(tiny_llama):
+    from sklearn_llm_multilabel.exceptions import ContextLengthError
+
+    long_texts = [f"{t} " + "storm snow cloud goal score " * 40 for t in TEXTS]
+    with pytest.raises(ContextLengthError, match=r"The label list \(3 labels\) takes \d+ tokens; "
+                                                 r"with the instruction, 8 demonstrations .* "
+                                                 r"fewer demonstrations \(n_shots\)"):
+        make_clf(tiny_llama, n_shots=8).fit(long_texts, LABEL_LISTS)
+    make_clf(tiny_llama, n_shots=8, max_text_tokens=40).fit(long_texts, LABEL_LISTS)

@@ -139,3 +139,20 @@ def test_length_sorted_batches_equal_one_text_at_a_time(encoder_dir):
     np.testing.assert_allclose(batched, single, atol=1e-5)
     np.testing.assert_allclose(clf.set_params(batch_size=3).transform(TEXTS[:8]),
                                clf.set_params(batch_size=8).transform(TEXTS[:8]), atol=1e-5)
+
+
+def test_a_label_prefix_longer_than_max_length_is_refused_in_fit(encoder_dir):
+    labels = [f"label{i}" for i in range(60)]
+    texts = [f"rain {i}" for i in range(6)]
+    Y = np.zeros((6, 60))
+    Y[:, 0] = 1
+    with pytest.raises(ValueError, match=r"The label prefix \(60 labels\) takes \d+ tokens with "
+                                         r"the special tokens, more than max_length=32 leaves for "
+                                         r"a text; raise max_length above \d+ .* or set "
+                                         r"label_prefix=False"):
+        make(encoder_dir, labels=labels, max_length=32).fit(texts, Y)
+    make(encoder_dir, labels=labels, max_length=32, label_prefix=False).fit(texts, Y)
+    with pytest.raises(ValueError, match=r"takes 8 tokens") as too_tight:  # [CLS] a , b , c [SEP]
+        make(encoder_dir, labels=["a", "b", "c"], max_length=8).fit(texts, Y[:, :3])
+    assert "raise max_length above 8" in str(too_tight.value)
+    make(encoder_dir, labels=["a", "b", "c"], max_length=9).fit(texts, Y[:, :3])  # one text token

@@ -38,6 +38,7 @@ pytest.importorskip("peft")
 pytestmark = pytest.mark.filterwarnings(
     "ignore::sklearn_llm_multilabel.exceptions.NoLabelStepWarning",
     "ignore::sklearn_llm_multilabel.exceptions.IdenticalGenerationsWarning",
+    "ignore::sklearn_llm_multilabel.exceptions.FineTuningWarning",
 )
 
 PROPORTIONS = np.array([[1, 0, 0], [0, 2 / 3, 0], [1 / 3, 1, 0], [1, 0, 1 / 3],
@@ -220,6 +221,26 @@ def test_fine_tuned_model_scores_differently_and_base_is_untouched(tiny_llama):
     for name, p in merged.named_parameters():
         same = p.data_ptr() == shared[name]
         assert same != name.endswith(("q_proj.weight", "v_proj.weight")), name
+
+
+def test_a_one_step_fit_trains_the_adapter_and_warns(tiny_llama):
+    """8 texts at batch 8 for one epoch: one optimiser step, at a non-zero learning rate."""
+    from sklearn_llm_multilabel.backends._finetune import lr_factor
+    from sklearn_llm_multilabel.exceptions import FineTuningWarning
+
+    frozen = LLMMultiLabelClassifier(tiny_llama, labels=LABELS, n_shots=2, show_progress=False,
+                                     max_new_tokens=6).fit(TEXTS, LABEL_LISTS)
+    with pytest.warns(FineTuningWarning, match=r"takes 1 optimiser step\(s\) \(8 examples, "
+                                               r"finetune_batch_size=8, finetune_epochs=1\)"):
+        tuned = make_ft(finetune_batch_size=8, finetune_learning_rate=3e-2).fit(TEXTS, LABEL_LISTS)
+    assert len(tuned.finetune_loss_) == 1
+    lora_b = [w for name, w in tuned.adapter_weights_.items() if "lora_B" in name]
+    assert lora_b and all(np.abs(w).max() > 0 for w in lora_b)
+    assert np.abs(tuned.predict_proba(TEXTS) - frozen.predict_proba(TEXTS)).max() > 1e-6
+    # every step of any schedule has a non-zero rate; warm-up then decay
+    for total in (1, 2, 9, 10, 37):
+        factors = [lr_factor(s, total, total // 10) for s in range(total)]
+        assert min(factors) > 0 and max(factors) == 1.0
 
 
 def test_finetune_none_is_the_frozen_model_exactly(tiny_llama):

@@ -73,6 +73,15 @@ def output_cache(out):
     return cache if cache is not None else out.past_key_values
 
 
+def context_limit(config) -> int | None:
+    """The model's context window in tokens, from its configuration (None: not stated)."""
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 class PrefixEngine:
     """One encoded prompt prefix and batched queries after it (see the module docstring).
 
@@ -143,12 +152,7 @@ class PrefixEngine:
         return 0  # padded positions are masked out; any id works
 
     def _find_context_limit(self) -> int | None:
-        config = self.loaded.config
-        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            value = getattr(config, attr, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None
+        return context_limit(self.loaded.config)
 
     def truncate_texts(self, texts: Sequence[str]) -> list[str]:
         """Cut texts to ``max_text_tokens`` tokens, warning with the count of cut texts."""

@@ -168,6 +168,27 @@ def _weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Te
     return (per_example * weights).sum() / (len(weights) * scale)
 
 
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Learning-rate multiplier of optimiser step ``step`` (0-based) of ``total``.
+
+    Linear warm-up over the first ``warmup`` steps, then linear decay, with no
+    step at rate 0: warm-up step ``s`` gets ``(s + 1) / (warmup + 1)``, decay
+    step ``s`` gets ``(total - s) / (total - warmup)``. (A schedule that starts
+    at 0, as transformers' linear warm-up does, wastes the first step, which is
+    the only one of a one-step fit: that adapter never left its zero init.)
+
+    Examples
+    --------
+    >>> [lr_factor(s, 1, 0) for s in range(1)]
+    [1.0]
+    >>> [round(lr_factor(s, 5, 1), 2) for s in range(5)]
+    [0.5, 1.0, 0.75, 0.5, 0.25]
+    """
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
 def train_lora(loaded: LoadedModel, examples: Sequence[TrainingExample], *, prefix: str,
                add_bos: bool | None, settings: LoraSettings, show_progress: bool = False,
                prefix_data: Sequence[Span] = (), query_data: Sequence[Sequence[Span]] | None = None,
@@ -177,7 +198,8 @@ def train_lora(loaded: LoadedModel, examples: Sequence[TrainingExample], *, pref
     Every example is the shared ``prefix`` followed by its query and answer;
     the prefix is encoded once per optimiser step (:func:`forward_logits`).
 
-    AdamW with linear warm-up (first 10% of steps) and decay, examples shuffled
+    AdamW with linear warm-up (first 10% of steps) and decay (:func:`lr_factor`:
+    every step, the first and the last included, has a non-zero rate), examples shuffled
     each epoch by a generator seeded with ``settings.seed``; the adapter's
     initialisation is seeded too, inside a forked RNG so the process's global
     torch RNG is left as it was. On CUDA the base stays in its dtype (bf16 by
@@ -194,7 +216,6 @@ def train_lora(loaded: LoadedModel, examples: Sequence[TrainingExample], *, pref
     """
     from peft import get_peft_model, get_peft_model_state_dict
     from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
     tokenizer = loaded.tokenizer
     prefix_ids, pairs, n_cut = encode_examples(tokenizer, examples, add_bos, prefix,
@@ -217,7 +238,8 @@ def train_lora(loaded: LoadedModel, examples: Sequence[TrainingExample], *, pref
         optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
         steps_per_epoch = -(-len(pairs) // settings.batch_size)
         total = steps_per_epoch * settings.epochs
-        schedule = get_linear_schedule_with_warmup(optimizer, max(1, total // 10), total)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, total, total // 10))
         rng = np.random.default_rng(settings.seed)
         with tqdm(total=total, desc="LoRA fine-tuning", unit="step",
                   disable=not show_progress) as bar:
