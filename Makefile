@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test docs lint clean
+.PHONY: install demo test test-fast docs lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,11 +34,15 @@ docs: $(VENV)/.docs-installed
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 test: $(STAMP)
-	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks
+	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks tools
 	$(PY) -m pytest -ra
 
+# The maintainer's loop: no real model, Ray or LoRA training (see docs/developer.md).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not ray and not lora"
+
 lint: $(STAMP)
-	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks
+	$(PY) -m ruff check sklearn_llm_multilabel tests examples benchmarks tools
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -34,22 +34,36 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import _state
-from ._store import ShardedStore, is_sharded_store
+from ._layout import (
+    FILES,
+    FILES_FORMAT_VERSION,
+    FILES_MARKER,
+    LOCK_NAME,
+    SHARDED,
+    SHARDED_MARKER,
+    CacheContents,
+    ensure_layout,
+    existing_layout,
+)
+from ._store import ShardedStore
 from ._warnings import warn
-from .backends._base import RECORD_TYPES
+from .backends._base import RECORD_TYPES, AdapterRecord
 from .exceptions import CacheWarning
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = FILES_FORMAT_VERSION
 #: file that marks a folder as a step cache of this library
-MARKER = "SKLML_CACHE.json"
-_MARKER_CONTENT = {"what": "sklearn_llm_multilabel step cache", "format_version": FORMAT_VERSION}
+MARKER = FILES_MARKER
 _ENTRY = re.compile(r"^([0-9a-f]{2})/(\1[0-9a-f]{62})\.npz$")
+#: trained adapters live beside the records, one safetensors file each, in either layout
+ADAPTERS = "adapters"
+_ADAPTER = re.compile(r"^adapters/[0-9a-f]{64}\.safetensors$")
+#: largest adapter file read (a 7B model's rank-64 adapter is about 0.6 GB)
+MAX_ADAPTER_BYTES = 8 * 2**30
 _TMP_PREFIX = ".tmp-"
 #: temporaries older than this (seconds) are orphans of a killed run
 ORPHAN_AGE = 600.0
@@ -87,9 +101,9 @@ def check_cache_dir(cache_dir) -> None:
     root = Path(cache_dir)
     if root.exists() and not root.is_dir():
         raise ValueError(f"cache_dir={str(cache_dir)!r} is a file, not a folder; pass a folder path.")
-    if is_sharded_store(root):
+    if existing_layout(root) is not None:  # a marked folder (its marker checked)
         return
-    if root.is_dir() and not (root / MARKER).is_file():
+    if root.is_dir():
         foreign = _scan(root).foreign
         if foreign:
             raise ValueError(
@@ -99,41 +113,20 @@ def check_cache_dir(cache_dir) -> None:
             )
 
 
-@dataclass
-class CacheContents:
-    """What a cache folder holds.
-
-    Attributes
-    ----------
-    entries : list of str
-        Valid entry paths (relative to the folder).
-    entry_bytes : int
-    orphans : list of str
-        Temporary files left by interrupted writes.
-    foreign : list of str
-        Any other file (not the library's).
-    """
-
-    entries: list[str]
-    entry_bytes: int
-    orphans: list[str]
-    foreign: list[str]
-
-
 def _scan(root: Path) -> CacheContents:
     entries, orphans, foreign, size = [], [], [], 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             rel = Path(dirpath, name).relative_to(root).as_posix()
-            if rel == MARKER:
+            if rel in (MARKER, SHARDED_MARKER, LOCK_NAME):
                 continue
             parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
-            if _ENTRY.match(rel):
+            if _ENTRY.match(rel) or _ADAPTER.match(rel):
                 entries.append(rel)
                 size += Path(dirpath, name).stat().st_size
             elif name.startswith(_TMP_PREFIX) and (
-                re.fullmatch(r"[0-9a-f]{2}", parent)
+                re.fullmatch(r"[0-9a-f]{2}", parent) or parent == ADAPTERS
                 or (parent == "" and name.endswith(Path(MARKER).suffix))
             ):
                 # an entry's temporary, or the marker's while another process creates the folder
@@ -141,6 +134,20 @@ def _scan(root: Path) -> CacheContents:
             else:
                 foreign.append(rel)
     return CacheContents(entries, size, orphans, foreign)
+
+
+def _scan_adapters(root: Path) -> list[tuple[str, int]]:
+    """``(relative path, bytes)`` of the adapter files and their temporaries."""
+    folder = root / ADAPTERS
+    if not folder.is_dir():
+        return []
+    return [(f"{ADAPTERS}/{e.name}", e.stat().st_size) for e in sorted(os.scandir(folder),
+                                                                      key=lambda e: e.name)
+            if _ADAPTER.match(f"{ADAPTERS}/{e.name}") or e.name.startswith(_TMP_PREFIX)]
+
+
+def _is_tmp(rel: str) -> bool:
+    return rel.rsplit("/", 1)[-1].startswith(_TMP_PREFIX)
 
 
 def _age(path: Path) -> float:
@@ -181,26 +188,26 @@ class StepCache:
         if self.cache_dir is None:
             return
         root = self.cache_dir
-        if is_sharded_store(root):  # a folder the sharded store wrote: read and written as it is
+        layout = existing_layout(root)  # a damaged marker, or both, is a StoreError here
+        if layout is None and not create:
+            if not root.is_dir():
+                raise ValueError(f"{root}: no such cache directory.")
+            raise ValueError(
+                f"{root} is not a step cache of sklearn_llm_multilabel (no {MARKER} marker); "
+                "nothing was changed."
+            )
+        if layout is None:
+            check_cache_dir(root)  # files of an earlier, unmarked cache are fine; others are not
+            try:  # decided under the folder's lock: a concurrent opener may have chosen first
+                layout = ensure_layout(root, FILES, check_unmarked=check_cache_dir)
+            except OSError as exc:
+                self._report_unwritable(exc)
+                layout = FILES
+        if layout == SHARDED:  # a folder the sharded store wrote: read and written as it is
             self.sharded = ShardedStore(root, create=False, hidden_dtype=hidden_dtype)
             return
         if not create:
-            if not root.is_dir():
-                raise ValueError(f"{root}: no such cache directory.")
-            if not (root / MARKER).is_file():
-                raise ValueError(
-                    f"{root} is not a step cache of sklearn_llm_multilabel (no {MARKER} marker); "
-                    "nothing was changed."
-                )
             return
-        check_cache_dir(root)
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            marker = root / MARKER
-            if not marker.is_file():
-                self._write_bytes(marker, json.dumps(_MARKER_CONTENT).encode())
-        except OSError as exc:
-            self._report_unwritable(exc)
         key = str(root.resolve())
         with _MEMORY_LOCK:
             first_open = key not in _OPENED
@@ -214,7 +221,13 @@ class StepCache:
         if self.cache_dir is None:
             raise ValueError("this cache has no cache_dir.")
         if self.sharded is not None:
-            return self.sharded.info()
+            contents = self.sharded.info()
+            adapters = [e for e in _scan_adapters(self.cache_dir)]
+            return CacheContents(
+                contents.entries + [rel for rel, _ in adapters if not _is_tmp(rel)],
+                contents.entry_bytes + sum(size for rel, size in adapters if not _is_tmp(rel)),
+                contents.orphans + [rel for rel, _ in adapters if _is_tmp(rel)],
+                contents.foreign)
         return _scan(self.cache_dir)
 
     def remove_orphans(self, min_age: float = 0.0) -> int:
@@ -238,14 +251,19 @@ class StepCache:
         (entries removed, orphans removed)
         """
         if self.sharded is not None:
-            return self.sharded.clear()
+            records, orphans = self.sharded.clear()
+            for rel, _ in _scan_adapters(self.cache_dir):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.cache_dir / rel).unlink()
+                records, orphans = (records, orphans + 1) if _is_tmp(rel) else (records + 1, orphans)
+            return records, orphans
         contents = self.info()
         for rel in contents.entries:
             with contextlib.suppress(FileNotFoundError):
                 (self.cache_dir / rel).unlink()
         orphans = self.remove_orphans(min_age=0.0)
         for sub in sorted(self.cache_dir.iterdir()):
-            if sub.is_dir() and re.fullmatch(r"[0-9a-f]{2}", sub.name):
+            if sub.is_dir() and (re.fullmatch(r"[0-9a-f]{2}", sub.name) or sub.name == ADAPTERS):
                 with contextlib.suppress(OSError):
                     sub.rmdir()  # only when empty
         return len(contents.entries), orphans
@@ -275,6 +293,8 @@ class StepCache:
             record = _MEMORY.get(key)
             if record is not None:
                 _MEMORY.move_to_end(key)
+        if kind is AdapterRecord or isinstance(record, AdapterRecord):
+            return self._get_adapter(key, record)
         if record is not None:
             if (self.cache_dir is not None and self.sharded is None
                     and not self.path(key).exists()):
@@ -297,7 +317,7 @@ class StepCache:
 
     def get_many(self, keys, kind: type | None = None, check: Callable | None = None) -> list:
         """:meth:`get` of every key; a sharded store is looked up once for all of them."""
-        if self.sharded is None:
+        if self.sharded is None or kind is AdapterRecord:
             return [self.get(key, kind, check) for key in keys]
         with _MEMORY_LOCK:
             out = [_MEMORY.get(key) for key in keys]
@@ -319,9 +339,20 @@ class StepCache:
     def put_many(self, keys, records) -> None:
         """Store records (a scored batch); a sharded store writes them as one shard."""
         self._remember_many(zip(keys, records, strict=True))
+        if self.cache_dir is None:
+            return
+        adapters = [(k, r) for k, r in zip(keys, records) if isinstance(r, AdapterRecord)]
+        for key, record in adapters:
+            self._write_adapter(key, record)
+        if adapters:
+            keys = [k for k, r in zip(keys, records) if not isinstance(r, AdapterRecord)]
+            records = [r for r in records if not isinstance(r, AdapterRecord)]
         if self.sharded is not None:
-            self.sharded.put_many(keys, records)
-        elif self.cache_dir is not None:
+            try:
+                self.sharded.put_many(keys, records)
+            except OSError as exc:  # disk full, read-only: the results stay in memory
+                self._report_unwritable(exc)
+        else:
             for key, record in zip(keys, records):
                 self._write(key, record)
 
@@ -337,6 +368,76 @@ class StepCache:
                 _MEMORY.move_to_end(key)
             while len(_MEMORY) > _state.MEMORY_CACHE_SIZE:
                 _MEMORY.popitem(last=False)
+
+    def contains(self, keys) -> np.ndarray:
+        """A boolean per key: whether the folder holds its record (memory not consulted)."""
+        if self.cache_dir is None:
+            return np.zeros(len(keys), dtype=bool)
+        if self.sharded is not None:
+            return self.sharded.contains(list(keys))
+        return np.array([self.path(key).exists() for key in keys], dtype=bool)
+
+    # ------------------------------------------------------------ adapters
+    def adapter_path(self, key: str) -> Path:
+        """Where the adapter of ``key`` lives (beside the records, in either layout)."""
+        self.path(key)  # checks the key
+        return self.cache_dir / ADAPTERS / f"{key}.safetensors"
+
+    def _get_adapter(self, key: str, record):
+        if record is not None:
+            if self.cache_dir is not None and not self.adapter_path(key).exists():
+                self._write_adapter(key, record)  # trained before cache_dir was set
+            return record
+        if self.cache_dir is None:
+            return None
+        path = self.adapter_path(key)
+        if not path.is_file():
+            return None
+        record = self._read_adapter(path, key)
+        if record is not None:
+            self._remember(key, record)
+        return record
+
+    def _write_adapter(self, key: str, record: AdapterRecord) -> None:
+        from safetensors.numpy import save_file
+
+        arrays, meta = record.to_payload()
+        header = {"sklml": json.dumps({**meta, "format_version": FORMAT_VERSION, "key": key,
+                                       "kind": type(record).__name__})}
+        path = self.adapter_path(key)
+        tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{key}.safetensors")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
+                      metadata=header)
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self._report_unwritable(exc)
+
+    @staticmethod
+    def _read_adapter(path: Path, key: str):
+        from safetensors import safe_open
+
+        try:
+            size = path.stat().st_size
+            if size > MAX_ADAPTER_BYTES:
+                raise ValueError(f"{size} bytes, more than the {MAX_ADAPTER_BYTES} an adapter "
+                                 "file may hold")
+            with safe_open(str(path), "np") as fh:
+                meta = json.loads((fh.metadata() or {}).get("sklml", "null"))
+                if not isinstance(meta, dict):
+                    raise ValueError("no adapter metadata")
+                if (meta.get("format_version") != FORMAT_VERSION or meta.get("key") != key
+                        or meta.get("kind") != AdapterRecord.__name__):
+                    raise ValueError("the file belongs to another key, kind or format version")
+                arrays = {name: fh.get_tensor(name) for name in fh.keys()}
+            return AdapterRecord.from_payload(arrays, meta)
+        except Exception as exc:  # safetensors' own error type, and anything a bad file raises
+            warn(f"Adapter file {path} is unreadable ({type(exc).__name__}: {exc}); the adapter "
+                 "will be trained again.", CacheWarning)
+            return None
 
     def _report_unwritable(self, exc: OSError) -> None:
         key = str(self.cache_dir)
@@ -361,10 +462,6 @@ class StepCache:
             self._write_file(path, lambda fh: np.savez(fh, **arrays))
         except OSError as exc:
             self._report_unwritable(exc)
-
-    @classmethod
-    def _write_bytes(cls, path: Path, data: bytes) -> None:
-        cls._write_file(path, lambda fh: fh.write(data))
 
     @staticmethod
     def _write_file(path: Path, write) -> None:

@@ -37,6 +37,8 @@ ADAPTERS: OrderedDict[str, tuple] = OrderedDict()
 MAX_ADAPTERS = 16
 #: scoring models with an adapter merged in (LRU, bounded in ``backends._finetune``)
 ADAPTED: OrderedDict[tuple, object] = OrderedDict()
+#: store files already reported as damaged or foreign (one warning per file and process)
+WARNED_FILES: set[str] = set()
 #: counters of model work (see ``get_scoring_stats``)
 STATS: Counter = Counter()
 

@@ -21,7 +21,6 @@ by column and its step records are built many at once
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import threading
@@ -32,16 +31,34 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _state
+from ._layout import (
+    FILES,
+    SHARDED,
+    SHARDED_MARKER,
+    SHARDED_SCHEMA_VERSION,
+    CacheContents,
+    ensure_layout,
+    existing_layout,
+    read_marker,
+)
 from ._shard_columns import Shard, key_digests, split_meta
 from ._warnings import warn
-from .exceptions import CacheWarning
+from .exceptions import CacheWarning, StoreError
 
 #: file that marks a folder as a sharded store of this library
-MARKER = "SKLML_STORE.json"
-SCHEMA_VERSION = 1
+MARKER = SHARDED_MARKER
+SCHEMA_VERSION = SHARDED_SCHEMA_VERSION
 _SHARDS = "shards"
 _TMP_PREFIX = ".tmp-"
 _OPEN_SHARDS = 8  # decoded shards kept in memory per store
+#: a shard of more rows is refused from its metadata, before its keys are read; writers split
+#: larger batches into shards of at most this many rows
+MAX_SHARD_ROWS = 262_144
+#: a shard that would decode to more bytes (Parquet's uncompressed size) is refused unread
+MAX_SHARD_BYTES = 1 << 30
+#: the columns every shard of this library has
+_REQUIRED_COLUMNS = ("key", "kind", "meta")
 
 
 def _require_pyarrow():
@@ -65,8 +82,17 @@ def _check_keys(keys: Sequence[str]) -> None:
 
 
 def is_sharded_store(folder) -> bool:
-    """Whether ``folder`` is a sharded store (it holds the store's marker)."""
-    return folder is not None and (Path(folder) / MARKER).is_file()
+    """Whether ``folder`` is a sharded store (its marker, checked, says so)."""
+    return existing_layout(folder) == SHARDED
+
+
+def _warn_once(path: Path, message: str) -> None:
+    """One :class:`CacheWarning` per damaged or foreign file and process."""
+    with _state.LOCK:
+        if str(path) in _state.WARNED_FILES:
+            return
+        _state.WARNED_FILES.add(str(path))
+    warn(message, CacheWarning)
 
 
 class ShardedStore:
@@ -94,23 +120,17 @@ class ShardedStore:
             raise ValueError(f"hidden_dtype must be 'float32' or 'float16'; got {hidden_dtype!r}.")
         self.folder = Path(folder)
         self.hidden_dtype = hidden_dtype
-        marker = self.folder / MARKER
-        if marker.is_file():
-            content = json.loads(marker.read_text(encoding="utf-8"))
-            if content.get("schema_version") != SCHEMA_VERSION:
-                raise ValueError(f"{self.folder}: a sharded store of schema version "
-                                 f"{content.get('schema_version')!r}; this library reads "
-                                 f"version {SCHEMA_VERSION}.")
-        elif not create:
+        layout = ensure_layout(self.folder, SHARDED) if create else existing_layout(self.folder)
+        if layout == FILES:
+            raise StoreError(f"{self.folder} is a one-file-per-text step cache, not a sharded "
+                             "store; use it as cache_dir (or open it with scoring.open_store).")
+        if layout is None:
             raise ValueError(f"{self.folder} is not a sharded store (no {MARKER}).")
-        else:
-            if self.folder.exists() and any(self.folder.iterdir()):
-                raise ValueError(f"{self.folder} holds other files; a new sharded store needs a "
-                                 "new or empty folder.")
-            (self.folder / _SHARDS).mkdir(parents=True, exist_ok=True)
-            self._atomic_write(marker, json.dumps({
-                "what": "sklearn_llm_multilabel sharded store",
-                "schema_version": SCHEMA_VERSION}).encode())
+        content = read_marker(self.folder / MARKER)
+        if content.get("schema_version") != SCHEMA_VERSION:
+            raise StoreError(f"{self.folder}: a sharded store of schema version "
+                             f"{content.get('schema_version')!r}; this library reads "
+                             f"version {SCHEMA_VERSION}.")
         (self.folder / _SHARDS).mkdir(exist_ok=True)
         self._lock = threading.Lock()
         self._seen: set[str] = set()
@@ -131,9 +151,19 @@ class ShardedStore:
         os.replace(tmp, path)
 
     def put_many(self, keys: Sequence[str], records: Sequence) -> Path | None:
-        """Write one shard holding ``records`` under ``keys``; returns its path."""
+        """Write ``records`` under ``keys`` as one shard (several beyond :data:`MAX_SHARD_ROWS`
+        rows); returns the last shard's path."""
         if not len(keys):
             return None
+        if len(keys) != len(records):
+            raise ValueError(f"{len(keys)} keys for {len(records)} records")
+        path = None
+        for start in range(0, len(keys), MAX_SHARD_ROWS):
+            path = self._put_shard(keys[start:start + MAX_SHARD_ROWS],
+                                   records[start:start + MAX_SHARD_ROWS])
+        return path
+
+    def _put_shard(self, keys: Sequence[str], records: Sequence) -> Path:
         _check_keys(keys)
         pa, pq = _require_pyarrow()
         columns: dict[str, object] = {"key": list(keys), "kind": []}
@@ -182,26 +212,25 @@ class ShardedStore:
             new = [n for n in self._shard_files() if n not in self._seen and n not in self._bad]
             digests, where = [self._digests], [self._where]
             for name in new:
+                path = self.folder / _SHARDS / name
                 try:
-                    keys = key_digests(pq.read_table(self.folder / _SHARDS / name,
-                                                      columns=["key"], use_threads=False)["key"])
-                except Exception as exc:  # a shard cut short, or not Parquet
+                    _check_shard_metadata(pq.read_metadata(path))
+                    keys = key_digests(pq.read_table(path, columns=["key"],
+                                                     use_threads=False)["key"])
+                except Exception as exc:  # cut short, not Parquet, not ours, or out of bounds
                     self._bad.add(name)
-                    warn(f"Shard {self.folder / _SHARDS / name} is unreadable "
-                                  f"({type(exc).__name__}: {exc}); it is ignored.", CacheWarning)
+                    _warn_once(path, f"Shard {path} is unreadable or not a shard of this "
+                                     f"library ({type(exc).__name__}: {exc}); it is ignored.")
                     continue
                 number = len(self._shard_names)
                 self._shard_names.append(name)
                 self._seen.add(name)
                 digests.append(keys)
                 where.append(np.stack([np.full(len(keys), number), np.arange(len(keys))], 1))
-            if len(digests) > 1:
+            if len(digests) > 1:  # every copy of a key is kept: a damaged one has a successor
                 d, w = np.concatenate(digests), np.concatenate(where)
                 order = np.argsort(d, kind="stable")
-                d, w = d[order], w[order]
-                first = np.ones(len(d), dtype=bool)  # a key written twice: the first copy
-                first[1:] = d[1:] != d[:-1]
-                self._digests, self._where = d[first], w[first]
+                self._digests, self._where = d[order], w[order]
 
     def _locate(self, keys: Sequence[str]) -> np.ndarray:
         """(shard, row) per key, ``-1`` where absent."""
@@ -222,7 +251,16 @@ class ShardedStore:
 
     def __len__(self) -> int:
         self.refresh()
-        return len(self._digests)
+        return len(self._distinct())
+
+    def _distinct(self) -> np.ndarray:
+        """The keys held, each once (the index keeps every copy)."""
+        d = self._digests
+        if len(d) < 2:
+            return d
+        first = np.ones(len(d), dtype=bool)
+        first[1:] = d[1:] != d[:-1]
+        return d[first]
 
     def _table(self, shard: int) -> Shard:
         """A shard decoded column by column (kept for the next reads of it)."""
@@ -242,31 +280,53 @@ class ShardedStore:
 
     def get_many(self, keys: Sequence[str], *, kind: type | None = None,
                  check: Callable | None = None) -> list:
-        """The record of every key (None where absent or invalid), reading each shard once."""
+        """The record of every key (None where absent or invalid), reading each shard once.
+
+        A key written more than once (a record rescored after its first copy
+        was found damaged) is read from its first valid copy, so a damaged
+        copy never hides a healthy one and the store heals.
+        """
         self.refresh()
-        where = self._locate(keys)
+        _check_keys(keys)
         out: list = [None] * len(keys)
-        order = np.argsort(where[:, 0], kind="stable")
-        bounds = np.flatnonzero(np.diff(where[order, 0])) + 1
-        for group in np.split(order, bounds):
-            if not len(group) or where[group[0], 0] < 0:
-                continue
-            shard = int(where[group[0], 0])
-            indices = group.tolist()
-            found = self._table(shard).records(where[group, 1].tolist(),
-                                               [keys[i] for i in indices], kind)
-            for i, record in zip(indices, found, strict=True):
-                if not isinstance(record, Exception) and check is not None:
-                    try:
-                        check(record)
-                    except (KeyError, ValueError, TypeError) as exc:
-                        record = exc
-                if isinstance(record, Exception):
-                    warn(f"Record {keys[i]} in shard {self._shard_names[shard]} is "
-                                  f"unreadable ({type(record).__name__}: {record}); it will be "
-                                  "recomputed.", CacheWarning)
-                    record = None
-                out[i] = record
+        if not len(keys) or not len(self._digests):
+            return out
+        wanted = np.array(keys, dtype="S64")
+        candidate = np.searchsorted(self._digests, wanted, side="left")
+        last = np.searchsorted(self._digests, wanted, side="right")
+        pending = np.flatnonzero(candidate < last)
+        while len(pending):
+            where = self._where[candidate[pending]]
+            order = np.argsort(where[:, 0], kind="stable")
+            bounds = np.flatnonzero(np.diff(where[order, 0])) + 1
+            failed = []
+            for group in np.split(order, bounds):
+                shard = int(where[group[0], 0])
+                indices = pending[group].tolist()
+                rows = where[group, 1].tolist()
+                try:
+                    found = self._table(shard).records(rows, [keys[i] for i in indices], kind)
+                except Exception as exc:  # a shard whose columns are not a store's
+                    found = [exc] * len(indices)
+                for i, row, record in zip(indices, rows, found, strict=True):
+                    if not isinstance(record, Exception) and check is not None:
+                        try:
+                            check(record)
+                        except (KeyError, ValueError, TypeError) as exc:
+                            record = exc
+                    if isinstance(record, Exception):
+                        name = self._shard_names[shard]
+                        fallback = ("another copy of it is used" if candidate[i] + 1 < last[i]
+                                    else "it will be recomputed")
+                        _warn_once(self.folder / _SHARDS / f"{name}#{row}",
+                                   f"Record {keys[i]} in shard {name} is unreadable "
+                                   f"({type(record).__name__}: {record}); {fallback}.")
+                        failed.append(i)
+                    else:
+                        out[i] = record
+            failed = np.asarray(failed, dtype=np.int64)
+            candidate[failed] += 1
+            pending = failed[candidate[failed] < last[failed]]
         return out
 
     def get(self, key: str, kind: type | None = None, check: Callable | None = None):
@@ -276,14 +336,12 @@ class ShardedStore:
     # ------------------------------------------------------------ the folder
     def info(self):
         """Entries (keys), bytes, orphaned temporaries and unreadable shards."""
-        from ._cache import CacheContents
-
         self.refresh()
         folder = self.folder / _SHARDS
         shard_bytes = sum((folder / n).stat().st_size for n in self._shard_names)
         orphans = sorted(f"{_SHARDS}/{e.name}" for e in os.scandir(folder)
                          if e.name.startswith(_TMP_PREFIX))
-        entries = [d.decode() for d in self._digests]
+        entries = [d.decode() for d in self._distinct()]
         return CacheContents(entries, shard_bytes, orphans, sorted(f"{_SHARDS}/{n}" for n in self._bad))
 
     def clear(self) -> tuple[int, int]:
@@ -308,5 +366,19 @@ class ShardedStore:
     def keys(self) -> Iterable[str]:
         """Every key the store holds."""
         self.refresh()
-        return (d.decode() for d in self._digests)
+        return (d.decode() for d in self._distinct())
 
+
+def _check_shard_metadata(metadata) -> None:
+    """Refuse, from a Parquet file's footer alone, a file that is not a shard of this library or
+    would cost more than a shard may (rows, uncompressed bytes)."""
+    names = set(metadata.schema.names)
+    missing = [c for c in _REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} column")
+    if metadata.num_rows > MAX_SHARD_ROWS:
+        raise ValueError(f"{metadata.num_rows} rows, more than the {MAX_SHARD_ROWS} a shard holds")
+    size = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if size > MAX_SHARD_BYTES:
+        raise ValueError(f"{size} bytes uncompressed, more than the {MAX_SHARD_BYTES} a shard "
+                         "may decode to")

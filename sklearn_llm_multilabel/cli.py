@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ._aggregation import AGGREGATIONS
-from .exceptions import SklearnLLMError, UntrustedFileError
+from .exceptions import CacheWarning, SklearnLLMError, UntrustedFileError
 
 FORMATS = ("annotations", "counts", "lewidi", "goemotions", "xed", "csv")
 #: the aggregations, from the one table in ._aggregation
@@ -320,6 +320,8 @@ def cmd_predict(args) -> int:
     if args.strategy:
         clf.set_params(aggregation=args.strategy)
     aggregation = clf.aggregation if isinstance(clf.aggregation, str) else "custom"
+    if args.store:
+        _check_store_matches(clf, texts, Path(args.store))
     proba = clf.predict_proba(texts)
     predicted = clf.predict(texts)
     names = list(clf.label_names_)
@@ -344,6 +346,26 @@ def cmd_predict(args) -> int:
         os.replace(partial, output)
         print(f"wrote {args.output} ({len(texts)} texts, aggregation={aggregation!r})")
     return 0
+
+
+def _check_store_matches(clf, texts: list[str], store: Path) -> None:
+    """Say so when ``--store`` holds records but none of these texts' (other keys)."""
+    from ._aggregation import BREAKDOWN_AGGREGATIONS
+    from .scoring import open_store, record_keys
+
+    kind = clf.aggregation if clf.aggregation in BREAKDOWN_AGGREGATIONS else "steps"
+    cache = open_store(store)
+    keys = sorted(set(record_keys(clf, texts, kind=kind)))
+    if cache.contains(keys).any():
+        return
+    held = len(cache.info().entries)
+    if held:
+        warnings.warn(
+            f"none of the {len(keys)} texts' records are in {store}, although it holds {held} "
+            "records under other keys: they were written by an estimator with another prompt "
+            "fingerprint (other demonstrations, model, tokenizer, prompt or decoding settings), "
+            "so every text is scored now. Predict with the estimator that filled the store.",
+            CacheWarning, stacklevel=2)
 
 
 def _input_texts(source: Path, args) -> list[str]:

@@ -21,7 +21,11 @@ How it runs:
   that it computes the driver's keys (same model, prompt and library), skips
   keys another attempt already wrote, scores the rest and writes them as one
   shard per batch. Ray restarts an actor that dies and retries its batch;
-  the retry finds what was written and writes nothing twice.
+  the retry finds what was written and writes nothing twice;
+* the driver holds a lease in the store (``_runs/``) and every actor watches
+  it: an actor whose driver is gone (killed, even with ``kill -9``) exits
+  before its next write, and a new run on the same store first waits for
+  such writers to stop, so a prompt rerun never races them.
 """
 
 from __future__ import annotations
@@ -36,7 +40,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ._leases import DriverLease, wait_for_orphaned_writers
 from .scoring import KINDS, record_keys
+
+#: how long a run waits for the writers of an earlier, killed run to stop (they stop within
+#: a few seconds of their driver's death, see ._leases)
+ORPHAN_WAIT_SECONDS = 60.0
 
 # Fault injection for the tests of retries: when this variable names an existing file, the
 # first actor to remove it exits abruptly after scoring its batch and before writing it.
@@ -107,7 +116,11 @@ class _ScoreActor:
     """One worker: the fitted estimator and its model, scoring batches into the store."""
 
     def __init__(self, payload: bytes, output: str, kinds: tuple, hidden_dtype: str,
-                 torch_threads: int | None):
+                 torch_threads: int | None, lease: str | None = None):
+        from ._leases import WriterLease
+
+        # exits this process when the driver is gone (see ._leases): never an orphaned writer
+        self.lease = WriterLease(lease) if lease is not None else None
         if torch_threads:
             import torch
 
@@ -138,6 +151,8 @@ class _ScoreActor:
                 records = scorer.score_queries([queries[i] for i in todo],
                                                batch_size=self.estimator.batch_size)
                 _maybe_die()
+                if self.lease is not None:
+                    self.lease.ensure_driver()
                 self.store.put_many([keys[i] for i in todo], records)
                 written += len(todo)
         return {"key": np.asarray(batch["key_" + self.kinds[0]]),
@@ -247,6 +262,9 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
     raw, n_invalid = _read_texts(data, text_column, skip_invalid_texts)
     texts = estimator._texts(raw)
     store = ShardedStore(output, hidden_dtype="float32" if hidden_states else "float16")
+    # writers of an earlier run whose driver was killed stop by themselves: wait for them, so
+    # the resume below sees all they wrote and nothing is scored twice
+    wait_for_orphaned_writers(output, timeout=ORPHAN_WAIT_SECONDS)
     keys = {kind: record_keys(estimator, texts, kind=kind) for kind in kinds}
     first = keys[kinds[0]]
     seen, rows = set(), []  # the first row of every distinct text
@@ -271,18 +289,19 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
                           **{f"key_{k}": [keys[k][i] for i in rows] for k in kinds}})
         worker = copy.copy(estimator).set_params(show_progress=False, cache_dir=None)
         payload = pickle.dumps(worker)  # no weights: each actor loads the model from its files
-        ds = ray.data.from_arrow(table).map_batches(
-            _ScoreActor, batch_size=batch_size, batch_format="numpy",
-            fn_constructor_kwargs={"payload": payload, "output": str(output), "kinds": kinds,
-                                   "hidden_dtype": store.hidden_dtype,
-                                   "torch_threads": torch_threads},
-            compute=ray.data.ActorPoolStrategy(size=num_workers),
-            num_cpus=1, num_gpus=num_gpus_per_worker,
-        )
-        with tqdm(total=len(rows), unit="text", desc="Scoring on Ray",
-                  disable=not show_progress) as bar:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                bar.update(len(batch["key"]))
+        with DriverLease(output) as lease:
+            ds = ray.data.from_arrow(table).map_batches(
+                _ScoreActor, batch_size=batch_size, batch_format="numpy",
+                fn_constructor_kwargs={"payload": payload, "output": str(output), "kinds": kinds,
+                                       "hidden_dtype": store.hidden_dtype,
+                                       "torch_threads": torch_threads, "lease": str(lease.path)},
+                compute=ray.data.ActorPoolStrategy(size=num_workers),
+                num_cpus=1, num_gpus=num_gpus_per_worker,
+            )
+            with tqdm(total=len(rows), unit="text", desc="Scoring on Ray",
+                      disable=not show_progress) as bar:
+                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                    bar.update(len(batch["key"]))
     if probabilities is not None:
         _write_probabilities(estimator, texts, first, output, probabilities, aggregations)
     return ScoreSummary(n_texts=len(texts), n_unique=n_unique, n_skipped=n_skipped,

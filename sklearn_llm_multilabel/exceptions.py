@@ -76,3 +76,7 @@ class UntrustedFileError(SklearnLLMError, ValueError):
 
 class FineTuningWarning(UserWarning):
     """A fine-tuning run is too short to teach the adapter much (too few optimiser steps)."""
+
+
+class StoreError(SklearnLLMError, ValueError):
+    """A store folder cannot be used as it is (a damaged marker, both layouts' markers)."""

@@ -72,8 +72,8 @@ def open_store(store, *, hidden_dtype: str = "float32"):
     writing hidden states at ``hidden_dtype``), a ``StepCache`` or
     ``ShardedStore`` object, or None (memory only).
     """
-    from ._cache import MARKER, StepCache
-    from ._store import is_sharded_store
+    from ._cache import StepCache, check_cache_dir
+    from ._layout import SHARDED, ensure_layout, existing_layout, user_files
 
     if store is None or isinstance(store, StepCache):
         return store if store is not None else StepCache(None)
@@ -82,10 +82,11 @@ def open_store(store, *, hidden_dtype: str = "float32"):
     if not isinstance(store, (str, os.PathLike)):
         raise TypeError(f"store must be a folder path, a StepCache or a ShardedStore; got {store!r}.")
     folder = Path(store)
-    if not is_sharded_store(folder) and not (folder / MARKER).is_file():
-        if folder.exists() and any(folder.iterdir()):
-            return StepCache(folder)  # an unmarked earlier cache, or refused with a clear error
-        ShardedStore(folder)
+    if existing_layout(folder) is None:  # a new folder: the layout is decided under its lock
+        check_cache_dir(folder)  # an unmarked earlier cache is kept as it is; others refused
+        if folder.is_dir() and user_files(folder):
+            return StepCache(folder)
+        ensure_layout(folder, SHARDED)
     return StepCache(folder, hidden_dtype=hidden_dtype)
 
 

@@ -23,6 +23,23 @@ LABEL_LISTS = [
 LABELS = ["weather", "sports", "politics"]
 
 
+#: test modules that need more than the tiny in-process models: the fast loop
+#: (``make test-fast``: ``-m "not slow and not ray and not lora"``) leaves them out
+HEAVY_MODULES = {
+    "test_end_to_end": "slow",  # the real embedded model
+    "test_distributed": "ray",  # a local Ray cluster
+    "test_finetune": "lora",  # LoRA training with peft
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = getattr(item, "module", None)
+        mark = HEAVY_MODULES.get(module.__name__.rsplit(".", 1)[-1]) if module else None
+        if mark is not None:
+            item.add_marker(getattr(pytest.mark, mark))
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return make_tiny_tokenizer()

@@ -100,6 +100,65 @@ def test_a_worker_killed_mid_batch_is_retried_and_every_key_is_written_once(
     assert rows_in(tmp_path / "store") == 31  # the retried batch wrote nothing twice
 
 
+KILLED_DRIVER = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import ray
+from sklearn_llm_multilabel import LLMMultiLabelClassifier
+from sklearn_llm_multilabel.distributed import score_dataset
+from tests.conftest import LABEL_LISTS, TEXTS
+
+checkpoint, output, address = sys.argv[1:4]
+ray.init(address=address, log_to_driver=False)
+clf = LLMMultiLabelClassifier(checkpoint, n_shots=2, show_progress=False, max_new_tokens=6)
+clf.fit(TEXTS, LABEL_LISTS)
+corpus = [f"{TEXTS[i % len(TEXTS)]} item {i}" for i in range(int(sys.argv[4]))]
+score_dataset(clf, corpus, output=output, batch_size=4, show_progress=False)
+"""
+
+
+def test_a_killed_driver_leaves_no_writer_and_a_rerun_scores_each_text_once(
+        cluster, checkpoint, tmp_path):
+    """kill -9 of a driver mid-run: its actors stop before another write, the rerun waits for
+    them, and skipped + scored is the number of distinct texts, each stored once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from sklearn_llm_multilabel import _leases
+
+    n_texts = 1500
+    store = tmp_path / "store"
+    root = Path(__file__).resolve().parents[1]
+    driver = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DRIVER, checkpoint, str(store),
+         ray.get_runtime_context().gcs_address, str(n_texts)],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if (store / "shards").is_dir() and rows_in(store) >= 8:
+            break
+        time.sleep(0.2)
+    assert driver.poll() is None, "the driver ended before it could be killed mid-run"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    time.sleep(4 * _leases.HEARTBEAT_SECONDS)  # the actors' watchdogs have seen the death
+    at_rest = rows_in(store)
+    assert not _leases.live_writers_of_dead_runs(store)[0]
+    time.sleep(2 * _leases.HEARTBEAT_SECONDS)
+    assert rows_in(store) == at_rest < n_texts  # nobody writes any more
+    clf = fitted(checkpoint)
+    corpus = [f"{TEXTS[i % len(TEXTS)]} item {i}" for i in range(n_texts)]
+    summary = score_dataset(clf, corpus, output=store, batch_size=64, show_progress=False)
+    assert summary.n_skipped == at_rest
+    assert summary.n_skipped + summary.n_scored == summary.n_unique == n_texts
+    assert rows_in(store) == n_texts  # every text stored once
+    assert not any((store / _leases.RUNS).iterdir())
+
+
 def test_an_interrupted_job_rerun_with_resume_scores_only_what_is_missing(
         cluster, checkpoint, tmp_path):
     clf = fitted(checkpoint)

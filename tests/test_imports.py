@@ -39,3 +39,15 @@ def test_lazy_names_resolve():
         backends.nope  # noqa: B018
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         pkg.nope  # noqa: B018
+
+
+def test_the_package_has_no_import_cycle():
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "tools" / "import_graph.py"
+    tool = runpy.run_path(str(script))
+    edges = tool["graph"]()
+    assert "sklearn_llm_multilabel._store" in edges["sklearn_llm_multilabel._cache"]
+    assert tool["cycles"](edges) == []
+    assert tool["cycles"]({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
