@@ -35,7 +35,7 @@ import numpy as np
 
 
 def synthetic(i: int):
-    from sklearn_llm_multilabel.backends._base import StepRecord
+    from sklearn_llm_multilabel.store._records import StepRecord
 
     rng = np.random.default_rng(i)
     return StepRecord(position_scores=rng.normal(size=(3, 7)).astype(np.float32),
@@ -53,7 +53,7 @@ def key(i: int) -> str:
 def read_one_by_one(folder, keys) -> list:
     """Every record decoded and validated on its own (``from_payload``), as before the
     column-wise reader: the baseline it is compared with."""
-    from sklearn_llm_multilabel._store import ShardedStore
+    from sklearn_llm_multilabel.store._sharded import ShardedStore
 
     store = ShardedStore(folder)
     store.refresh()
@@ -63,8 +63,8 @@ def read_one_by_one(folder, keys) -> list:
 
 def bench_stores(n: int, batch: int = 1000) -> list[dict]:
     from sklearn_llm_multilabel._aggregation import aggregate_max, pack_steps
-    from sklearn_llm_multilabel._cache import StepCache, clear_memory_cache
-    from sklearn_llm_multilabel._store import ShardedStore
+    from sklearn_llm_multilabel.store._files import StepCache, clear_memory_cache
+    from sklearn_llm_multilabel.store._sharded import ShardedStore
 
     keys = [key(i) for i in range(n)]
     rows = []

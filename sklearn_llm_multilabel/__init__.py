@@ -4,13 +4,13 @@ Label probabilities come from the model's per-step label distributions
 (max over label-generation steps by default), cached below aggregation.
 """
 
-from ._cache import clear_memory_cache
 from ._calibration import DistributionCalibrator
 from ._classifier import LLMMultiLabelClassifier
 from ._encoder import EncoderMultiLabelClassifier
 from ._features import LLMHiddenStateFeatures
 from ._prompts import PAPER_PROMPTS
 from .backends import get_scoring_stats, reset_scoring_stats
+from .store._files import clear_memory_cache
 
 __version__ = "0.1.0"
 

@@ -16,13 +16,13 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 from . import _state
-from ._cache import StepCache
 from ._finetune import MIN_USEFUL_STEPS, adapter_key, target_label_sets, training_examples
 from ._prompts import _split_template
 from ._warnings import warn
 from .backends._seal import SealedEncoder
 from .backends._text import truncate_texts
 from .exceptions import FineTuningWarning
+from .store._files import StepCache
 
 
 def _require_peft() -> None:
@@ -49,8 +49,8 @@ def _training_prompt(est):
 def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
     """Set the estimator's adapter attributes (see ``LLMMultiLabelClassifier``)."""
     _require_peft()
-    from .backends._base import AdapterRecord
     from .backends._finetune import LoraSettings, train_lora
+    from .store._records import AdapterRecord
 
     start = time.perf_counter()
     seed = int(check_random_state(est.random_state).randint(np.iinfo(np.int32).max))

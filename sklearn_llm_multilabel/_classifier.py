@@ -28,7 +28,6 @@ from ._breakdown import (
     select_breakdown_demonstrations,
     select_breakdown_demonstrations_official,
 )
-from ._cache import StepCache, check_cache_dir
 from ._diagnostics import dominant_generation, unknown_label_message, unknown_label_summary
 from ._finetune import FINETUNE_TARGETS
 from ._prompts import (
@@ -62,6 +61,7 @@ from .exceptions import (
     UnknownLabelWarning,
 )
 from .metrics import example_f1
+from .store._files import StepCache, check_cache_dir
 
 if TYPE_CHECKING:  # the engine imports torch: only when a model is used
     from .backends._breakdown import BreakdownScorer

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._cache import StepCache
-from .backends._base import Scorer, StepRecord
+from .backends._base import Scorer
+from .store._files import StepCache
+from .store._records import StepRecord
 
 
 def score_texts(

@@ -32,11 +32,17 @@ MAX_SCORERS = 8
 #: in-memory step cache ``key -> record`` (LRU, at most :data:`MEMORY_CACHE_SIZE`)
 MEMORY: OrderedDict[str, object] = OrderedDict()
 MEMORY_CACHE_SIZE = 200_000
+#: bytes of the arrays of the records in :data:`MEMORY` (capped in ``store._memory``)
+MEMORY_NBYTES = 0
 #: trained LoRA adapters by content key ``key -> (weights, losses)`` (LRU, see ``MAX_ADAPTERS``)
 ADAPTERS: OrderedDict[str, tuple] = OrderedDict()
 MAX_ADAPTERS = 16
 #: scoring models with an adapter merged in (LRU, bounded in ``backends._finetune``)
 ADAPTED: OrderedDict[tuple, object] = OrderedDict()
+#: store folders whose orphaned temporaries were cleaned by this process
+OPENED_FOLDERS: set[str] = set()
+#: store folders reported as not writable by this process (one warning each)
+UNWRITABLE_FOLDERS: set[str] = set()
 #: store files already reported as damaged or foreign (one warning per file and process)
 WARNED_FILES: set[str] = set()
 #: counters of model work (see ``get_scoring_stats``)

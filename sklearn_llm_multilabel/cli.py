@@ -383,8 +383,8 @@ def _check_pyarrow(source: Path, output: Path) -> None:
     """sklml score needs pyarrow for a Parquet input or a sharded store: one line if missing."""
     import importlib.util
 
-    from ._cache import MARKER
     from ._textfile import PYARROW_EXTRA
+    from .store._files import MARKER
 
     one_file_cache = (output / MARKER).is_file()
     if importlib.util.find_spec("pyarrow") is None and (
@@ -436,7 +436,7 @@ def cmd_score(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from ._cache import StepCache
+    from .store._files import StepCache
 
     root = Path(args.cache_dir)
     cache = StepCache(root, create=False)  # refuses a folder that is not a step cache

@@ -125,7 +125,7 @@ class _ScoreActor:
             import torch
 
             torch.set_num_threads(int(torch_threads))
-        from ._store import ShardedStore
+        from .store._sharded import ShardedStore
 
         self.estimator = pickle.loads(payload)
         self.store = ShardedStore(output, hidden_dtype=hidden_dtype)
@@ -242,7 +242,7 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
     ray = _require_ray()
     from tqdm.auto import tqdm
 
-    from ._store import ShardedStore
+    from .store._sharded import ShardedStore
 
     kinds = tuple(kinds)
     unknown = [k for k in kinds if k not in KINDS]

@@ -27,7 +27,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._store import ShardedStore
+from .store._sharded import ShardedStore
 
 __all__ = ["KINDS", "ShardedStore", "open_store", "record_keys", "score_texts"]
 
@@ -65,15 +65,17 @@ def record_keys(estimator, texts: Sequence[str], *, kind: str = "steps") -> list
 
 
 def open_store(store, *, hidden_dtype: str = "float32"):
-    """A :class:`~sklearn_llm_multilabel._cache.StepCache` over ``store``.
+    """The :class:`~sklearn_llm_multilabel.store.RecordStore` over ``store``.
 
-    ``store`` is a folder (an existing one-file-per-text cache or sharded
+    It is a :class:`~sklearn_llm_multilabel.store.StepCache`: the process's
+    memory layer in front of the folder's layout. ``store`` is a folder (an
+    existing one-file-per-text cache or sharded
     store is used as it is; a new or empty folder becomes a sharded store
     writing hidden states at ``hidden_dtype``), a ``StepCache`` or
     ``ShardedStore`` object, or None (memory only).
     """
-    from ._cache import StepCache, check_cache_dir
-    from ._layout import SHARDED, ensure_layout, existing_layout, user_files
+    from .store._files import StepCache, check_cache_dir
+    from .store._layout import SHARDED, ensure_layout, existing_layout, user_files
 
     if store is None or isinstance(store, StepCache):
         return store if store is not None else StepCache(None)

@@ -158,7 +158,7 @@ def test_interrupted_run_resumes_without_rescoring(tiny_llama, tmp_path, monkeyp
 def test_concurrent_writers_leave_a_valid_cache(tiny_llama, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from sklearn_llm_multilabel._cache import StepCache
+    from sklearn_llm_multilabel.store._files import StepCache
 
     clf = make_clf(tiny_llama, cache_dir=tmp_path).fit(TEXTS, LABEL_LISTS)
     scorer = clf._scorer()

@@ -26,7 +26,6 @@ from sklearn_llm_multilabel import (
     load_model,
     register_model,
 )
-from sklearn_llm_multilabel._cache import MARKER, StepCache
 from sklearn_llm_multilabel.backends._load import resolve_device
 from sklearn_llm_multilabel.cli import main
 from sklearn_llm_multilabel.exceptions import (
@@ -35,6 +34,7 @@ from sklearn_llm_multilabel.exceptions import (
     ModelLoadError,
     NoLabelStepWarning,
 )
+from sklearn_llm_multilabel.store._files import MARKER, StepCache
 from sklearn_llm_multilabel.testing import make_tiny_model
 
 from .conftest import LABEL_LISTS, LABELS, TEXTS
@@ -183,7 +183,7 @@ def test_cache_dir_that_is_a_file_fails_in_fit(tiny_llama, tmp_path):
 
 
 def test_orphaned_temporaries_are_cleaned_when_a_cache_is_opened(tiny_llama, tmp_path):
-    from sklearn_llm_multilabel import _cache
+    from sklearn_llm_multilabel.store import _files as _cache
 
     root = tmp_path / "cache"
     _filled_cache(tiny_llama, root)
@@ -215,7 +215,7 @@ def test_read_only_cache_dir_warns_once_and_keeps_results(tiny_llama, tmp_path):
 
 def test_read_only_cache_dir_simulated(tiny_llama, tmp_path, monkeypatch):
     """The same case as above, by making every write fail (tests may run as root)."""
-    from sklearn_llm_multilabel import _cache
+    from sklearn_llm_multilabel.store import _files as _cache
 
     root = tmp_path / "cache"
     clf = make_clf(tiny_llama, cache_dir=root).fit(TEXTS, LABEL_LISTS)
@@ -223,7 +223,7 @@ def test_read_only_cache_dir_simulated(tiny_llama, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(_cache.StepCache, "_write_file", staticmethod(refuse))
+    monkeypatch.setattr(_cache, "atomic_write", refuse)
     expected = make_clf(tiny_llama).fit(TEXTS, LABEL_LISTS).predict_proba(TEXTS)
     clear_memory_cache()
     with pytest.warns(CacheWarning, match="cannot be written") as record:

@@ -15,14 +15,14 @@ from sklearn_llm_multilabel import (  # noqa: E402
     clear_memory_cache,
     get_scoring_stats,
 )
-from sklearn_llm_multilabel._cache import StepCache, check_cache_dir  # noqa: E402
-from sklearn_llm_multilabel._store import MARKER, ShardedStore  # noqa: E402
-from sklearn_llm_multilabel.backends._base import (  # noqa: E402
+from sklearn_llm_multilabel.exceptions import CacheWarning  # noqa: E402
+from sklearn_llm_multilabel.store._files import StepCache, check_cache_dir  # noqa: E402
+from sklearn_llm_multilabel.store._records import (  # noqa: E402
     AdapterRecord,
     BreakdownRecord,
     StepRecord,
 )
-from sklearn_llm_multilabel.exceptions import CacheWarning  # noqa: E402
+from sklearn_llm_multilabel.store._sharded import MARKER, ShardedStore  # noqa: E402
 
 from .conftest import (  # noqa: E402
     LABEL_LISTS,
@@ -225,7 +225,7 @@ def varied_record(i: int) -> StepRecord:
 
 @pytest.mark.parametrize("hidden_dtype", ["float32", "float16"])
 def test_records_read_many_at_once_equal_records_read_one_by_one(tmp_path, hidden_dtype):
-    from sklearn_llm_multilabel import _shard_columns
+    from sklearn_llm_multilabel.store import _columns as _shard_columns
 
     store = ShardedStore(tmp_path / "s", hidden_dtype=hidden_dtype)
     records = [varied_record(i) for i in range(60)]
@@ -337,7 +337,7 @@ def test_the_vectorised_checks_refuse_every_damaged_row_that_from_payload_refuse
     assert_same(got[0], step_record(0))
     assert_same(got[2], step_record(2))
     # and the vectorised checks alone refuse it, wherever its columns can be packed at all
-    from sklearn_llm_multilabel import _shard_columns
+    from sklearn_llm_multilabel.store import _columns as _shard_columns
 
     table = fresh._table(0)
     packed = {n: (table.columns[n].pack(np.arange(3)) if n in table.columns else None)
@@ -377,7 +377,7 @@ def test_a_shard_holding_every_kind_of_damage_at_once_keeps_its_good_rows(tmp_pa
 
 
 def test_metadata_fields_of_one_simple_type_get_columns_and_the_rest_stays_json():
-    from sklearn_llm_multilabel._shard_columns import split_meta
+    from sklearn_llm_multilabel.store._columns import split_meta
 
     rest, columns = split_meta([
         {"n": 1, "s": "x", "l": ["p"], "flag": True, "mixed": 1, "big": 2**70, "only": 0},

@@ -15,14 +15,14 @@ from sklearn_llm_multilabel import (  # noqa: E402
     clear_memory_cache,
     get_scoring_stats,
 )
-from sklearn_llm_multilabel._cache import MARKER as FILES_MARKER  # noqa: E402
-from sklearn_llm_multilabel._cache import StepCache  # noqa: E402
-from sklearn_llm_multilabel._store import MARKER as SHARDED_MARKER  # noqa: E402
-from sklearn_llm_multilabel._store import ShardedStore  # noqa: E402
-from sklearn_llm_multilabel.backends._base import AdapterRecord  # noqa: E402
 from sklearn_llm_multilabel.cli import main  # noqa: E402
 from sklearn_llm_multilabel.exceptions import CacheWarning, StoreError  # noqa: E402
 from sklearn_llm_multilabel.scoring import open_store  # noqa: E402
+from sklearn_llm_multilabel.store._files import MARKER as FILES_MARKER  # noqa: E402
+from sklearn_llm_multilabel.store._files import StepCache  # noqa: E402
+from sklearn_llm_multilabel.store._records import AdapterRecord  # noqa: E402
+from sklearn_llm_multilabel.store._sharded import MARKER as SHARDED_MARKER  # noqa: E402
+from sklearn_llm_multilabel.store._sharded import ShardedStore  # noqa: E402
 
 from .conftest import LABEL_LISTS, TEXTS  # noqa: E402
 from .test_store import key_of, step_record  # noqa: E402
@@ -107,7 +107,7 @@ def test_foreign_parquet_files_are_skipped_with_one_warning_and_counted(tiny_lla
 
 # -------------------------------------------------------------------- bounds
 def test_a_shard_of_too_many_keys_is_refused_from_its_metadata(tmp_path, monkeypatch):
-    from sklearn_llm_multilabel import _store
+    from sklearn_llm_multilabel.store import _sharded as _store
 
     store = ShardedStore(tmp_path)
     store.put_many([key_of(i) for i in range(3)], [step_record(i) for i in range(3)])
@@ -126,7 +126,7 @@ def test_a_shard_of_too_many_keys_is_refused_from_its_metadata(tmp_path, monkeyp
 
 def test_a_small_shard_that_decodes_to_a_huge_one_is_refused_before_decoding(tmp_path,
                                                                              monkeypatch):
-    from sklearn_llm_multilabel import _store
+    from sklearn_llm_multilabel.store import _sharded as _store
 
     store = ShardedStore(tmp_path)
     monkeypatch.setattr(_store, "MAX_SHARD_BYTES", 2**20)
@@ -177,7 +177,7 @@ def test_a_damaged_duplicate_is_superseded_by_its_healthy_copy(tmp_path):
 
 # ------------------------------------------------------------------ adapters
 def test_a_large_adapter_is_stored_beside_the_records_and_read_back(tmp_path, monkeypatch):
-    from sklearn_llm_multilabel import _cache
+    from sklearn_llm_multilabel.store import _files as _cache
 
     monkeypatch.setattr(_cache, "MAX_ENTRY_BYTES", 2**16)  # records stay small; adapters may not
     weights = {f"layer.{i}.lora_A.weight": np.full((64, 128), i, np.float32) for i in range(4)}

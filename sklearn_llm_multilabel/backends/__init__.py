@@ -6,7 +6,8 @@ loaded on first access.
 
 from importlib import import_module
 
-from ._base import StepRecord, get_scoring_stats, reset_scoring_stats
+from ..store._records import StepRecord
+from ._base import get_scoring_stats, reset_scoring_stats
 from ._specs import DEFAULT_MODEL, MODEL_ALIASES
 
 #: name -> the submodule that defines it (imported, with torch, on first access)

@@ -28,7 +28,7 @@ import torch
 from .. import _state
 from .._breakdown import BreakdownParts
 from ..exceptions import TokenizerError
-from ._base import BreakdownRecord
+from ..store._records import BreakdownRecord
 from ._engine import ENGINE_VERSION, PrefixEngine, inference, output_cache
 from ._labels import LabelTokens, build_answer_tokens, reduce_label_logits
 from ._load import LoadedModel

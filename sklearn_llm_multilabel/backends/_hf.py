@@ -19,8 +19,8 @@ import torch
 
 from .. import _state
 from .._prompts import PROTOCOLS, PromptParts, parse_labels
+from ..store._records import StepRecord
 from ._attention import DECODE_QUERIES
-from ._base import StepRecord
 from ._engine import ENGINE_VERSION, PrefixEngine, inference, output_cache
 from ._labels import build_label_tokens, find_steps, reduce_label_logits
 from ._load import LoadedModel

@@ -31,7 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _state
+from .. import _state
+from .._warnings import warn
+from ..exceptions import CacheWarning, StoreError
+from ._atomic import TMP_PREFIX, atomic_write
+from ._columns import Shard, key_digests, split_meta
 from ._layout import (
     FILES,
     SHARDED,
@@ -42,15 +46,12 @@ from ._layout import (
     existing_layout,
     read_marker,
 )
-from ._shard_columns import Shard, key_digests, split_meta
-from ._warnings import warn
-from .exceptions import CacheWarning, StoreError
 
 #: file that marks a folder as a sharded store of this library
 MARKER = SHARDED_MARKER
 SCHEMA_VERSION = SHARDED_SCHEMA_VERSION
 _SHARDS = "shards"
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TMP_PREFIX
 _OPEN_SHARDS = 8  # decoded shards kept in memory per store
 #: a shard of more rows is refused from its metadata, before its keys are read; writers split
 #: larger batches into shards of at most this many rows
@@ -141,15 +142,6 @@ class ShardedStore:
         self._bad: set[str] = set()
 
     # ---------------------------------------------------------------- writing
-    @staticmethod
-    def _atomic_write(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-
     def put_many(self, keys: Sequence[str], records: Sequence) -> Path | None:
         """Write ``records`` under ``keys`` as one shard (several beyond :data:`MAX_SHARD_ROWS`
         rows); returns the last shard's path."""
@@ -188,11 +180,7 @@ class ShardedStore:
             columns[f"d.{name}"] = [a[name].dtype.str if name in a else None for a in arrays_of]
         table = pa.table(columns)
         path = self.folder / _SHARDS / f"{uuid.uuid4().hex}.parquet"
-        tmp = path.with_name(_TMP_PREFIX + path.name)
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: pq.write_table(table, fh, compression="zstd"))
         return path
 
     def put(self, key: str, record) -> None:
@@ -214,9 +202,10 @@ class ShardedStore:
             for name in new:
                 path = self.folder / _SHARDS / name
                 try:
-                    _check_shard_metadata(pq.read_metadata(path))
-                    keys = key_digests(pq.read_table(path, columns=["key"],
-                                                     use_threads=False)["key"])
+                    with pq.ParquetFile(path) as parquet:  # the footer is read once
+                        _check_shard_metadata(parquet.metadata)
+                        keys = key_digests(parquet.read(columns=["key"],
+                                                        use_threads=False)["key"])
                 except Exception as exc:  # cut short, not Parquet, not ours, or out of bounds
                     self._bad.add(name)
                     _warn_once(path, f"Shard {path} is unreadable or not a shard of this "

@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import StoreError
+from ..exceptions import StoreError
+from ._atomic import atomic_write
 
 FILES, SHARDED = "files", "sharded"
 #: marks a folder as the one-file-per-text step cache
@@ -133,9 +133,7 @@ def user_files(folder: Path) -> list[str]:
 
 def _write_marker(folder: Path, layout: str) -> None:
     name, content = _CONTENT[layout]
-    tmp = folder / f".tmp-{uuid.uuid4().hex}.json"
-    tmp.write_text(json.dumps(content), encoding="utf-8")
-    os.replace(tmp, folder / name)
+    atomic_write(folder / name, lambda fh: fh.write(json.dumps(content).encode()))
 
 
 def ensure_layout(folder: str | os.PathLike, want: str, *,

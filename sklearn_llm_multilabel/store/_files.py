@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -38,7 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _state
+from .. import _state
+from .._warnings import warn
+from ..exceptions import CacheWarning
+from . import _memory
+from ._atomic import TMP_PREFIX, atomic_write
 from ._layout import (
     FILES,
     FILES_FORMAT_VERSION,
@@ -50,10 +53,8 @@ from ._layout import (
     ensure_layout,
     existing_layout,
 )
-from ._store import ShardedStore
-from ._warnings import warn
-from .backends._base import RECORD_TYPES, AdapterRecord
-from .exceptions import CacheWarning
+from ._records import RECORD_TYPES, AdapterRecord
+from ._sharded import ShardedStore
 
 FORMAT_VERSION = FILES_FORMAT_VERSION
 #: file that marks a folder as a step cache of this library
@@ -64,17 +65,16 @@ ADAPTERS = "adapters"
 _ADAPTER = re.compile(r"^adapters/[0-9a-f]{64}\.safetensors$")
 #: largest adapter file read (a 7B model's rank-64 adapter is about 0.6 GB)
 MAX_ADAPTER_BYTES = 8 * 2**30
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TMP_PREFIX
 #: temporaries older than this (seconds) are orphans of a killed run
 ORPHAN_AGE = 600.0
 #: largest uncompressed entry accepted (bytes); a record is kilobytes
 MAX_ENTRY_BYTES = 64 * 2**20
 MAX_META_BYTES = 2**20
 
-_MEMORY = _state.MEMORY
 _MEMORY_LOCK = _state.LOCK
-_OPENED: set[str] = set()  # folders whose orphans were cleaned in this process
-_UNWRITABLE: set[str] = set()  # folders reported read-only in this process
+_OPENED = _state.OPENED_FOLDERS
+_UNWRITABLE = _state.UNWRITABLE_FOLDERS
 
 
 def clear_memory_cache() -> None:
@@ -84,8 +84,7 @@ def clear_memory_cache() -> None:
     --------
     >>> clear_memory_cache()  # the next predict_proba scores every text again
     """
-    with _MEMORY_LOCK:
-        _MEMORY.clear()
+    _memory.clear()
 
 
 def check_cache_dir(cache_dir) -> None:
@@ -289,10 +288,7 @@ class StepCache:
             ``check(record)`` raises ``ValueError`` when the record does not fit
             the caller (label count, hidden size, number of queries).
         """
-        with _MEMORY_LOCK:
-            record = _MEMORY.get(key)
-            if record is not None:
-                _MEMORY.move_to_end(key)
+        record = _memory.get_many([key])[0]
         if kind is AdapterRecord or isinstance(record, AdapterRecord):
             return self._get_adapter(key, record)
         if record is not None:
@@ -319,8 +315,7 @@ class StepCache:
         """:meth:`get` of every key; a sharded store is looked up once for all of them."""
         if self.sharded is None or kind is AdapterRecord:
             return [self.get(key, kind, check) for key in keys]
-        with _MEMORY_LOCK:
-            out = [_MEMORY.get(key) for key in keys]
+        out = _memory.get_many(keys)
         missing = [i for i, record in enumerate(out) if record is None]
         if missing:
             read = self.sharded.get_many([keys[i] for i in missing], kind=kind, check=check)
@@ -362,12 +357,7 @@ class StepCache:
 
     @staticmethod
     def _remember_many(items) -> None:
-        with _MEMORY_LOCK:
-            for key, record in items:
-                _MEMORY[key] = record
-                _MEMORY.move_to_end(key)
-            while len(_MEMORY) > _state.MEMORY_CACHE_SIZE:
-                _MEMORY.popitem(last=False)
+        _memory.put_many(items)
 
     def contains(self, keys) -> np.ndarray:
         """A boolean per key: whether the folder holds its record (memory not consulted)."""
@@ -376,6 +366,15 @@ class StepCache:
         if self.sharded is not None:
             return self.sharded.contains(list(keys))
         return np.array([self.path(key).exists() for key in keys], dtype=bool)
+
+    def keys(self) -> list[str]:
+        """Every key the folder holds (records and adapters); memory only: those in memory."""
+        if self.cache_dir is None:
+            return _memory.keys()
+        held = [] if self.sharded is None else list(self.sharded.keys())
+        entries = self.info().entries if self.sharded is None else [
+            rel for rel, _ in _scan_adapters(self.cache_dir) if not _is_tmp(rel)]
+        return held + [rel.rsplit("/", 1)[-1].split(".", 1)[0] for rel in entries]
 
     # ------------------------------------------------------------ adapters
     def adapter_path(self, key: str) -> Path:
@@ -399,21 +398,17 @@ class StepCache:
         return record
 
     def _write_adapter(self, key: str, record: AdapterRecord) -> None:
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         arrays, meta = record.to_payload()
         header = {"sklml": json.dumps({**meta, "format_version": FORMAT_VERSION, "key": key,
                                        "kind": type(record).__name__})}
         path = self.adapter_path(key)
-        tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{key}.safetensors")
+        data = save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=header)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp),
-                      metadata=header)
-            os.replace(tmp, path)
+            atomic_write(path, lambda fh: fh.write(data))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             self._report_unwritable(exc)
 
     @staticmethod
@@ -459,23 +454,9 @@ class StepCache:
         path = self.path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._write_file(path, lambda fh: np.savez(fh, **arrays))
+            atomic_write(path, lambda fh: np.savez(fh, **arrays))
         except OSError as exc:
             self._report_unwritable(exc)
-
-    @staticmethod
-    def _write_file(path: Path, write) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=path.suffix)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
 
     @staticmethod
     def _read(path: Path, key: str, kind: type | None, check: Callable | None):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends._base import RECORD_TYPES, StepRecord, _str_list
+from ._records import RECORD_TYPES, StepRecord, _str_list
 
 
 @dataclass
