@@ -2,37 +2,41 @@
 
 Label probabilities come from the model's per-step label distributions
 (max over label-generation steps by default), cached below aggregation.
+
+The public names load on first use (PEP 562), so ``import
+sklearn_llm_multilabel`` and ``sklml --help`` import none of torch,
+transformers, scikit-learn, SciPy, pandas or pyarrow.
 """
 
-from ._calibration import DistributionCalibrator
-from ._classifier import LLMMultiLabelClassifier
-from ._encoder import EncoderMultiLabelClassifier
-from ._features import LLMHiddenStateFeatures
-from ._prompts import PAPER_PROMPTS
-from .backends import get_scoring_stats, reset_scoring_stats
-from .store._files import clear_memory_cache
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DistributionCalibrator",
-    "EncoderMultiLabelClassifier",
-    "LLMHiddenStateFeatures",
-    "LLMMultiLabelClassifier",
-    "PAPER_PROMPTS",
-    "__version__",
-    "clear_memory_cache",
-    "get_scoring_stats",
-    "load_model",
-    "register_model",
-    "reset_scoring_stats",
-]
+#: public name -> the module that defines it (imported on first access)
+_LAZY = {
+    "DistributionCalibrator": "._calibration",
+    "EncoderMultiLabelClassifier": "._encoder",
+    "LLMHiddenStateFeatures": "._features",
+    "LLMMultiLabelClassifier": "._classifier",
+    "PAPER_PROMPTS": "._prompts",
+    "clear_memory_cache": ".store._files",
+    "get_scoring_stats": ".backends._base",
+    "reset_scoring_stats": ".backends._base",
+    "load_model": ".backends._load",  # imports torch
+    "register_model": ".backends._load",  # imports torch
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
 
 
 def __getattr__(name: str):
-    # model loading imports torch: only when it is first used
-    if name in ("load_model", "register_model"):
-        from .backends import _load
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-        return getattr(_load, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -14,6 +14,9 @@ Each function returns an ``(n, L)`` array of independent per-label
 probabilities (``none`` is not output). :data:`AGGREGATION_TABLE` lists every
 aggregation with what it consumes; the classifier's ``aggregation`` options,
 the CLI's choices and :mod:`sklearn_llm_multilabel.aggregation` derive from it.
+
+SciPy and scikit-learn are imported by the functions that use them, so the
+table of aggregations (read by ``sklml --help``) costs only NumPy.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, softmax
-from sklearn.utils import check_random_state
 
 EPS = 1e-8
 
@@ -36,6 +37,8 @@ def step_distributions(scores: np.ndarray) -> np.ndarray:
     >>> step_distributions(np.log([[1.0, 1.0, 2.0]])).round(2)
     array([[0.25, 0.25, 0.5 ]])
     """
+    from scipy.special import softmax
+
     return softmax(np.asarray(scores, dtype=np.float64), axis=-1)
 
 
@@ -61,6 +64,8 @@ def aggregate_first(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
     >>> aggregate_first(np.log([[[3.0, 1.0, 1.0]]]), np.array([[True]]))
     array([[0.75, 0.5 ]])
     """
+    from scipy.special import expit
+
     scores, mask = _check(scores, mask)
     first = scores[:, 0, :]
     return expit(first[:, :-1] - first[:, -1:])
@@ -122,6 +127,8 @@ def aggregate_unary(answer_scores: np.ndarray) -> np.ndarray:
     >>> aggregate_unary(np.log([[[3.0, 1.0], [1.0, 1.0]]]))
     array([[0.75, 0.5 ]])
     """
+    from scipy.special import expit
+
     S = np.asarray(answer_scores, dtype=np.float64)
     if S.ndim != 3 or S.shape[-1] != 2:
         raise ValueError(f"answer_scores must have shape (n, L, 2); got {S.shape}.")
@@ -164,6 +171,9 @@ def fit_bradley_terry(
     >>> bool(s[0, 0] > s[0, 1]) and bool(s[0, 0] > s[0, 2])
     True
     """
+    from scipy.special import expit
+    from sklearn.utils import check_random_state
+
     p = np.asarray(p, dtype=np.float64)
     pairs = np.asarray(pairs, dtype=int)
     if p.ndim != 2 or p.shape[1] != len(pairs):
@@ -223,6 +233,8 @@ def aggregate_binary(answer_scores: np.ndarray, pairs: Sequence[tuple[int, int]]
     >>> bool(p[0, 0] > 0.5 > p[0, 1])
     True
     """
+    from scipy.special import expit
+
     S = np.asarray(answer_scores, dtype=np.float64)
     if S.ndim != 3 or S.shape[-1] != 2 or S.shape[1] != len(pairs):
         raise ValueError(f"answer_scores must have shape (n, {len(pairs)}, 2); got {S.shape}.")

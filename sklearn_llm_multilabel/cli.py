@@ -447,6 +447,11 @@ def cmd_cache(args) -> int:
         print(f"{root}: {len(contents.entries)} cached texts, "
               f"{contents.entry_bytes / 2**20:.1f} MiB; {len(contents.orphans)} orphaned "
               f"temporary files; {len(contents.foreign)} {other}")
+        from .backends._convert import cache_contents
+
+        converted, models, size = cache_contents()
+        print(f"{converted}: {len(models)} converted GGUF model(s), {size / 2**20:.1f} MiB "
+              "(SKLML_MODEL_CACHE; delete the folder to convert again)")
     else:
         entries, orphans = cache.clear()
         print(f"{root}: removed {entries} cached texts and {orphans} orphaned temporary files")

@@ -26,6 +26,10 @@ __all__ = ["ESTIMATOR_FILE", "TRUSTED_TYPES", "UntrustedFileError", "load_estima
 #: the types a saved estimator may hold beyond those skops trusts by default
 TRUSTED_TYPES = (
     "sklearn_llm_multilabel._classifier.LLMMultiLabelClassifier",
+    # a ``cache_dir`` given as a path object (building one runs no other code)
+    "pathlib.Path",
+    "pathlib.PosixPath",
+    "pathlib.WindowsPath",
 )
 #: the file name ``sklml evaluate`` writes and ``sklml predict --model-dir`` reads
 ESTIMATOR_FILE = "estimator.skops"

@@ -40,6 +40,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, mark))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _converted_models(tmp_path_factory):
+    """GGUF conversions go to a folder of the session (never the user's cache); the processes
+    a test starts inherit it."""
+    import os
+
+    previous = os.environ.get("SKLML_MODEL_CACHE")
+    os.environ["SKLML_MODEL_CACHE"] = str(tmp_path_factory.mktemp("converted-models"))
+    yield
+    if previous is None:
+        os.environ.pop("SKLML_MODEL_CACHE", None)
+    else:
+        os.environ["SKLML_MODEL_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return make_tiny_tokenizer()

@@ -146,3 +146,40 @@ def test_feature_names_where_they_apply(case):
     assert len(names) == np.asarray(est.transform(X)).shape[1]
     if isinstance(est, DistributionCalibrator):
         assert est.n_features_in_ == len(LABELS)
+
+
+def _public_estimators() -> dict[str, type]:
+    """Every estimator class the package exposes under a public name, found by walking it."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from sklearn.base import BaseEstimator
+
+    import sklearn_llm_multilabel as pkg
+
+    found = {}
+    modules = [pkg] + [importlib.import_module(info.name) for info in
+                       pkgutil.walk_packages(pkg.__path__, prefix=f"{pkg.__name__}.")
+                       if not any(part.startswith("_") for part in info.name.split(".")[1:])]
+    for module in modules:
+        for name in getattr(module, "__all__", dir(module)):
+            obj = getattr(module, name, None)
+            if (inspect.isclass(obj) and issubclass(obj, BaseEstimator)
+                    and obj.__module__.startswith(pkg.__name__) and not name.startswith("_")):
+                found[name] = obj
+    return found
+
+
+def test_every_public_estimator_is_checked_here():
+    assert set(_public_estimators()) == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_parameter_validation_follows_the_constraints(name, tiny_llama):
+    """scikit-learn's own check: every constraint in ``_parameter_constraints`` is enforced in
+    ``fit`` with its InvalidParameterError, for every public estimator."""
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    make, _, _ = CASES[name]
+    check_param_validation(name, make())

@@ -66,3 +66,39 @@ def test_aggregations_share_one_model_pass(fitted):
     for aggregation in ("first", "max", "mean", "hard"):
         clf.set_params(aggregation=aggregation).predict_proba(X_test)
     assert get_scoring_stats()["texts_scored"] == before
+
+
+CONVERTED_RUN = """
+import json, warnings
+warnings.simplefilter("ignore")
+from sklearn_llm_multilabel import LLMMultiLabelClassifier, get_scoring_stats, load_model
+from sklearn_llm_multilabel.datasets import load_illustrative_topics
+ds = load_illustrative_topics()
+clf = LLMMultiLabelClassifier(labels=ds.label_names, n_shots=4, show_progress=False)
+proba = clf.fit(ds.data, ds.target).predict_proba(ds.data[:3])
+print(json.dumps({"fingerprint": load_model(lazy=True).fingerprint, "proba": proba.tolist(),
+                  "scored": get_scoring_stats()["texts_scored"]}))
+"""
+
+
+def test_the_gguf_conversion_gives_the_same_keys_and_probabilities_in_a_new_process(tmp_path):
+    """The first process reads the GGUF file and writes its conversion; the next reads the
+    conversion: same fingerprint (so the same record keys) and bit-identical probabilities."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "SKLML_MODEL_CACHE": str(tmp_path / "converted")}
+    runs = []
+    for i in range(2):
+        env["SKLML_CACHE_DIR"] = str(tmp_path / f"steps{i}")  # each run scores its texts
+        out = subprocess.run([sys.executable, "-c", CONVERTED_RUN], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+        if i == 0:
+            folders = list((tmp_path / "converted").iterdir())
+            assert len(folders) == 1 and (folders[0] / "model.safetensors").is_file()
+    assert runs[0]["scored"] == runs[1]["scored"] == 3
+    assert runs[0]["fingerprint"] == runs[1]["fingerprint"]
+    assert runs[0]["proba"] == runs[1]["proba"]

@@ -27,7 +27,7 @@ def _custom_aggregation(scores, mask):
 
 
 def test_round_trip_predicts_identically(tiny_llama, tmp_path):
-    clf = fitted(tiny_llama, threshold=[0.2, 0.5, 0.7])
+    clf = fitted(tiny_llama, threshold=[0.2, 0.5, 0.7], cache_dir=tmp_path / "steps")
     path = save_estimator(clf, tmp_path / "est.skops")
     loaded = load_estimator(path)
     assert loaded.get_params() == clf.get_params()

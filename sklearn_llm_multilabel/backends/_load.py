@@ -41,6 +41,7 @@ from .. import _state
 from ..exceptions import MissingModelPackageError, ModelLoadError
 from ._attention import prepare_model
 from ._checkpoint import check_weight_files
+from ._convert import find_conversion, write_conversion
 from ._specs import DEFAULT_MODEL, MODEL_ALIASES, package_folder
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -399,8 +400,13 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
             "process can load)."
         )
     kwargs = {"trust_remote_code": trust_remote_code}
+    converted = None
     if gguf_file is not None:
-        kwargs["gguf_file"] = gguf_file
+        converted = find_conversion(Path(weights_path), dtype)
+        if converted is None:
+            kwargs["gguf_file"] = gguf_file
+        else:  # converted once by an earlier process: a float checkpoint, read fast
+            source = str(converted[0])
     where = str(weights_path) if weights_path is not None else spec
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -432,7 +438,18 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
         ) from exc
     if weights_path is not None and gguf_file is None:  # a checkpoint folder
         check_weight_files(weights_path, spec)  # headers only: a broken file fails in fit
-    weights_fp = _weights_fingerprint(str(weights_path or spec), None, config)
+    if converted is not None:  # the GGUF file's identity, as if it had been read
+        weights_fp = "file:" + converted[1]["sha256"]
+    else:
+        weights_fp = _weights_fingerprint(str(weights_path or spec), None, config)
+    if gguf_file is not None and converted is None:
+        read_gguf = load_weights
+
+        def load_weights():  # the first load of a GGUF file converts it for later processes
+            model = read_gguf()
+            write_conversion(Path(weights_path), model, tokenizer, dtype, weights_fp[5:])
+            return model
+
     if weights_fp is None:  # only the weights themselves identify the model: load them now
         model = load_weights()
         return _finish(spec, model, tokenizer, device, dtype,

@@ -1,0 +1,138 @@
+"""GGUF models converted once: a float checkpoint folder in the library's cache, loaded fast.
+
+Reading a GGUF file costs every process its parse, a tokenizer rebuilt from
+the file's metadata and the de-quantization of every tensor (about 18 s for
+the embedded model on a 2-core CPU). The first process that loads a GGUF
+model's weights writes what it obtained, exactly, into a folder of the
+converted-model cache: ``model.safetensors`` (the de-quantized weights, in
+the dtype they were loaded in), ``config.json`` without the quantization
+fields and the tokenizer's files. Later processes load that folder with
+``from_pretrained`` (memory-mapped), and the model fingerprint (hence every
+record key) is the same as from the GGUF file.
+
+A folder is named by a hash of the GGUF file's path, size and modification
+time, the dtype, and the versions of this conversion, of the library and of
+transformers: a changed file or another version never reads stale weights.
+It is written under a temporary name and renamed into place, its metadata
+file last; a folder whose metadata, weights (safetensors headers against the
+file sizes), configuration or tokenizer is missing or damaged is removed and
+converted again. A cache folder that cannot be written costs one
+:class:`~sklearn_llm_multilabel.exceptions.PerformanceWarning` and nothing else.
+
+The cache is ``$SKLML_MODEL_CACHE``, else
+``$XDG_CACHE_HOME/sklearn_llm_multilabel-models`` (``~/.cache/...``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from .. import _state
+from .._warnings import warn
+from ..exceptions import ModelLoadError, PerformanceWarning
+from ._checkpoint import check_weight_files
+
+#: bumped when the converted folder's content changes
+CONVERSION_VERSION = "1"
+#: the metadata file, written last: a folder without it is incomplete
+META = "sklml_conversion.json"
+_CONFIG_DROP = ("quantization_config",)
+
+
+def converted_root() -> Path:
+    """The folder of converted models (``$SKLML_MODEL_CACHE`` or the user's cache)."""
+    if os.environ.get("SKLML_MODEL_CACHE"):
+        return Path(os.environ["SKLML_MODEL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sklearn_llm_multilabel-models"
+
+
+def conversion_key(gguf: Path, dtype) -> str:
+    """The folder name of ``gguf``'s conversion at ``dtype`` (see the module docstring)."""
+    import transformers
+
+    from .. import __version__
+
+    stat = gguf.stat()
+    parts = [str(gguf.resolve()), str(stat.st_size), str(stat.st_mtime_ns), str(dtype),
+             CONVERSION_VERSION, __version__, transformers.__version__]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def find_conversion(gguf: Path, dtype) -> tuple[Path, dict] | None:
+    """The complete conversion of ``gguf`` at ``dtype`` and its metadata, or None.
+
+    A folder that is there but incomplete or damaged is removed (it will be
+    converted again).
+    """
+    folder = converted_root() / conversion_key(gguf, dtype)
+    if not folder.is_dir():
+        return None
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str):
+            raise ValueError("metadata without the source's hash")
+        for name in ("config.json", "tokenizer.json", "model.safetensors"):
+            if not (folder / name).is_file():
+                raise ValueError(f"no {name}")
+        check_weight_files(folder, str(gguf))
+    except (OSError, ValueError, ModelLoadError):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return folder, meta
+
+
+def write_conversion(gguf: Path, model, tokenizer, dtype, sha256: str) -> Path | None:
+    """Write the conversion of ``gguf`` (its loaded ``model`` and ``tokenizer``); None if the
+    cache cannot be written (one warning per process)."""
+    from safetensors.torch import save_model
+
+    root = converted_root()
+    folder = root / conversion_key(gguf, dtype)
+    if folder.is_dir():
+        return folder  # another process converted it meanwhile
+    tmp = root / f".tmp-{folder.name}-{uuid.uuid4().hex}"
+    try:
+        tmp.mkdir(parents=True)
+        save_model(model, str(tmp / "model.safetensors"))  # shared (tied) tensors stored once
+        config = model.config.to_dict()
+        for name in _CONFIG_DROP:  # the weights are floats now: no quantization to undo
+            config.pop(name, None)
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True),
+                                         encoding="utf-8")
+        tokenizer.save_pretrained(tmp)
+        (tmp / META).write_text(json.dumps({"source": str(gguf), "sha256": sha256,
+                                            "dtype": str(dtype),
+                                            "version": CONVERSION_VERSION}),
+                                encoding="utf-8")
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process renamed its conversion first
+            if not folder.is_dir():
+                raise
+    except OSError as exc:
+        with _state.LOCK:
+            first = str(root) not in _state.UNWRITABLE_FOLDERS
+            _state.UNWRITABLE_FOLDERS.add(str(root))
+        if first:
+            warn(f"The converted-model cache {root} cannot be written ({type(exc).__name__}: "
+                 f"{exc}); {gguf.name} is read from its GGUF file in every process (slower, "
+                 "same results). Set SKLML_MODEL_CACHE to a writable folder.", PerformanceWarning)
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def cache_contents() -> tuple[Path, list[Path], int]:
+    """The cache folder, its complete conversions and their bytes (for ``sklml cache info``)."""
+    root = converted_root()
+    folders = sorted(p for p in root.glob("*") if p.is_dir() and (p / META).is_file()) \
+        if root.is_dir() else []
+    size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
+    return root, folders, size

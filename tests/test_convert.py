@@ -1,0 +1,83 @@
+"""GGUF conversions: written once, read back exactly, redone when damaged, never stale."""
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_llm_multilabel.backends import _convert
+from sklearn_llm_multilabel.backends._convert import META, find_conversion, write_conversion
+from sklearn_llm_multilabel.exceptions import PerformanceWarning
+from sklearn_llm_multilabel.testing import make_tiny_model
+
+
+@pytest.fixture
+def gguf(tmp_path, monkeypatch):
+    """A stand-in GGUF file (only its path, size and time name the conversion) and a cache."""
+    monkeypatch.setenv("SKLML_MODEL_CACHE", str(tmp_path / "converted"))
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF" + bytes(100))
+    return path
+
+
+def logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=torch.tensor([ids])).logits.numpy()
+
+
+def test_a_conversion_is_read_back_exactly(gguf, tiny_tokenizer):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = make_tiny_model(tiny_tokenizer, seed=3)
+    assert find_conversion(gguf, torch.float32) is None
+    folder = write_conversion(gguf, model, tiny_tokenizer, torch.float32, "ab" * 32)
+    found, meta = find_conversion(gguf, torch.float32)
+    assert found == folder and meta["sha256"] == "ab" * 32
+    again = AutoModelForCausalLM.from_pretrained(found, dtype=torch.float32).eval()
+    ids = tiny_tokenizer.encode("the rain fell on the game", add_special_tokens=False)
+    np.testing.assert_array_equal(logits(again, ids), logits(model, ids))
+    tok = AutoTokenizer.from_pretrained(found)
+    assert tok("rain, sports")["input_ids"] == tiny_tokenizer("rain, sports")["input_ids"]
+    assert find_conversion(gguf, torch.bfloat16) is None  # another dtype, another folder
+
+
+def test_a_damaged_or_partial_conversion_is_removed_and_redone(gguf, tiny_tokenizer):
+    model = make_tiny_model(tiny_tokenizer, seed=3)
+    folder = write_conversion(gguf, model, tiny_tokenizer, torch.float32, "ab" * 32)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert find_conversion(gguf, torch.float32) is None and not folder.exists()
+    folder = write_conversion(gguf, model, tiny_tokenizer, torch.float32, "ab" * 32)
+    (folder / META).unlink()  # cut before its metadata was written
+    assert find_conversion(gguf, torch.float32) is None and not folder.exists()
+
+
+def test_a_changed_file_never_reads_a_stale_conversion(gguf, tiny_tokenizer):
+    write_conversion(gguf, make_tiny_model(tiny_tokenizer), tiny_tokenizer, torch.float32, "0" * 64)
+    stat = gguf.stat()
+    os.utime(gguf, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert find_conversion(gguf, torch.float32) is None
+
+
+def test_an_unwritable_cache_warns_once_and_changes_nothing_else(gguf, tiny_tokenizer,
+                                                                 monkeypatch):
+    blocker = gguf.parent / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SKLML_MODEL_CACHE", str(blocker / "converted"))
+    model = make_tiny_model(tiny_tokenizer)
+    with pytest.warns(PerformanceWarning, match="cannot be written.*SKLML_MODEL_CACHE"):
+        assert write_conversion(gguf, model, tiny_tokenizer, torch.float32, "0" * 64) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)
+        assert write_conversion(gguf, model, tiny_tokenizer, torch.float32, "0" * 64) is None
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SKLML_MODEL_CACHE", str(tmp_path / "x"))
+    assert _convert.converted_root() == tmp_path / "x"
+    monkeypatch.delenv("SKLML_MODEL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _convert.converted_root() == Path(tmp_path / "xdg" / "sklearn_llm_multilabel-models")
