@@ -260,6 +260,12 @@ class Aggregation:
     function : callable
     in_paper : bool
         False for the library's own additions (``mean``).
+    official_no_step : {"first", "uniform", None}
+        What a text whose generation holds no label step gets under
+        ``protocol="official"``: the scores of its first generated position
+        (``"first"``, what the library always does), or ``1 / n_labels`` for
+        every label as the paper's released code returns for max and mean
+        (``"uniform"``); None where steps are not read.
     summary : str
 
     Examples
@@ -273,16 +279,24 @@ class Aggregation:
     function: Callable
     in_paper: bool
     summary: str
+    official_no_step: str | None = None
+
+    @property
+    def record_kind(self) -> str:
+        """The records it reads: ``"steps"`` (the decoding, also for parsed labels) or a
+        breakdown's (``"unary"``, ``"binary"``)."""
+        return "steps" if self.consumes in ("steps", "parsed") else self.consumes
 
 
 #: every aggregation the classifier offers, in the order reports list them
 AGGREGATION_TABLE: dict[str, Aggregation] = {entry.name: entry for entry in (
     Aggregation("first", "steps", aggregate_first, True,
-                "compare-to-none at the first label step"),
+                "compare-to-none at the first label step", "first"),
     Aggregation("max", "steps", aggregate_max, True,
-                "max over label-generation steps (the paper's headline method)"),
+                "max over label-generation steps (the paper's headline method)", "uniform"),
     Aggregation("mean", "steps", aggregate_mean, False,
-                "mean over label-generation steps (the library's addition, not in the paper)"),
+                "mean over label-generation steps (the library's addition, not in the paper)",
+                "uniform"),
     Aggregation("hard", "parsed", aggregate_hard, True, "the labels the model wrote"),
     Aggregation("unary", "unary", aggregate_unary, True,
                 "one 'is label l reasonable?' query per label"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -177,7 +179,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "method": [StrOptions({"platt", "temperature", "isotonic", "linear"})],
+        "method": [StrOptions({"platt", "temperature", "isotonic", "linear"})],  # _METHODS
         "C": [Interval(Real, 0, None, closed="neither")],
         "standardize": ["boolean"],
         "n_components": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
@@ -199,7 +201,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def _sparse(self):
         """Sparse features (e.g. TF-IDF) are accepted by the linear method only."""
-        return ("csr", "csc") if self.method == "linear" else False
+        return ("csr", "csc") if not _METHODS[self.method].per_label else False
 
     def _scores_to_logits(self, S: np.ndarray) -> np.ndarray:
         if S.size and (S.min() < 0 or S.max() > 1):
@@ -225,13 +227,13 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         self
         """
         check_not_label_encoded()
-        if self.method != "linear":
+        if _METHODS[self.method].per_label:
             y = align_target_columns(y, S)  # per-label methods pair columns by name
         S = validate_data(self, S, dtype=np.float64, reset=True, accept_sparse=self._sparse())
         H = check_proportions(y, S.shape[0])
         n_labels = H.shape[1]
         check_threshold(self.threshold, n_labels)
-        if self.method != "linear" and S.shape[1] != n_labels:
+        if _METHODS[self.method].per_label and S.shape[1] != n_labels:
             raise ValueError(
                 f"method={self.method!r} needs one score per label: S has {S.shape[1]} columns "
                 f"but y has {n_labels}. Use method='linear' for other features."
@@ -240,35 +242,14 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.label_names_ = self._output_names(y, n_labels)
         if hasattr(self, "n_iter_"):
             del self.n_iter_
-        if self.method == "platt":
-            Z = self._scores_to_logits(S)
-            results = [_minimize_platt(Z[:, k], H[:, k]) for k in range(n_labels)]
-            self.coef_ = np.array([r.x for r in results], dtype=float)
-            self.n_iter_ = np.array([r.nit for r in results], dtype=int)
-        elif self.method == "temperature":
-            result = _minimize_temperature(self._scores_to_logits(S), H)
-            self.temperature_scale_ = float(result.x[0])
-            self.n_iter_ = int(result.nit)
-        elif self.method == "isotonic":
-            self._scores_to_logits(S)  # range check
-            self.isotonic_ = [
-                IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(S[:, k], H[:, k])
-                for k in range(n_labels)
-            ]
-        else:
-            self.preprocessor_ = self._make_preprocessor(S)
-            X = self._preprocess(S)
-            self.estimators_ = [fit_soft_logistic(X, H[:, k], self.C, self.max_iter)
-                                for k in range(n_labels)]
-            self.n_iter_ = np.array([int(np.max(getattr(est, "n_iter_", 0)))
-                                     for est in self.estimators_], dtype=int)
+        _METHODS[self.method].fit(self, S, H)
         return self
 
     def _output_names(self, y, n_labels: int) -> np.ndarray:
         if hasattr(y, "columns"):
             return np.asarray([str(c) for c in y.columns], dtype=object)
         names = getattr(self, "feature_names_in_", None)
-        if self.method != "linear" and names is not None and len(names) == n_labels:
+        if _METHODS[self.method].per_label and names is not None and len(names) == n_labels:
             return np.asarray(names, dtype=object)
         return np.asarray([f"label{k}" for k in range(n_labels)], dtype=object)
 
@@ -311,16 +292,7 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         """Calibrated per-label probabilities, shape (n_samples, n_labels)."""
         check_is_fitted(self, "classes_")
         S = validate_data(self, S, dtype=np.float64, reset=False, accept_sparse=self._sparse())
-        if self.method == "platt":
-            Z = self._scores_to_logits(S)
-            return expit(Z * self.coef_[:, 0] + self.coef_[:, 1])
-        if self.method == "temperature":
-            return expit(self.temperature_scale_ * self._scores_to_logits(S))
-        if self.method == "isotonic":
-            self._scores_to_logits(S)
-            return np.column_stack([iso.predict(S[:, k]) for k, iso in enumerate(self.isotonic_)])
-        X = self._preprocess(S)
-        return np.column_stack([est.predict_proba(X)[:, 1] for est in self.estimators_])
+        return _METHODS[self.method].predict(self, S)
 
     def predict(self, S) -> np.ndarray:
         """0/1 labels: ``predict_proba(S) >= threshold``."""
@@ -335,15 +307,87 @@ class DistributionCalibrator(ClassifierMixin, TransformerMixin, BaseEstimator):
         """Negative mean distribution NLL against ``y`` (higher is better)."""
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported by score.")
-        if self.method != "linear":
+        if _METHODS[self.method].per_label:
             y = align_target_columns(y, S)
         return -distribution_nll(check_proportions(y), self.predict_proba(S))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = self.method == "linear"
+        tags.input_tags.sparse = not _METHODS[self.method].per_label
         tags.target_tags.required = True
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = False
         tags.classifier_tags.multi_label = True
         return tags
+
+
+# ------------------------------------------------------------------ the methods
+def _fit_platt(est, S, H) -> None:
+    Z = est._scores_to_logits(S)
+    results = [_minimize_platt(Z[:, k], H[:, k]) for k in range(H.shape[1])]
+    est.coef_ = np.array([r.x for r in results], dtype=float)
+    est.n_iter_ = np.array([r.nit for r in results], dtype=int)
+
+
+def _predict_platt(est, S) -> np.ndarray:
+    return expit(est._scores_to_logits(S) * est.coef_[:, 0] + est.coef_[:, 1])
+
+
+def _fit_temperature(est, S, H) -> None:
+    result = _minimize_temperature(est._scores_to_logits(S), H)
+    est.temperature_scale_ = float(result.x[0])
+    est.n_iter_ = int(result.nit)
+
+
+def _predict_temperature(est, S) -> np.ndarray:
+    return expit(est.temperature_scale_ * est._scores_to_logits(S))
+
+
+def _fit_isotonic(est, S, H) -> None:
+    est._scores_to_logits(S)  # range check
+    est.isotonic_ = [
+        IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(S[:, k], H[:, k])
+        for k in range(H.shape[1])
+    ]
+
+
+def _predict_isotonic(est, S) -> np.ndarray:
+    est._scores_to_logits(S)
+    return np.column_stack([iso.predict(S[:, k]) for k, iso in enumerate(est.isotonic_)])
+
+
+def _fit_linear(est, S, H) -> None:
+    est.preprocessor_ = est._make_preprocessor(S)
+    X = est._preprocess(S)
+    est.estimators_ = [fit_soft_logistic(X, H[:, k], est.C, est.max_iter)
+                       for k in range(H.shape[1])]
+    est.n_iter_ = np.array([int(np.max(getattr(e, "n_iter_", 0))) for e in est.estimators_],
+                           dtype=int)
+
+
+def _predict_linear(est, S) -> np.ndarray:
+    X = est._preprocess(S)
+    return np.column_stack([e.predict_proba(X)[:, 1] for e in est.estimators_])
+
+
+@dataclass(frozen=True)
+class _Method:
+    """One ``method`` of :class:`DistributionCalibrator`: what it reads and how it fits.
+
+    ``per_label``: it maps each label's score to that label's probability
+    (one score column per label, in [0, 1], columns paired with ``y``'s by
+    name, dense); otherwise any features (sparse too) feed one model per label.
+    """
+
+    per_label: bool
+    fit: Callable
+    predict: Callable
+
+
+#: every calibration method, looked up once by ``fit`` and ``predict_proba``
+_METHODS: dict[str, _Method] = {
+    "platt": _Method(True, _fit_platt, _predict_platt),
+    "temperature": _Method(True, _fit_temperature, _predict_temperature),
+    "isotonic": _Method(True, _fit_isotonic, _predict_isotonic),
+    "linear": _Method(False, _fit_linear, _predict_linear),
+}

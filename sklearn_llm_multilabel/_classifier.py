@@ -13,12 +13,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _state
 from ._aggregation import (
+    AGGREGATION_TABLE,
     AGGREGATIONS,
     BREAKDOWN_AGGREGATIONS,
-    STEP_AGGREGATIONS,
-    aggregate_binary,
-    aggregate_hard,
-    aggregate_unary,
+    Aggregation,
     pack_steps,
 )
 from ._aggregation import step_distributions as _step_distributions
@@ -595,37 +593,50 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             loaded, parts, self.max_text_tokens, add_bos=self.add_bos, protocol=self.protocol,
             max_new_tokens=max_new))
 
-    def _breakdown_proba(self, kind: str, X) -> np.ndarray:
-        self._check_fitted()
-        scorer = self._breakdown_scorer(kind)
-        records = score_texts(scorer, StepCache(self.cache_dir), self._texts(X),
-                              batch_size=self.batch_size, show_progress=self.show_progress)
-        scores = np.stack([r.answer_scores for r in records])
-        if kind == "unary":  # the official protocol also asks about none: not an output
-            return aggregate_unary(scores[:, : len(self.label_names_)])
-        return aggregate_binary(scores, scorer.parts.pairs, random_state=self.random_state)
-
     def _records(self, X):
         self._check_fitted()
-        texts = self._texts(X)
-        records = score_texts(
-            self._scorer(), StepCache(self.cache_dir), texts,
-            batch_size=self.batch_size, show_progress=self.show_progress,
-        )
-        _warn_if_identical(texts, records, self.include_empty_demos)
-        _warn_if_unknown(records)
-        return records
+        return self._read("steps", self._texts(X))
 
     def _check_threshold(self, n_labels: int) -> np.ndarray:
         return check_threshold(self.threshold, n_labels)
 
-    def _aggregate(self, records) -> np.ndarray:
-        if isinstance(self.aggregation, str) and self.aggregation == "hard":
+    def _aggregation_entry(self) -> Aggregation:
+        """The table entry of ``aggregation`` (a callable reads the step scores)."""
+        if isinstance(self.aggregation, str):
+            return AGGREGATION_TABLE[self.aggregation]
+        return Aggregation("custom", "steps", self.aggregation, False, "a user's callable",
+                           "first")
+
+    def _read(self, kind: str, texts: list[str]) -> list:
+        """The records of ``kind`` of every text: from the store, or scored and stored."""
+        scorer = self._scorer() if kind == "steps" else self._breakdown_scorer(kind)
+        records = score_texts(scorer, StepCache(self.cache_dir), texts,
+                              batch_size=self.batch_size, show_progress=self.show_progress)
+        if kind == "steps":
+            _warn_if_identical(texts, records, self.include_empty_demos)
+            _warn_if_unknown(records)
+        return records
+
+    def _apply(self, entry: Aggregation, records: list) -> np.ndarray:
+        """``entry``'s probabilities from the records it reads, checked."""
+        n_labels = len(self.label_names_)
+        if entry.consumes == "parsed":
             names = list(self.label_names_)
-            parsed = np.array([[n in r.parsed for n in names] for r in records], dtype=bool)
-            return aggregate_hard(parsed)
+            proba = entry.function(np.array([[n in r.parsed for n in names] for r in records],
+                                            dtype=bool))
+        elif entry.consumes == "unary":  # the official protocol also asks about none
+            proba = entry.function(np.stack([r.answer_scores for r in records])[:, :n_labels])
+        elif entry.consumes == "binary":
+            proba = entry.function(np.stack([r.answer_scores for r in records]),
+                                   self._breakdown_scorer("binary").parts.pairs,
+                                   random_state=self.random_state)
+        else:
+            proba = self._apply_steps(entry, records)
+        return self._checked(np.asarray(proba, dtype=float), len(records))
+
+    def _apply_steps(self, entry: Aggregation, records: list) -> np.ndarray:
         missing = np.array([not r.has_steps for r in records])
-        uniform = self.protocol == "official" and self.aggregation in ("max", "mean")
+        uniform = self.protocol == "official" and entry.official_no_step == "uniform"
         if missing.any():
             fallback = ("their max-over-steps probabilities are uniform (1/n_labels), as in the "
                         "paper's released code" if uniform
@@ -636,15 +647,16 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 NoLabelStepWarning,
             )
         scores, mask = pack_steps([r.step_scores for r in records])
-        func = STEP_AGGREGATIONS.get(self.aggregation) if isinstance(self.aggregation, str) \
-            else self.aggregation
-        proba = np.asarray(func(scores, mask), dtype=float)
-        if uniform and missing.any():
+        proba = np.asarray(entry.function(scores, mask), dtype=float)
+        if uniform and missing.any() and proba.shape[:1] == missing.shape:
             proba[missing] = 1.0 / len(self.label_names_)
-        if proba.shape != (len(records), len(self.label_names_)):
+        return proba
+
+    def _checked(self, proba: np.ndarray, n: int) -> np.ndarray:
+        if proba.shape != (n, len(self.label_names_)):
             raise ValueError(
                 f"aggregation returned shape {proba.shape}; expected "
-                f"{(len(records), len(self.label_names_))} (n_samples, n_labels)."
+                f"{(n, len(self.label_names_))} (n_samples, n_labels)."
             )
         if not np.all(np.isfinite(proba)) or proba.min(initial=0) < 0 or proba.max(initial=0) > 1:
             bad = np.argwhere(~(np.isfinite(proba) & (proba >= 0) & (proba <= 1)))[0]
@@ -667,10 +679,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_labels)
         """
-        self._validate_params()
-        if isinstance(self.aggregation, str) and self.aggregation in BREAKDOWN_AGGREGATIONS:
-            return self._breakdown_proba(self.aggregation, X)
-        return self._aggregate(self._records(X))
+        self._check_fitted()
+        entry = self._aggregation_entry()
+        return self._apply(entry, self._read(entry.record_kind, self._texts(X)))
 
     @one_per_call
     def predict(self, X) -> np.ndarray:
