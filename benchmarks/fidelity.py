@@ -32,9 +32,9 @@ from sklearn_llm_multilabel._aggregation import (
     aggregate_max,
     pack_steps,
 )
-from sklearn_llm_multilabel._scoring import score_texts
 from sklearn_llm_multilabel.datasets import load_mfrc, train_test_split_bunch
 from sklearn_llm_multilabel.metrics import distribution_l1, distribution_nll, example_f1
+from sklearn_llm_multilabel.scoring import fill as score_texts
 from sklearn_llm_multilabel.store._files import StepCache
 
 #: (row, what changes from the official protocol, scorer options, no-step fallback, add_bos)

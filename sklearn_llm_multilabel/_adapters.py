@@ -46,8 +46,37 @@ def _training_prompt(est):
     return est._prompt_parts(est.demonstrations_[:shots])
 
 
-def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
-    """Set the estimator's adapter attributes (see ``LLMMultiLabelClassifier``)."""
+@dataclasses.dataclass(frozen=True)
+class FittedAdapter:
+    """What a fit's fine-tuning produced; the estimator copies it into its fitted attributes.
+
+    Attributes
+    ----------
+    key : str
+        The adapter's content address (``adapter_key_``).
+    weights : dict of str to ndarray
+    losses : ndarray
+        Training loss per optimiser step.
+    settings : dict
+        The training settings, with the seed drawn from ``random_state``.
+    base_fingerprint : str
+        The base model it was trained on.
+    n_examples : int
+    seconds : float
+        Time taken (training, or finding it cached).
+    """
+
+    key: str
+    weights: dict
+    losses: np.ndarray
+    settings: dict
+    base_fingerprint: str
+    n_examples: int
+    seconds: float
+
+
+def fit_adapter(est, texts, Y, names, annotator_labels, base) -> FittedAdapter:
+    """Train, or find in the store, the LoRA adapter of a fit (see ``LLMMultiLabelClassifier``)."""
     _require_peft()
     from .backends._finetune import LoraSettings, train_lora
     from .store._records import AdapterRecord
@@ -113,13 +142,10 @@ def fit_adapter(est, texts, Y, names, annotator_labels, base) -> None:
             "query; raise finetune_max_length or lower max_text_tokens.",
             UserWarning,
         )
-    est.adapter_key_ = key
-    est.adapter_weights_ = dict(record.weights)
-    est.finetune_loss_ = np.asarray(record.losses, dtype=float)
-    est.finetune_settings_ = dataclasses.asdict(settings)
-    est.adapter_base_fingerprint_ = base.fingerprint
-    est.n_finetune_examples_ = len(examples)
-    est.finetune_time_ = time.perf_counter() - start
+    return FittedAdapter(key=key, weights=dict(record.weights),
+                         losses=np.asarray(record.losses, dtype=float),
+                         settings=dataclasses.asdict(settings), base_fingerprint=base.fingerprint,
+                         n_examples=len(examples), seconds=time.perf_counter() - start)
 
 
 def adapted(est, base):

@@ -11,7 +11,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, _fit_
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _state
 from ._aggregation import (
     AGGREGATION_TABLE,
     AGGREGATIONS,
@@ -40,7 +39,7 @@ from ._prompts import (
     select_demonstrations,
     select_demonstrations_official,
 )
-from ._scoring import score_texts
+from ._scoring import fill
 from ._validation import (
     check_label_names,
     check_not_label_encoded,
@@ -64,6 +63,15 @@ from .store._files import StepCache, check_cache_dir
 if TYPE_CHECKING:  # the engine imports torch: only when a model is used
     from .backends._breakdown import BreakdownScorer
     from .backends._hf import StepScorer
+    from .backends._registry import ScorerSpec
+
+
+#: the parameters a fitted adapter depends on (changing one after fit asks for a refit)
+FINETUNE_PARAMS = (
+    "finetune", "finetune_targets", "finetune_label_sets", "finetune_shots", "finetune_epochs",
+    "finetune_learning_rate", "finetune_batch_size", "finetune_max_length", "lora_rank",
+    "lora_alpha", "lora_dropout", "lora_target_modules",
+)
 
 
 class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
@@ -450,8 +458,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _finetune_params(self) -> dict:
-        return {name: getattr(self, name) for name in self.get_params()
-                if name.startswith(("finetune", "lora_"))}
+        return {name: getattr(self, name) for name in FINETUNE_PARAMS}
 
     def _fit_adapter(self, texts, Y, names, annotator_labels, base) -> None:
         """Train (or find) the LoRA adapter of this fit; see ``finetune``."""
@@ -464,7 +471,14 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             return
         from ._adapters import fit_adapter
 
-        fit_adapter(self, texts, Y, names, annotator_labels, base)
+        adapter = fit_adapter(self, texts, Y, names, annotator_labels, base)
+        self.adapter_key_ = adapter.key
+        self.adapter_weights_ = adapter.weights
+        self.finetune_loss_ = adapter.losses
+        self.finetune_settings_ = adapter.settings
+        self.adapter_base_fingerprint_ = adapter.base_fingerprint
+        self.n_finetune_examples_ = adapter.n_examples
+        self.finetune_time_ = adapter.seconds
 
     # ------------------------------------------------------------ internals
     def _texts(self, X) -> list[str]:
@@ -550,29 +564,64 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             none_label=self.none_label, chat_template_renderer=renderer, add_bos=self.add_bos,
         )
 
-    def _scorer(self, loaded=None, **engine_options) -> StepScorer:
-        """The process-wide step scorer of this estimator's fitted prompt.
+    # ------------------------------------------------------------ the scoring seam
+    def scorer_spec(self, kind: str = "steps", **engine_options) -> ScorerSpec:
+        """What decides the scorer of this fitted estimator's prompt (the model aside).
 
-        ``loaded`` replaces the estimator's model (benchmarks); ``engine_options``
-        (``early_exit``, ``decode_queries``) are passed to :class:`StepScorer`
-        and are part of the scorer's key, so they never change a shared scorer.
+        The public seam between the estimator and the engine:
+        ``backends._registry.get_scorer(clf.scorer_spec(kind), clf.scoring_model())``
+        is the process-wide scorer the estimator itself uses, and what
+        :mod:`~sklearn_llm_multilabel.scoring` and the Ray runner use.
+
+        Parameters
+        ----------
+        kind : {"steps", "unary", "binary"}, default="steps"
+            The generation steps, or a breakdown's queries.
+        **engine_options
+            Fields of :class:`~sklearn_llm_multilabel.backends._registry.EngineOptions`
+            (``early_exit``, ``decode_queries``, ...); part of the spec.
+
+        Returns
+        -------
+        ScorerSpec
         """
-        n_labels = len(self.label_names_)
-        max_new = self.max_new_tokens or default_max_new_tokens(n_labels)
-        parts = self._prompt_parts()
-        loaded = self._loaded_model() if loaded is None else loaded
-        key = (loaded.fingerprint, str(loaded.device), parts,
-               tuple(self.label_names_), self.none_label, self.label_format,
-               self.example_template, max_new, self.max_text_tokens, self.protocol,
-               tuple(sorted(engine_options.items())))
-        _, mid, _ = _split_template(self.example_template)
-        from .backends._hf import StepScorer
+        from .backends._registry import EngineOptions, ScorerSpec
 
-        return _memoized(key, lambda: StepScorer(
-            loaded, parts, list(self.label_names_), self.none_label,
-            self.label_format, answer_lead=mid, max_new_tokens=max_new,
-            max_text_tokens=self.max_text_tokens, protocol=self.protocol, **engine_options,
-        ))
+        self._check_fitted()
+        n_labels = len(self.label_names_)
+        options = EngineOptions(
+            max_new_tokens=self.max_new_tokens or default_max_new_tokens(n_labels),
+            max_text_tokens=self.max_text_tokens, protocol=self.protocol, **engine_options)
+        if kind == "steps":
+            _, mid, _ = _split_template(self.example_template)
+            return ScorerSpec("steps", self._prompt_parts(), tuple(self.label_names_),
+                              self.none_label, self.label_format, mid, self.add_bos, options)
+        if kind not in ("unary", "binary"):
+            raise ValueError(f"kind must be 'steps', 'unary' or 'binary'; got {kind!r}.")
+        return ScorerSpec(kind, self._breakdown_parts(kind), tuple(self.label_names_),
+                          self.none_label, self.label_format, "", self.add_bos, options)
+
+    def scoring_model(self):
+        """The loaded model that scores: the base model, with the fitted adapter merged in.
+
+        Loaded once per process (weights on first use). Returns a
+        ``LoadedModel`` (``.tokenizer``, ``.config``, ``.fingerprint``,
+        ``.model``).
+        """
+        check_is_fitted(self)
+        return self._loaded_model()
+
+    def prepare_texts(self, X) -> list[str]:
+        """The texts as the model reads them: validated, whitespace-normalised unless
+        ``normalize_whitespace=False`` (record keys are computed from these)."""
+        return self._texts(X)
+
+    def _scorer(self, loaded=None, **engine_options) -> StepScorer:
+        """The process-wide step scorer (``loaded`` replaces the model: benchmarks)."""
+        from .backends._registry import get_scorer
+
+        spec = self.scorer_spec("steps", **engine_options)
+        return get_scorer(spec, self.scoring_model() if loaded is None else loaded)
 
     def _breakdown_parts(self, kind: str):
         build = build_unary_prompt if kind == "unary" else build_binary_prompt
@@ -582,16 +631,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                      protocol=self.protocol)
 
     def _breakdown_scorer(self, kind: str) -> BreakdownScorer:
-        parts = self._breakdown_parts(kind)
-        loaded = self._loaded_model()
-        max_new = self.max_new_tokens or default_max_new_tokens(len(self.label_names_))
-        key = (loaded.fingerprint, str(loaded.device), parts, self.max_text_tokens,
-               self.add_bos, self.protocol, max_new)
-        from .backends._breakdown import BreakdownScorer
+        from .backends._registry import get_scorer
 
-        return _memoized(key, lambda: BreakdownScorer(
-            loaded, parts, self.max_text_tokens, add_bos=self.add_bos, protocol=self.protocol,
-            max_new_tokens=max_new))
+        return get_scorer(self.scorer_spec(kind), self.scoring_model())
 
     def _records(self, X):
         self._check_fitted()
@@ -610,7 +652,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def _read(self, kind: str, texts: list[str]) -> list:
         """The records of ``kind`` of every text: from the store, or scored and stored."""
         scorer = self._scorer() if kind == "steps" else self._breakdown_scorer(kind)
-        records = score_texts(scorer, StepCache(self.cache_dir), texts,
+        records = fill(scorer, StepCache(self.cache_dir), texts,
                               batch_size=self.batch_size, show_progress=self.show_progress)
         if kind == "steps":
             _warn_if_identical(texts, records, self.include_empty_demos)
@@ -866,19 +908,3 @@ def _warn_if_unknown(records: list) -> None:
     if message is not None:
         warn(message[0].upper() + message[1:] + " predict_steps() shows them per text.",
              UnknownLabelWarning)
-
-
-def _memoized(key: tuple, factory):
-    """The process-wide scorer for ``key`` (its encoded prefix is reused), built once."""
-    with _state.LOCK:
-        scorer = _state.SCORERS.get(key)
-        if scorer is not None:
-            _state.SCORERS.move_to_end(key)
-            return scorer
-    scorer = factory()
-    with _state.LOCK:
-        scorer = _state.SCORERS.setdefault(key, scorer)  # another thread may have built it
-        _state.SCORERS.move_to_end(key)
-        while len(_state.SCORERS) > _state.MAX_SCORERS:
-            _state.SCORERS.popitem(last=False)
-    return scorer

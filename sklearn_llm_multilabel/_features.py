@@ -60,7 +60,7 @@ class LLMHiddenStateFeatures(TransformerMixin, BaseEstimator):
         """
         base = LLMMultiLabelClassifier() if self.classifier is None else self.classifier
         self.classifier_ = clone(base).fit(X, y)
-        config = self.classifier_._loaded_model().config
+        config = self.classifier_.scoring_model().config
         self.n_features_out_ = int(config.get_text_config().hidden_size)
         return self
 

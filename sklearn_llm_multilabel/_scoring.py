@@ -1,4 +1,8 @@
-"""Glue between the cache and the engine: score only what the cache lacks."""
+"""The one glue between a store and a scorer: score only what the store lacks.
+
+:func:`fill` is used by the estimator, :func:`~sklearn_llm_multilabel.scoring.score_texts`
+and the Ray runner's actors alike (re-exported as ``scoring.fill``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from .store._files import StepCache
 from .store._records import StepRecord
 
 
-def score_texts(
+def fill(
     scorer: Scorer,
     cache: StepCache,
     texts: Sequence[str],

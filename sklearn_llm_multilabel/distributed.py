@@ -13,9 +13,10 @@ How it runs:
 
 * the driver normalises the texts, drops duplicates and computes every key
   (the tokenizer only: the driver never loads the weights);
-* with ``resume=True`` keys already in the store are dropped before anything
-  is launched (an anti-join), so a job restarted with the same command scores
-  only what is missing;
+* with ``resume=True`` keys whose records the store holds, valid, are dropped
+  before anything is launched (an anti-join; a damaged record is sent to the
+  workers again), so a job restarted with the same command scores only what
+  is missing;
 * ``map_batches`` with an actor class: each actor unpickles the fitted
   estimator (which pickles without weights), loads the model once, checks
   that it computes the driver's keys (same model, prompt and library), skips
@@ -41,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from ._leases import DriverLease, wait_for_orphaned_writers
-from .scoring import KINDS, record_keys
+from ._scoring import fill
+from .scoring import KINDS, open_store, record_keys, scorer_for
 
 #: how long a run waits for the writers of an earlier, killed run to stop (they stop within
 #: a few seconds of their driver's death, see ._leases)
@@ -130,8 +132,8 @@ class _ScoreActor:
         self.estimator = pickle.loads(payload)
         self.store = ShardedStore(output, hidden_dtype=hidden_dtype)
         self.kinds = kinds
-        self.scorers = {kind: (self.estimator._scorer() if kind == "steps"
-                               else self.estimator._breakdown_scorer(kind)) for kind in kinds}
+        self.scorers = {kind: scorer_for(self.estimator, kind) for kind in kinds}
+        self.cache = open_store(self.store)
 
     def __call__(self, batch: dict) -> dict:
         texts = [str(t) for t in batch["text"]]
@@ -145,18 +147,44 @@ class _ScoreActor:
                     "a worker computes other record keys than the driver: its model files, "
                     "tokenizer or library version differ. Install the same environment on "
                     "every node.")
-            have = self.store.contains(keys)  # written by an earlier attempt of this batch
-            todo = [i for i, present in enumerate(have) if not present]
-            if todo:
-                records = scorer.score_queries([queries[i] for i in todo],
-                                               batch_size=self.estimator.batch_size)
-                _maybe_die()
-                if self.lease is not None:
-                    self.lease.ensure_driver()
-                self.store.put_many([keys[i] for i in todo], records)
-                written += len(todo)
+            have = _readable(self.store, keys)  # written (whole) by an earlier attempt
+            todo = [texts[i] for i, present in enumerate(have) if not present]
+            if todo:  # the one glue of every scorer and store (scoring.fill)
+                fill(scorer, _GuardedStore(self.cache, self.lease), todo,
+                     batch_size=self.estimator.batch_size)
+                written += len(set(todo))
         return {"key": np.asarray(batch["key_" + self.kinds[0]]),
                 "written": np.full(len(texts), written)}
+
+
+def _readable(store, keys: list[str], chunk: int = 50_000) -> np.ndarray:
+    """Whether each key's record is in the store *and* valid: a damaged record is scored again
+    by the workers (not skipped, then rescored on the driver when it is read)."""
+    held = store.contains(keys)
+    out = np.zeros(len(keys), dtype=bool)
+    where = np.flatnonzero(held)
+    for start in range(0, len(where), chunk):  # decoded in chunks: bounded memory
+        part = where[start:start + chunk]
+        records = store.get_many([keys[i] for i in part])
+        out[part] = [r is not None for r in records]
+    return out
+
+
+class _GuardedStore:
+    """The actor's store: before each write, the fault-injection hook of the tests and the
+    check that the driver is still alive (an orphaned actor stops before writing)."""
+
+    def __init__(self, store, lease):
+        self.store, self.lease = store, lease
+
+    def get_many(self, keys, kind=None, check=None):
+        return self.store.get_many(keys, kind=kind, check=check)
+
+    def put_many(self, keys, records) -> None:
+        _maybe_die()
+        if self.lease is not None:
+            self.lease.ensure_driver()
+        self.store.put_many(keys, records)
 
 
 def _write_probabilities(estimator, texts, keys, output, path, aggregations) -> None:
@@ -210,9 +238,10 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
     batch_size : int, default=64
         Texts per Ray batch, and per shard.
     resume : bool, default=True
-        Skip texts whose records the store already holds (checked before
-        anything is launched). False sends every text; workers still never
-        write a record twice.
+        Skip texts whose records the store already holds, readable (checked
+        before anything is launched; a damaged record is scored again by the
+        workers). False sends every text; workers still never write a valid
+        record twice.
     hidden_states : bool, default=False
         Every step record holds the hidden state that predicts the first label
         (the probe's feature). False stores it as float16, halving its bytes;
@@ -260,7 +289,7 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
                          "Ray workers cannot load a model given to register_model.")
     start = time.perf_counter()
     raw, n_invalid = _read_texts(data, text_column, skip_invalid_texts)
-    texts = estimator._texts(raw)
+    texts = estimator.prepare_texts(raw)
     store = ShardedStore(output, hidden_dtype="float32" if hidden_states else "float16")
     # writers of an earlier run whose driver was killed stop by themselves: wait for them, so
     # the resume below sees all they wrote and nothing is scored twice
@@ -276,7 +305,7 @@ def score_dataset(estimator, data, *, output, num_workers: int = 1,
     if resume and rows:
         present = np.ones(len(rows), dtype=bool)
         for kind in kinds:
-            present &= store.contains([keys[kind][i] for i in rows])
+            present &= _readable(store, [keys[kind][i] for i in rows])
         rows = [i for i, done in zip(rows, present) if not done]
     n_skipped = n_unique - len(rows)
     # Longest first, as the local engine orders its batches: each Ray batch then holds texts

@@ -27,19 +27,31 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._scoring import fill
+from .backends._registry import KINDS
 from .store._sharded import ShardedStore
 
-__all__ = ["KINDS", "ShardedStore", "open_store", "record_keys", "score_texts"]
-
-#: what a record holds: the generation steps, or a breakdown's answers
-KINDS = ("steps", "unary", "binary")
+__all__ = ["KINDS", "ShardedStore", "fill", "open_store", "record_keys", "score_texts",
+           "scorer_for"]
 
 
-def _scorer(estimator, kind: str):
+def scorer_for(estimator, kind: str = "steps"):
+    """The process-wide scorer of a fitted estimator's prompt (built once per process).
+
+    Parameters
+    ----------
+    estimator : fitted LLMMultiLabelClassifier
+    kind : {"steps", "unary", "binary"}, default="steps"
+
+    Returns
+    -------
+    scorer : StepScorer or BreakdownScorer
+    """
+    from .backends._registry import get_scorer
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}; got {kind!r}.")
-    estimator._check_fitted()
-    return estimator._scorer() if kind == "steps" else estimator._breakdown_scorer(kind)
+    return get_scorer(estimator.scorer_spec(kind), estimator.scoring_model())
 
 
 def record_keys(estimator, texts: Sequence[str], *, kind: str = "steps") -> list[str]:
@@ -60,8 +72,8 @@ def record_keys(estimator, texts: Sequence[str], *, kind: str = "steps") -> list
     keys : list of str
         64 hexadecimal digits each, one per text (duplicates share a key).
     """
-    scorer = _scorer(estimator, kind)
-    return [scorer.query_key(q) for q in scorer.prepare_queries(estimator._texts(texts))]
+    scorer = scorer_for(estimator, kind)
+    return [scorer.query_key(q) for q in scorer.prepare_queries(estimator.prepare_texts(texts))]
 
 
 def open_store(store, *, hidden_dtype: str = "float32"):
@@ -117,11 +129,9 @@ def score_texts(estimator, texts: Sequence[str], *, store=None, kind: str = "ste
     keys : list of str
         One per text, in order (see :func:`record_keys`).
     """
-    from ._scoring import score_texts as fill
-
-    scorer = _scorer(estimator, kind)
+    scorer = scorer_for(estimator, kind)
     cache = open_store(estimator.cache_dir if store is None else store)
-    keys, _ = fill(scorer, cache, estimator._texts(texts),
+    keys, _ = fill(scorer, cache, estimator.prepare_texts(texts),
                    batch_size=estimator.batch_size if batch_size is None else batch_size,
                    show_progress=estimator.show_progress if show_progress is None else show_progress,
                    with_keys=True)

@@ -13,8 +13,8 @@ from sklearn_llm_multilabel import (
     clear_memory_cache,
     get_scoring_stats,
 )
-from sklearn_llm_multilabel._scoring import score_texts
 from sklearn_llm_multilabel.exceptions import CacheWarning, NoLabelStepWarning
+from sklearn_llm_multilabel.scoring import fill as score_texts
 
 from .conftest import LABEL_LISTS, LABELS, TEXTS
 

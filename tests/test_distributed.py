@@ -160,6 +160,33 @@ def test_a_killed_driver_leaves_no_writer_and_a_rerun_scores_each_text_once(
     assert not any((store / _leases.RUNS).iterdir())
 
 
+def test_a_resumed_run_rescores_damaged_records_on_the_workers_not_the_driver(
+        cluster, checkpoint, tmp_path):
+    from sklearn_llm_multilabel.exceptions import CacheWarning
+
+    clf = fitted(checkpoint)
+    store = tmp_path / "store"
+    score_dataset(clf, CORPUS[:8], output=store, batch_size=4, show_progress=False)
+    key = record_keys(clf, CORPUS[:1])[0]
+    damaged = ShardedStore(store).get(key)
+    damaged.position_scores[0, 0] = np.nan
+    for shard in (store / "shards").glob("*.parquet"):  # only the damaged copy is left
+        shard.unlink()
+    ShardedStore(store).put_many([key], [damaged])
+    clear_memory_cache()
+    with pytest.warns(CacheWarning, match="it will be recomputed"):
+        summary = score_dataset(clf, CORPUS[:8], output=store, batch_size=4,
+                                show_progress=False)
+    assert (summary.n_skipped, summary.n_scored) == (0, 8)  # the damaged one went to a worker
+    clear_memory_cache()
+    reset_scoring_stats()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheWarning)
+        fresh = fitted(checkpoint, cache_dir=store).predict_proba(CORPUS[:8])
+    assert get_scoring_stats()["texts_scored"] == 0  # nothing is rescored here
+    assert np.isfinite(fresh).all()
+
+
 def test_an_interrupted_job_rerun_with_resume_scores_only_what_is_missing(
         cluster, checkpoint, tmp_path):
     clf = fitted(checkpoint)

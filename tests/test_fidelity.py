@@ -257,7 +257,7 @@ def test_official_protocol_needs_an_int_seed_and_a_refit(tiny_llama):
 def test_each_protocol_choice_alone(scripted_spec):
     """Every choice of the official protocol can be switched on its own (benchmarks/fidelity.py)
     and each one changes only what it names; the choices enter the scorer's fingerprint."""
-    from sklearn_llm_multilabel._scoring import score_texts
+    from sklearn_llm_multilabel.scoring import fill as score_texts
     from sklearn_llm_multilabel.store._files import StepCache
 
     spec, *_ = scripted_spec

@@ -400,3 +400,11 @@ def test_grid_search_trains_one_adapter_per_fold(tiny_llama):
     assert stats["adapters_trained"] == 2 + 1  # each fold, then the refit on all the data
     assert stats["adapters_reused"] == 6 * 2 - 2
     assert search.best_estimator_.adapter_key_ is not None
+
+
+def test_the_finetuning_parameters_are_listed_explicitly():
+    from sklearn_llm_multilabel._classifier import FINETUNE_PARAMS
+
+    names = LLMMultiLabelClassifier().get_params()
+    assert set(FINETUNE_PARAMS) == {n for n in names if n.startswith(("finetune", "lora_"))}
+    assert len(FINETUNE_PARAMS) == 12
