@@ -119,3 +119,27 @@ def predict_from_store(estimator_file, source, store, out) -> list[dict]:
     assert get_scoring_stats()["texts_scored"] == before  # every record found in the store
     with open(out, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def make_clf(spec, **params):
+    """A small estimator on ``spec`` for the reliability tests (2 shots, short decoding)."""
+    from sklearn_llm_multilabel import LLMMultiLabelClassifier
+
+    params = {"n_shots": 2, "show_progress": False, "max_new_tokens": 6, "batch_size": 3,
+              **params}
+    return LLMMultiLabelClassifier(model=spec, **params)
+
+
+def texts_scored() -> int:
+    from sklearn_llm_multilabel import get_scoring_stats
+
+    return get_scoring_stats()["texts_scored"]
+
+
+def proportions():
+    """Annotator proportions of the fixture texts (their labels at 0.67, noise of 1/3)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    Y = np.array([[label in row for label in LABELS] for row in LABEL_LISTS], dtype=float)
+    return np.clip(Y * 0.67 + rng.choice([0, 1 / 3], size=Y.shape), 0, 1)
