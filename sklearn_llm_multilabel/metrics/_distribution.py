@@ -6,9 +6,14 @@ formulas of the paper (see ``PAPER_NOTES.md`` §4).
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 EPS = 1e-8
+#: the constraints of the two arrays every metric takes
+_PAIR = {"y_true": ["array-like"], "y_proba": ["array-like"]}
 
 
 def _check_pair(y_true, y_proba) -> tuple[np.ndarray, np.ndarray]:
@@ -28,6 +33,8 @@ def _check_pair(y_true, y_proba) -> tuple[np.ndarray, np.ndarray]:
     return H, P
 
 
+@validate_params({**_PAIR, "eps": [Interval(Real, 0, 0.5, closed="neither")]},
+                 prefer_skip_nested_validation=True)
 def distribution_nll(y_true, y_proba, *, eps: float = EPS) -> float:
     """Mean over examples of the summed soft-target binary cross-entropy.
 
@@ -57,6 +64,7 @@ def distribution_nll(y_true, y_proba, *, eps: float = EPS) -> float:
     return float(per_example.mean())
 
 
+@validate_params(_PAIR, prefer_skip_nested_validation=True)
 def distribution_l1(y_true, y_proba) -> float:
     """Mean over examples of ``Σ_l |p_l − H_l|``.
 
@@ -69,6 +77,9 @@ def distribution_l1(y_true, y_proba) -> float:
     return float(np.abs(P - H).sum(axis=1).mean())
 
 
+@validate_params({**_PAIR, "threshold": [Interval(Real, 0, 1, closed="both")],
+                  "empty_score": [Interval(Real, 0, 1, closed="both")]},
+                 prefer_skip_nested_validation=True)
 def example_f1(y_true, y_proba, *, threshold: float = 0.5, empty_score: float = 1.0) -> float:
     """Mean over examples of ``2|Ŷ ∩ Y| / (|Ŷ| + |Y|)``.
 
@@ -90,6 +101,8 @@ def example_f1(y_true, y_proba, *, threshold: float = 0.5, empty_score: float = 
     return float(scores.mean())
 
 
+@validate_params({**_PAIR, "average": [StrOptions({"macro"}), None]},
+                 prefer_skip_nested_validation=True)
 def brier_score(y_true, y_proba, *, average: str | None = "macro"):
     """Per-label Brier score ``mean_i (p_il − H_il)²`` against soft targets.
 
@@ -109,6 +122,8 @@ def brier_score(y_true, y_proba, *, average: str | None = "macro"):
     return _average(per_label, average)
 
 
+@validate_params({**_PAIR, "n_bins": [Interval(Integral, 1, None, closed="left")],
+                  "average": [StrOptions({"macro"}), None]}, prefer_skip_nested_validation=True)
 def expected_calibration_error(y_true, y_proba, *, n_bins: int = 10,
                                average: str | None = "macro"):
     """Per-label expected calibration error with equal-width bins.
@@ -142,6 +157,9 @@ def _average(per_label: np.ndarray, average: str | None):
     raise ValueError(f"average must be 'macro' or None; got {average!r}.")
 
 
+@validate_params({**_PAIR, "average": [StrOptions({"micro", "macro"})],
+                  "threshold": [Interval(Real, 0, 1, closed="both")]},
+                 prefer_skip_nested_validation=True)
 def label_f1(y_true, y_proba, *, average: str = "micro", threshold: float = 0.5) -> float:
     """Micro or macro F1 over labels (sklearn's ``f1_score``), gold sets ``y_true ≥ 0.5``.
 

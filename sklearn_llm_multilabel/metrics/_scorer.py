@@ -6,6 +6,7 @@ from functools import partial
 
 import numpy as np
 from sklearn.metrics import make_scorer
+from sklearn.utils._param_validation import validate_params
 
 from ._distribution import (
     _check_pair,
@@ -70,6 +71,8 @@ def alignment_scorers() -> dict:
     }
 
 
+@validate_params({"y_true": ["array-like"], "y_proba": ["array-like"],
+                  "train_proportions": ["array-like", None]}, prefer_skip_nested_validation=True)
 def alignment_report(y_true, y_proba, *, train_proportions=None) -> dict[str, dict[str, float]]:
     """All alignment metrics for ``y_proba``, and for a constant prior when given.
 
