@@ -171,9 +171,8 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         self : EncoderMultiLabelClassifier
         """
         import torch
-        from tqdm.auto import tqdm
 
-        from .backends._encoder import load_encoder
+        from .backends._encoder import load_encoder, train_encoder
         from .backends._load import resolve_device
 
         check_not_label_encoded()
@@ -191,117 +190,24 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         self.label_names_ = np.array(names, dtype=object)
         self.classes_ = [np.array([0, 1]) for _ in names]
         self.encoder_, self.head_, self.tokenizer_ = encoder, head, tokenizer
-
-        order = rng.permutation(len(texts))
-        n_val = int(round(self.validation_fraction * len(texts)))
-        if len(texts) < 20 or n_val < 5:
-            n_val = 0
-        val_idx, train_idx = order[:n_val], order[n_val:]
-        optimizer = torch.optim.AdamW(
-            [{"params": encoder.parameters(), "lr": self.learning_rate},
-             {"params": head.parameters(), "lr": 10 * self.learning_rate}],
-            weight_decay=self.weight_decay)
-        targets = torch.as_tensor(Y, dtype=torch.float32)
-        lengths = self._lengths(texts)
-        n_batches = -(-len(train_idx) // self.batch_size)
-        self.train_loss_curve_, self.validation_loss_curve_ = [], []
-        best, best_state, waited = np.inf, None, 0
-        bar = tqdm(total=self.max_epochs * n_batches, desc="Fine-tuning", unit="batch",
-                   disable=not self.show_progress)
-        try:
-            for epoch in range(1, self.max_epochs + 1):
-                encoder.train()
-                losses = []
-                for batch in _length_buckets(rng.permutation(train_idx), lengths,
-                                             self.batch_size, rng):
-                    logits, _ = self._forward([texts[i] for i in batch], device)
-                    loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                        logits.float(), targets[batch].to(device))
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
-                    value = float(loss.detach())
-                    losses.append(value * len(batch))
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=f"{value:.4f}")
-                self.train_loss_curve_.append(sum(losses) / len(train_idx))
-                self.n_epochs_ = epoch
-                if not n_val:
-                    self.best_epoch_ = epoch
-                    continue
-                val_loss = self._soft_bce([texts[i] for i in val_idx], Y[val_idx], device)
-                self.validation_loss_curve_.append(val_loss)
-                if val_loss < best - 1e-6:
-                    best, waited, self.best_epoch_ = val_loss, 0, epoch
-                    best_state = ({k: v.detach().clone() for k, v in encoder.state_dict().items()},
-                                  {k: v.detach().clone() for k, v in head.state_dict().items()})
-                else:
-                    waited += 1
-                    if waited >= self.patience:
-                        break
-        finally:
-            bar.close()
-        if best_state is not None:
-            encoder.load_state_dict(best_state[0])
-            head.load_state_dict(best_state[1])
-        encoder.eval()
+        result = train_encoder(
+            self._run(), texts, Y, learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay, max_epochs=self.max_epochs, patience=self.patience,
+            validation_fraction=self.validation_fraction, rng=rng, device=device,
+            show_progress=self.show_progress)
+        self.train_loss_curve_ = result.train_loss_curve
+        self.validation_loss_curve_ = result.validation_loss_curve
+        self.n_epochs_, self.best_epoch_ = result.n_epochs, result.best_epoch
         return self
 
     # ------------------------------------------------------------ internals
-    def _encode(self, texts: list[str], device):
-        prefix = ", ".join(self.label_names_)
-        if self.label_prefix:
-            return self.tokenizer_([prefix] * len(texts), texts, padding=True,
-                                   truncation="only_second", max_length=self.max_length,
-                                   return_tensors="pt").to(device)
-        return self.tokenizer_(texts, padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt").to(device)
+    def _run(self):
+        """The fitted encoder and head, batched (the engine's :class:`EncoderRun`)."""
+        from .backends._encoder import EncoderRun
 
-    def _forward(self, texts: list[str], device):
-        """(logits (B, L), mean-pooled token states (B, hidden)) for a batch of texts."""
-        import torch
-
-        batch = self._encode(texts, device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                            enabled=device.type == "cuda"):
-            hidden = self.encoder_(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float()
-        return self.head_(pooled), pooled
-
-    def _device(self):
-        return next(self.encoder_.parameters()).device
-
-    def _lengths(self, texts: list[str]) -> np.ndarray:
-        """Token counts of the texts (capped at ``max_length``), for length-sorted batches."""
-        ids = self.tokenizer_(texts, add_special_tokens=False, truncation=True,
-                              max_length=self.max_length)["input_ids"]
-        return np.array([len(i) for i in ids])
-
-    def _predict_batches(self, texts: list[str], device) -> tuple[np.ndarray, np.ndarray]:
-        """Logits and pooled states in the order of ``texts``, batched by length."""
-        import torch
-
-        order = np.argsort(-self._lengths(texts), kind="stable")
-        logits = np.zeros((len(texts), len(self.label_names_)), dtype=np.float32)
-        pooled = np.zeros((len(texts), self.encoder_.config.hidden_size), dtype=np.float32)
-        was_training = self.encoder_.training
-        self.encoder_.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(texts), self.batch_size):
-                    rows = order[start:start + self.batch_size]
-                    z, h = self._forward([texts[i] for i in rows], device)
-                    logits[rows] = z.float().cpu().numpy()
-                    pooled[rows] = h.cpu().numpy()
-        finally:
-            self.encoder_.train(was_training)
-        return logits, pooled
-
-    def _soft_bce(self, texts: list[str], Y: np.ndarray, device) -> float:
-        z, _ = self._predict_batches(texts, device)
-        # log σ(z) and log(1 − σ(z)) computed stably
-        return float(np.mean(Y * np.logaddexp(0, -z) + (1 - Y) * np.logaddexp(0, z)))
+        prefix = ", ".join(self.label_names_) if self.label_prefix else None
+        return EncoderRun(self.encoder_, self.head_, self.tokenizer_, prefix, self.max_length,
+                          self.batch_size)
 
     # ------------------------------------------------------------ inference
     def predict_proba(self, X) -> np.ndarray:
@@ -309,7 +215,7 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         from scipy.special import expit
 
         check_is_fitted(self, "encoder_")
-        z, _ = self._predict_batches(check_texts(X), self._device())
+        z, _ = self._run().predict_batches(check_texts(X))
         return expit(z)
 
     def predict(self, X) -> np.ndarray:
@@ -320,7 +226,7 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
     def transform(self, X) -> np.ndarray:
         """Mean-pooled token states of the fine-tuned encoder, shape (n_samples, hidden_size)."""
         check_is_fitted(self, "encoder_")
-        return self._predict_batches(check_texts(X), self._device())[1]
+        return self._run().predict_batches(check_texts(X))[1]
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean example-F1 of :meth:`predict` against ``y`` (gold sets are ``y >= 0.5``)."""
@@ -333,30 +239,6 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
 
     def __sklearn_tags__(self):
         return text_multilabel_tags(super().__sklearn_tags__())
-
-
-def _length_buckets(indices: np.ndarray, lengths: np.ndarray, batch_size: int, rng,
-                    pool: int = 20) -> list[np.ndarray]:
-    """Batches of similar length: ``indices`` (already shuffled) in pools of ``pool``
-    batches, sorted by length within a pool, cut into batches, the batches shuffled.
-
-    Padding is what costs on a CPU: random batches of short and long texts are padded to
-    the longest one. Every index appears in exactly one batch.
-
-    Examples
-    --------
-    >>> batches = _length_buckets(np.arange(6), np.array([5, 1, 4, 2, 6, 3]), 2,
-    ...                           np.random.RandomState(0))
-    >>> sorted(sorted(b.tolist()) for b in batches)
-    [[0, 4], [1, 3], [2, 5]]
-    """
-    batches = []
-    step = batch_size * pool
-    for start in range(0, len(indices), step):
-        chunk = indices[start:start + step]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _check_prefix_room(tokenizer, names, max_length: int) -> None:

@@ -65,10 +65,12 @@ def test_seeded_and_prefix_matters(encoder_dir):
     np.testing.assert_array_equal(a, b)
     plain = make(encoder_dir, max_epochs=2, label_prefix=False).fit(TEXTS, Y)
     assert not np.allclose(plain.predict_proba(TEXTS), a)
-    batch = plain._encode(["rain"], plain._device())
+    run = plain._run()
+    batch = run.encode(["rain"], run.device)
     assert plain.tokenizer_.decode(batch["input_ids"][0], skip_special_tokens=True) == "rain"
     prefixed = make(encoder_dir, max_epochs=1).fit(TEXTS, Y)
-    batch = prefixed._encode(["rain"], prefixed._device())
+    run = prefixed._run()
+    batch = run.encode(["rain"], run.device)
     decoded = prefixed.tokenizer_.decode(batch["input_ids"][0], skip_special_tokens=True)
     decoded = decoded.replace(" ,", ",")  # WordPiece decoding spaces punctuation
     assert decoded.startswith("weather, sports") and decoded.endswith("rain")
