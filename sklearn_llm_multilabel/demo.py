@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     clf = LLMMultiLabelClassifier(model=args.model, labels=ds.label_names, n_shots=args.n_shots)
     clf.fit(X_train, Y_train)
-    print(f"Loaded and fitted in {time.perf_counter() - start:.1f} s "
-          f"({len(clf.demonstrations_)} demonstrations).")
+    print(f"Fitted in {time.perf_counter() - start:.1f} s ({len(clf.demonstrations_)} "
+          "demonstrations, tokenizer and configuration loaded); the weights load at the first "
+          "text scored.")
 
     before = get_scoring_stats()["texts_scored"]
     start = time.perf_counter()
