@@ -30,8 +30,8 @@ def _require_peft() -> None:
         import peft  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            "finetune='lora' needs peft: pip install 'sklearn_llm_multilabel[finetune]' "
-            "(or pip install peft)."
+            "finetune='lora' needs peft: pip install peft (or the [finetune] extra of a checkout: "
+            "pip install '.[finetune]')."
         ) from exc
 
 

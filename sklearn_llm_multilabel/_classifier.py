@@ -174,7 +174,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         otherwise steer the model). False keeps texts as given.
     finetune : {None, "lora"}, default=None
         None prompts the model as it is. ``"lora"`` trains a LoRA adapter (with
-        peft, ``pip install sklearn_llm_multilabel[finetune]``) in ``fit`` on
+        peft, the ``[finetune]`` extra: ``pip install ".[finetune]"``) in ``fit`` on
         the training texts, to write their target label lists after the
         estimator's own prompt (loss on the answer tokens only); scoring then
         uses the base model with the adapter merged in. Each ``fit`` trains on

@@ -18,7 +18,7 @@ from pathlib import Path
 from .exceptions import DatasetFormatError
 
 #: what to install for Parquet
-PYARROW_EXTRA = "pip install 'sklearn_llm_multilabel[ray]'"
+PYARROW_EXTRA = "pip install pyarrow (or the [ray] extra of a checkout: pip install '.[ray]')"
 PYARROW_HINT = f"reading and writing Parquet needs pyarrow: {PYARROW_EXTRA}"
 TEXT_SUFFIXES = (".csv", ".tsv", ".tab")
 

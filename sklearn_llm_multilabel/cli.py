@@ -618,8 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-column", default="text", help="column holding the texts")
     p.add_argument("--output", required=True, help="the store folder (sharded Parquet when new)")
     p.add_argument("--runner", choices=("local", "ray"), default="local",
-                   help="local: this process; ray: Ray Data actors (pip install "
-                        "'sklearn_llm_multilabel[ray]')")
+                   help="local: this process; ray: Ray Data actors (the [ray] extra: "
+                        "pip install '.[ray]' in a checkout)")
     p.add_argument("--workers", type=int, default=1, help="Ray actors, one model copy each")
     p.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per Ray actor")
     p.add_argument("--batch-size", type=int, default=64, help="texts per Ray batch and shard")

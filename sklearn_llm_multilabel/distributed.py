@@ -7,7 +7,7 @@ sharded Parquet store. Afterwards ``LLMMultiLabelClassifier(cache_dir=store)``
 (or the fitted estimator with ``set_params(cache_dir=store)``) aggregates,
 calibrates and compares without running the model again.
 
-Needs the ``[ray]`` extra: ``pip install "sklearn_llm_multilabel[ray]"``.
+Needs the ``[ray]`` extra: ``pip install ".[ray]"`` in a checkout.
 
 How it runs:
 
@@ -59,8 +59,8 @@ def _require_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError as exc:
-        raise ImportError("score_dataset needs Ray Data: pip install "
-                          "'sklearn_llm_multilabel[ray]' (or pip install 'ray[data]').") from exc
+        raise ImportError("score_dataset needs Ray Data: pip install 'ray[data]' (or the [ray] "
+                          "extra of a checkout: pip install '.[ray]').") from exc
     return ray
 
 

@@ -370,7 +370,7 @@ def test_bad_finetuning_parameters_give_clear_errors(tiny_llama, params, error, 
 
 def test_fine_tuning_without_peft_says_what_to_install(tiny_llama, monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)  # import peft raises ImportError
-    with pytest.raises(ImportError, match=r"sklearn_llm_multilabel\[finetune\]"):
+    with pytest.raises(ImportError, match=r"needs peft: pip install peft \(or the \[finetune\] extra"):
         make_ft().fit(TEXTS, LABEL_LISTS)
 
 

@@ -103,4 +103,4 @@ def test_sklml_score_without_pyarrow_says_which_extra(tiny_llama, tmp_path, caps
     assert cli.main(["score", "--estimator", "x", "--input", str(source), "--output",
                      str(tmp_path / "store")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "pip install 'sklearn_llm_multilabel[ray]'" in err
+    assert err.count("\n") == 0 and "pip install pyarrow" in err and "pip install '.[ray]'" in err

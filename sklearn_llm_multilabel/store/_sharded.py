@@ -67,8 +67,8 @@ def _require_pyarrow():
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - pyarrow comes with the [ray] extra
-        raise ImportError("the sharded store needs pyarrow: pip install "
-                          "'sklearn_llm_multilabel[ray]' (or pip install pyarrow).") from exc
+        raise ImportError("the sharded store needs pyarrow: pip install pyarrow (or the [ray] "
+                          "extra of a checkout: pip install '.[ray]').") from exc
     return pa, pq
 
 
