@@ -891,7 +891,8 @@ def _warn_if_identical(texts: list[str], records: list, include_empty_demos: boo
     if found is None:
         return
     hint = ("" if include_empty_demos else
-            "; with data where most items have no label, include_empty_demos=True also shows "
+            "; with data where most items have no label, include_empty_demos=True (sklml "
+            "--include-empty-demos) also shows "
             "the model zero-label demonstrations")
     warn(
         f"{found['count']} of {found['n_texts']} generations ({100 * found['share']:.0f}%) are "

@@ -168,7 +168,8 @@ def _classifier(args, train):
 
     return LLMMultiLabelClassifier(model=args.model, labels=list(train.label_names),
                                    n_shots=args.n_shots, cache_dir=args.cache_dir,
-                                   random_state=args.seed, show_progress=not args.quiet)
+                                   random_state=args.seed, show_progress=not args.quiet,
+                                   include_empty_demos=args.include_empty_demos)
 
 
 def _save_figure(fig, path: Path) -> None:
@@ -214,6 +215,7 @@ def cmd_evaluate(args) -> int:
     train, test = load_data(args)
     report = evaluate_strategies(
         train, test, strategies=strategies, model=args.model, n_shots=args.n_shots,
+        include_empty_demos=args.include_empty_demos,
         cache_dir=args.cache_dir, random_state=args.seed, calibrate=args.calibrate,
         saved_aggregation=args.strategy, show_progress=not args.quiet,
         settings={"data": str(Path(args.data).resolve()), "format": args.format})
@@ -518,6 +520,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     model.add_argument("--model", default="smollm2-135m-instruct",
                        help="model alias, .gguf file, checkpoint folder or hub id")
     model.add_argument("--n-shots", type=int, default=10, help="demonstrations in the prompt")
+    model.add_argument("--include-empty-demos", action="store_true",
+                       help="also show the model demonstrations with no label (for data where "
+                            "most items have none; see IdenticalGenerationsWarning)")
     model.add_argument("--cache-dir", default=default_cache_dir(),
                        help="persist step records here, so that commands share work and re-runs "
                             "score nothing twice ($SKLML_CACHE_DIR, else the user cache folder)")

@@ -179,6 +179,7 @@ def evaluate_strategies(
     strategies: Sequence[str] = ("first", "max", "hard"),
     model: str = DEFAULT_MODEL,
     n_shots: int = 10,
+    include_empty_demos: bool = False,
     cache_dir=None,
     random_state: int = 0,
     calibrate: bool = False,
@@ -198,6 +199,9 @@ def evaluate_strategies(
         Aggregations to report, from ``first, max, mean, hard, unary, binary``.
     model : str, default="smollm2-135m-instruct"
     n_shots : int, default=10
+    include_empty_demos : bool, default=False
+        Also draw demonstrations with no label (see
+        ``LLMMultiLabelClassifier(include_empty_demos=...)``).
     cache_dir : str, path or None, default=None
         Step cache folder (re-runs score nothing twice).
     random_state : int, default=0
@@ -247,6 +251,7 @@ def evaluate_strategies(
                          f"choose from {', '.join(AGGREGATIONS)}.")
     labels = list(train.label_names)
     clf = LLMMultiLabelClassifier(model=model, labels=labels, n_shots=n_shots,
+                                  include_empty_demos=include_empty_demos,
                                   cache_dir=cache_dir, random_state=random_state,
                                   show_progress=show_progress).fit(train.data, train.target)
     rows: dict[str, dict[str, float]] = {}
@@ -275,7 +280,8 @@ def evaluate_strategies(
     clf.set_params(aggregation=saved_aggregation)
     generations = _generation_diagnostics(clf, test.data, strategies)
     run = {"n_train": len(train.data), "n_test": len(test.data), "labels": labels,
-           "model": model, "n_shots": n_shots, "seed": random_state, "strategies": strategies,
+           "model": model, "n_shots": n_shots, "include_empty_demos": bool(include_empty_demos),
+           "seed": random_state, "strategies": strategies,
            "calibrate": bool(calibrate), "saved_aggregation": saved_aggregation,
            "threshold": clf.threshold, **(settings or {}), "versions": _versions(),
            "runtime_seconds": round(time.perf_counter() - started, 1), **generations}

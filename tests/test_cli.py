@@ -382,3 +382,25 @@ def test_predict_output_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         cli.main(["predict", "--estimator", "x", "--input", str(source), "--output", str(out)])
     assert list(tmp_path.iterdir()) == [source]
+
+
+def test_evaluate_can_show_demonstrations_without_labels(tiny_llama, tmp_path):
+    """--include-empty-demos reaches the estimator (the warning recommends it) and the report."""
+    from sklearn_llm_multilabel.persistence import load_estimator
+
+    path = tmp_path / "sparse.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", *LABELS])
+        for copy in range(3):
+            for i, (text, labels) in enumerate(zip(TEXTS, LABEL_LISTS)):
+                empty = i % 2 == 0  # half of the items have no label
+                writer.writerow([f"{text} {copy}", *(0.0 if empty else float(lab in labels)
+                                                     for lab in LABELS)])
+    out = tmp_path / "report"
+    assert main(["evaluate", str(path), "--format", "csv", "--model", tiny_llama, "--strategies",
+                 "max", "--n-shots", "3", "--include-empty-demos", "--quiet", "--out",
+                 str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["include_empty_demos"] is True
+    clf = load_estimator(out / "estimator.skops")
+    assert clf.include_empty_demos and any(not labels for _, labels in clf.demonstrations_)
