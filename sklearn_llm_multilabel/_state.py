@@ -41,10 +41,9 @@ MAX_ADAPTERS = 16
 ADAPTED: OrderedDict[tuple, object] = OrderedDict()
 #: store folders whose orphaned temporaries were cleaned by this process
 OPENED_FOLDERS: set[str] = set()
-#: store folders reported as not writable by this process (one warning each)
-UNWRITABLE_FOLDERS: set[str] = set()
-#: store files already reported as damaged or foreign (one warning per file and process)
-WARNED_FILES: set[str] = set()
+#: what ``_warnings.warn_once`` has already reported in this process (an unwritable folder,
+#: a damaged or foreign file), by key
+WARNED_ONCE: set[str] = set()
 #: counters of model work (see ``get_scoring_stats``)
 STATS: Counter = Counter()
 

@@ -61,6 +61,29 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
         pending.append((message, category))
 
 
+def warn_once(key: str, message: str, category: type[Warning] = UserWarning) -> None:
+    """:func:`warn`, but only the first time this process meets ``key`` (a folder that cannot
+    be written, a damaged file): a fault met at every call is reported once.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     for _ in range(3):
+    ...         warn_once("doc:/tmp/x", "cannot write /tmp/x", UserWarning)
+    >>> len(seen)
+    1
+    """
+    from . import _state
+
+    with _state.LOCK:
+        if key in _state.WARNED_ONCE:
+            return
+        _state.WARNED_ONCE.add(key)
+    warn(message, category)
+
+
 def _merged(pending: list[tuple[str, type[Warning]]]) -> list[tuple[str, type[Warning]]]:
     """One warning per category: the first message, and how many other messages it had."""
     by_category: dict[type[Warning], list[str]] = {}

@@ -32,8 +32,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from .. import _state
-from .._warnings import warn
+from .._warnings import warn_once
 from ..exceptions import ModelLoadError, PerformanceWarning
 from ._checkpoint import check_weight_files
 
@@ -116,13 +115,10 @@ def write_conversion(gguf: Path, model, tokenizer, dtype, sha256: str) -> Path |
             if not folder.is_dir():
                 raise
     except OSError as exc:
-        with _state.LOCK:
-            first = str(root) not in _state.UNWRITABLE_FOLDERS
-            _state.UNWRITABLE_FOLDERS.add(str(root))
-        if first:
-            warn(f"The converted-model cache {root} cannot be written ({type(exc).__name__}: "
-                 f"{exc}); {gguf.name} is read from its GGUF file in every process (slower, "
-                 "same results). Set SKLML_MODEL_CACHE to a writable folder.", PerformanceWarning)
+        warn_once(f"unwritable:{root}",
+                  f"The converted-model cache {root} cannot be written ({type(exc).__name__}: "
+                  f"{exc}); {gguf.name} is read from its GGUF file in every process (slower, "
+                  "same results). Set SKLML_MODEL_CACHE to a writable folder.", PerformanceWarning)
         return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

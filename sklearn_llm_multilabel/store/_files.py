@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _state
-from .._warnings import warn
+from .._warnings import warn, warn_once
 from ..exceptions import CacheWarning
 from . import _memory
 from ._atomic import TMP_PREFIX, atomic_write
@@ -74,7 +74,6 @@ MAX_META_BYTES = 2**20
 
 _MEMORY_LOCK = _state.LOCK
 _OPENED = _state.OPENED_FOLDERS
-_UNWRITABLE = _state.UNWRITABLE_FOLDERS
 
 
 def clear_memory_cache() -> None:
@@ -435,12 +434,8 @@ class StepCache:
             return None
 
     def _report_unwritable(self, exc: OSError) -> None:
-        key = str(self.cache_dir)
-        with _MEMORY_LOCK:
-            if key in _UNWRITABLE:
-                return
-            _UNWRITABLE.add(key)
-        warn(
+        warn_once(
+            f"unwritable:{self.cache_dir}",
             f"cache_dir {self.cache_dir} cannot be written ({type(exc).__name__}: "
             f"{exc.strerror or exc}); results are kept in memory only for this process.",
             CacheWarning,

@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import _state
-from .._warnings import warn
+from .._warnings import warn_once
 from ..exceptions import CacheWarning, StoreError
 from ._atomic import TMP_PREFIX, atomic_write
 from ._columns import Shard, key_digests, split_meta
@@ -89,11 +88,7 @@ def is_sharded_store(folder) -> bool:
 
 def _warn_once(path: Path, message: str) -> None:
     """One :class:`CacheWarning` per damaged or foreign file and process."""
-    with _state.LOCK:
-        if str(path) in _state.WARNED_FILES:
-            return
-        _state.WARNED_FILES.add(str(path))
-    warn(message, CacheWarning)
+    warn_once(f"unreadable:{path}", message, CacheWarning)
 
 
 class ShardedStore:
