@@ -108,8 +108,7 @@ def fit_adapter(est, texts, Y, names, annotator_labels, base) -> FittedAdapter:
     )
     described = {**dataclasses.asdict(settings), "prefix": parts.prefix,
                  "add_bos": parts.add_bos, "device": base.device.type}
-    head = len(parts.query_head)
-    spans = [[(head, len(ex.prompt) - len(parts.query_tail))] for ex in examples]
+    spans = [[parts.text_span(ex.prompt)] for ex in examples]
     sealer = SealedEncoder(base.tokenizer)
     if (sealer.needs_sealing(parts.prefix, parts.prefix_data)
             or any(sealer.needs_sealing(ex.prompt, s) for ex, s in zip(examples, spans))):

@@ -69,6 +69,10 @@ class BreakdownParts:
         """The per-text part of every query."""
         return self.middle_head + text + self.middle_tail
 
+    def text_span(self, middle: str) -> tuple[int, int]:
+        """The character span of the text inside a part built by :meth:`middle`."""
+        return len(self.middle_head), len(middle) - len(self.middle_tail)
+
 
 def candidate_pairs(n_candidates: int) -> list[tuple[int, int]]:
     """All pairs ``i < j`` of candidates (labels + none): ``C(L+1, 2)`` of them."""

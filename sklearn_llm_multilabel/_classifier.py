@@ -870,7 +870,7 @@ def _check_room_for_a_text(loaded, parts, names: list[str], n_demos: int, max_ne
     query = parts.query("a")
     used = (len(leading_special_ids(tokenizer, parts.add_bos))
             + len(sealer.encode_one(parts.prefix, parts.prefix_data))
-            + len(sealer.encode_one(query, [(len(parts.query_head), len(query) - len(parts.query_tail))]))
+            + len(sealer.encode_one(query, [parts.text_span(query)]))
             + max_new)
     if used <= limit:
         return

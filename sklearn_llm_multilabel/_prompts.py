@@ -176,6 +176,11 @@ class PromptParts:
         """The per-text part of the prompt."""
         return self.query_head + text + self.query_tail
 
+    def text_span(self, query: str) -> tuple[int, int]:
+        """The character span of the text inside a query built by :meth:`query` (sealed
+        when encoded, see ``backends._seal``)."""
+        return len(self.query_head), len(query) - len(self.query_tail)
+
 
 def build_prompt(
     label_names: Sequence[str],

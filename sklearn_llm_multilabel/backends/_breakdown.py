@@ -111,7 +111,7 @@ class BreakdownScorer(PrefixEngine):
 
     def query_data(self, query: str) -> list[tuple[int, int]]:
         """The text's span in a middle part built by :meth:`prepare_queries`."""
-        return [(len(self.parts.middle_head), len(query) - len(self.parts.middle_tail))]
+        return [self.parts.text_span(query)]
 
     def _score_rows(self, rows: list[list[int]], use_prefix_cache: bool) -> list[BreakdownRecord]:
         """One :class:`BreakdownRecord` (answer scores of every suffix) per row.

@@ -177,7 +177,7 @@ class StepScorer(PrefixEngine):
 
     def query_data(self, query: str) -> list[tuple[int, int]]:
         """The text's span in a query built by :meth:`prepare_queries`."""
-        return [(len(self.parts.query_head), len(query) - len(self.parts.query_tail))]
+        return [self.parts.text_span(query)]
 
     def _score_rows(self, rows: list[list[int]], use_prefix_cache: bool) -> list[StepRecord]:
         """Greedy decoding of a batch; finished rows leave the batch (early exit).
