@@ -14,7 +14,6 @@ from sklearn.utils.validation import check_is_fitted
 from ._aggregation import (
     AGGREGATION_TABLE,
     AGGREGATIONS,
-    BREAKDOWN_AGGREGATIONS,
     Aggregation,
     pack_steps,
 )
@@ -585,9 +584,13 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         -------
         ScorerSpec
         """
+        self._check_fitted()
+        return self._spec(kind, **engine_options)
+
+    def _spec(self, kind: str, **engine_options) -> ScorerSpec:
+        """:meth:`scorer_spec` of an estimator its caller has checked."""
         from .backends._registry import EngineOptions, ScorerSpec
 
-        self._check_fitted()
         n_labels = len(self.label_names_)
         options = EngineOptions(
             max_new_tokens=self.max_new_tokens or default_max_new_tokens(n_labels),
@@ -620,8 +623,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         """The process-wide step scorer (``loaded`` replaces the model: benchmarks)."""
         from .backends._registry import get_scorer
 
-        spec = self.scorer_spec("steps", **engine_options)
-        return get_scorer(spec, self.scoring_model() if loaded is None else loaded)
+        spec = self._spec("steps", **engine_options)
+        return get_scorer(spec, self._loaded_model() if loaded is None else loaded)
 
     def _breakdown_parts(self, kind: str):
         build = build_unary_prompt if kind == "unary" else build_binary_prompt
@@ -633,11 +636,15 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def _breakdown_scorer(self, kind: str) -> BreakdownScorer:
         from .backends._registry import get_scorer
 
-        return get_scorer(self.scorer_spec(kind), self.scoring_model())
+        return get_scorer(self._spec(kind), self._loaded_model())
+
+    def _scorer_of(self, kind: str):
+        """The scorer of ``kind``'s records: the generation steps, or a breakdown's."""
+        return self._scorer() if kind == "steps" else self._breakdown_scorer(kind)
 
     def _records(self, X):
         self._check_fitted()
-        return self._read("steps", self._texts(X))
+        return self._read("steps", X)[1]
 
     def _check_threshold(self, n_labels: int) -> np.ndarray:
         return check_threshold(self.threshold, n_labels)
@@ -649,17 +656,19 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         return Aggregation("custom", "steps", self.aggregation, False, "a user's callable",
                            "first")
 
-    def _read(self, kind: str, texts: list[str]) -> list:
-        """The records of ``kind`` of every text: from the store, or scored and stored."""
-        scorer = self._scorer() if kind == "steps" else self._breakdown_scorer(kind)
+    def _read(self, kind: str, X) -> tuple:
+        """The scorer of ``kind`` and the records of every text: from the store, or scored and
+        stored."""
+        scorer = self._scorer_of(kind)
+        texts = self._texts(X)
         records = fill(scorer, StepCache(self.cache_dir), texts,
-                              batch_size=self.batch_size, show_progress=self.show_progress)
+                       batch_size=self.batch_size, show_progress=self.show_progress)
         if kind == "steps":
             _warn_if_identical(texts, records, self.include_empty_demos)
             _warn_if_unknown(records)
-        return records
+        return scorer, records
 
-    def _apply(self, entry: Aggregation, records: list) -> np.ndarray:
+    def _apply(self, entry: Aggregation, records: list, scorer) -> np.ndarray:
         """``entry``'s probabilities from the records it reads, checked."""
         n_labels = len(self.label_names_)
         if entry.consumes == "parsed":
@@ -670,8 +679,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             proba = entry.function(np.stack([r.answer_scores for r in records])[:, :n_labels])
         elif entry.consumes == "binary":
             proba = entry.function(np.stack([r.answer_scores for r in records]),
-                                   self._breakdown_scorer("binary").parts.pairs,
-                                   random_state=self.random_state)
+                                   scorer.parts.pairs, random_state=self.random_state)
         else:
             proba = self._apply_steps(entry, records)
         return self._checked(np.asarray(proba, dtype=float), len(records))
@@ -723,7 +731,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         entry = self._aggregation_entry()
-        return self._apply(entry, self._read(entry.record_kind, self._texts(X)))
+        scorer, records = self._read(entry.record_kind, X)
+        return self._apply(entry, records, scorer)
 
     @one_per_call
     def predict(self, X) -> np.ndarray:
@@ -840,10 +849,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         if not isinstance(text, str):
             raise TypeError(f"text must be one str, got {type(text).__name__}.")
         self._check_fitted()
-        if isinstance(self.aggregation, str) and self.aggregation in BREAKDOWN_AGGREGATIONS:
-            scorer = self._breakdown_scorer(self.aggregation)
-        else:
-            scorer = self._scorer()
+        scorer = self._scorer_of(self._aggregation_entry().record_kind)
         return scorer.prompt_ids(scorer.prepare_queries(self._texts([text]))[0])
 
     def __sklearn_tags__(self):
