@@ -134,18 +134,18 @@ def _scan(root: Path) -> CacheContents:
     return CacheContents(entries, size, orphans, foreign)
 
 
-def _scan_adapters(root: Path) -> list[tuple[str, int]]:
-    """``(relative path, bytes)`` of the adapter files and their temporaries."""
+def _scan_adapters(root: Path) -> CacheContents:
+    """The adapter files beside a sharded store's records (entries), and their temporaries."""
+    entries, orphans, size = [], [], 0
     folder = root / ADAPTERS
-    if not folder.is_dir():
-        return []
-    return [(f"{ADAPTERS}/{e.name}", e.stat().st_size) for e in sorted(os.scandir(folder),
-                                                                      key=lambda e: e.name)
-            if _ADAPTER.match(f"{ADAPTERS}/{e.name}") or e.name.startswith(_TMP_PREFIX)]
-
-
-def _is_tmp(rel: str) -> bool:
-    return rel.rsplit("/", 1)[-1].startswith(_TMP_PREFIX)
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name) if folder.is_dir() else []:
+        rel = f"{ADAPTERS}/{entry.name}"
+        if _ADAPTER.match(rel):
+            entries.append(rel)
+            size += entry.stat().st_size
+        elif entry.name.startswith(_TMP_PREFIX):
+            orphans.append(rel)
+    return CacheContents(entries, size, orphans, [])
 
 
 def _age(path: Path) -> float:
@@ -219,13 +219,10 @@ class StepCache:
         if self.cache_dir is None:
             raise ValueError("this cache has no cache_dir.")
         if self.sharded is not None:
-            contents = self.sharded.info()
-            adapters = [e for e in _scan_adapters(self.cache_dir)]
-            return CacheContents(
-                contents.entries + [rel for rel, _ in adapters if not _is_tmp(rel)],
-                contents.entry_bytes + sum(size for rel, size in adapters if not _is_tmp(rel)),
-                contents.orphans + [rel for rel, _ in adapters if _is_tmp(rel)],
-                contents.foreign)
+            records, adapters = self.sharded.info(), _scan_adapters(self.cache_dir)
+            return CacheContents(records.entries + adapters.entries,
+                                 records.entry_bytes + adapters.entry_bytes,
+                                 records.orphans + adapters.orphans, records.foreign)
         return _scan(self.cache_dir)
 
     def remove_orphans(self, min_age: float = 0.0) -> int:
@@ -250,11 +247,11 @@ class StepCache:
         """
         if self.sharded is not None:
             records, orphans = self.sharded.clear()
-            for rel, _ in _scan_adapters(self.cache_dir):
+            adapters = _scan_adapters(self.cache_dir)
+            for rel in adapters.entries + adapters.orphans:
                 with contextlib.suppress(FileNotFoundError):
                     (self.cache_dir / rel).unlink()
-                records, orphans = (records, orphans + 1) if _is_tmp(rel) else (records + 1, orphans)
-            return records, orphans
+            return records + len(adapters.entries), orphans + len(adapters.orphans)
         contents = self.info()
         for rel in contents.entries:
             with contextlib.suppress(FileNotFoundError):
@@ -300,14 +297,14 @@ class StepCache:
         if self.sharded is not None:
             record = self.sharded.get(key, kind, check)
             if record is not None:
-                self._remember(key, record)
+                _memory.put_many([(key, record)])
             return record
         path = self.path(key)
         if not path.exists():
             return None
         record = self._read(path, key, kind, check)
         if record is not None:
-            self._remember(key, record)
+            _memory.put_many([(key, record)])
         return record
 
     def get_many(self, keys, kind: type | None = None, check: Callable | None = None) -> list:
@@ -323,7 +320,7 @@ class StepCache:
                 if record is not None:
                     found.append((keys[i], record))
                     out[i] = record
-            self._remember_many(found)
+            _memory.put_many(found)
         return out
 
     def put(self, key: str, record) -> None:
@@ -332,7 +329,7 @@ class StepCache:
 
     def put_many(self, keys, records) -> None:
         """Store records (a scored batch); a sharded store writes them as one shard."""
-        self._remember_many(zip(keys, records, strict=True))
+        _memory.put_many(zip(keys, records, strict=True))
         if self.cache_dir is None:
             return
         adapters = [(k, r) for k, r in zip(keys, records) if isinstance(r, AdapterRecord)]
@@ -350,14 +347,6 @@ class StepCache:
             for key, record in zip(keys, records):
                 self._write(key, record)
 
-    @staticmethod
-    def _remember(key: str, record) -> None:
-        StepCache._remember_many([(key, record)])
-
-    @staticmethod
-    def _remember_many(items) -> None:
-        _memory.put_many(items)
-
     def contains(self, keys) -> np.ndarray:
         """A boolean per key: whether the folder holds its record (memory not consulted)."""
         if self.cache_dir is None:
@@ -371,8 +360,7 @@ class StepCache:
         if self.cache_dir is None:
             return _memory.keys()
         held = [] if self.sharded is None else list(self.sharded.keys())
-        entries = self.info().entries if self.sharded is None else [
-            rel for rel, _ in _scan_adapters(self.cache_dir) if not _is_tmp(rel)]
+        entries = (self.info() if self.sharded is None else _scan_adapters(self.cache_dir)).entries
         return held + [rel.rsplit("/", 1)[-1].split(".", 1)[0] for rel in entries]
 
     # ------------------------------------------------------------ adapters
@@ -393,7 +381,7 @@ class StepCache:
             return None
         record = self._read_adapter(path, key)
         if record is not None:
-            self._remember(key, record)
+            _memory.put_many([(key, record)])
         return record
 
     def _write_adapter(self, key: str, record: AdapterRecord) -> None:
