@@ -6,7 +6,7 @@ and the Ray runner's actors alike (re-exported as ``scoring.fill``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .backends._base import Scorer
 from .store._files import StepCache
@@ -21,15 +21,20 @@ def fill(
     batch_size: int,
     show_progress: bool = False,
     with_keys: bool = False,
+    check_keys: Callable[[list[str]], None] | None = None,
 ):
     """One :class:`StepRecord` per text, running the model only for texts not cached.
 
     Duplicate texts are scored once. Each finished batch is written to the
     cache immediately, so an interrupted run resumes where it stopped.
-    ``with_keys=True`` returns ``(keys, records)``.
+    ``with_keys=True`` returns ``(keys, records)``. ``check_keys(keys)`` is
+    called with every text's key before the store is read or the model runs
+    (the Ray actors compare them with the driver's).
     """
     queries = scorer.prepare_queries(texts)
     keys = [scorer.query_key(q) for q in queries]
+    if check_keys is not None:
+        check_keys(keys)
     unique = list(dict.fromkeys(keys))  # duplicate texts are scored once
     cached = cache.get_many(unique, kind=scorer.record_type, check=scorer.check_record)
     found: dict[str, StepRecord] = {k: r for k, r in zip(unique, cached) if r is not None}

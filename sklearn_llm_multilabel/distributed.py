@@ -37,6 +37,7 @@ import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -137,24 +138,22 @@ class _ScoreActor:
 
     def __call__(self, batch: dict) -> dict:
         texts = [str(t) for t in batch["text"]]
-        written = 0
+        store = _GuardedStore(self.cache, self.lease)
         for kind, scorer in self.scorers.items():
-            queries = scorer.prepare_queries(texts)
-            keys = [scorer.query_key(q) for q in queries]
-            expected = batch[f"key_{kind}"]
-            if list(keys) != [str(k) for k in expected]:
-                raise RuntimeError(
-                    "a worker computes other record keys than the driver: its model files, "
-                    "tokenizer or library version differ. Install the same environment on "
-                    "every node.")
-            have = _readable(self.store, keys)  # written (whole) by an earlier attempt
-            todo = [texts[i] for i, present in enumerate(have) if not present]
-            if todo:  # the one glue of every scorer and store (scoring.fill)
-                fill(scorer, _GuardedStore(self.cache, self.lease), todo,
-                     batch_size=self.estimator.batch_size)
-                written += len(set(todo))
+            # the one glue of every scorer and store: what an earlier attempt of this batch
+            # wrote (valid) is read, not scored again; the rest is scored and written
+            fill(scorer, store, texts, batch_size=self.estimator.batch_size,
+                 check_keys=partial(_check_driver_keys, [str(k) for k in batch[f"key_{kind}"]]))
         return {"key": np.asarray(batch["key_" + self.kinds[0]]),
-                "written": np.full(len(texts), written)}
+                "written": np.full(len(texts), store.written)}
+
+
+def _check_driver_keys(expected: list[str], keys: list[str]) -> None:
+    if list(keys) != expected:
+        raise RuntimeError(
+            "a worker computes other record keys than the driver: its model files, "
+            "tokenizer or library version differ. Install the same environment on "
+            "every node.")
 
 
 def _readable(store, keys: list[str], chunk: int = 50_000) -> np.ndarray:
@@ -176,6 +175,7 @@ class _GuardedStore:
 
     def __init__(self, store, lease):
         self.store, self.lease = store, lease
+        self.written = 0
 
     def get_many(self, keys, kind=None, check=None):
         return self.store.get_many(keys, kind=kind, check=check)
@@ -185,6 +185,7 @@ class _GuardedStore:
         if self.lease is not None:
             self.lease.ensure_driver()
         self.store.put_many(keys, records)
+        self.written += len(keys)
 
 
 def _write_probabilities(estimator, texts, keys, output, path, aggregations) -> None:
