@@ -28,6 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
+from .store._atomic import TMP_PREFIX, atomic_write
+
 RUNS = "_runs"
 HEARTBEAT_SECONDS = 2.0
 #: a lease not refreshed for this long belongs to a dead process (used across hosts)
@@ -58,9 +60,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def _write(path: Path, info: dict) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(info), encoding="utf-8")
-    os.replace(partial, path)
+    atomic_write(path, lambda fh: fh.write(json.dumps(info).encode()))
+
+
+def _leases(folder: Path, pattern: str) -> list[Path]:
+    """The lease files (or writer folders) matching ``pattern``, not a write in progress."""
+    return sorted(p for p in folder.glob(pattern) if not p.name.startswith(TMP_PREFIX))
 
 
 def _read(path: Path) -> dict | None:
@@ -195,17 +200,17 @@ def live_writers_of_dead_runs(store: str | os.PathLike) -> tuple[list[dict], lis
     """The writers still alive of runs whose driver is gone, and those runs' lease files."""
     folder = Path(store) / RUNS
     writers, dead = [], []
-    for lease in sorted(folder.glob("*.json")):
+    for lease in _leases(folder, "*.json"):
         if holder_alive(lease):
             continue
         dead.append(lease)
-        for writer in sorted(lease.with_name(lease.stem + ".writers").glob("*.json")):
+        for writer in _leases(lease.with_name(lease.stem + ".writers"), "*.json"):
             if holder_alive(writer):
                 writers.append({**(_read(writer) or {}), "lease": str(writer)})
-    for orphan in sorted(folder.glob("*.writers")):  # writers whose driver lease is gone
+    for orphan in _leases(folder, "*.writers"):  # writers whose driver lease is gone
         if not orphan.with_name(orphan.name.removesuffix(".writers") + ".json").exists():
             dead.append(orphan)
-            writers += [{**(_read(w) or {}), "lease": str(w)} for w in sorted(orphan.glob("*.json"))
+            writers += [{**(_read(w) or {}), "lease": str(w)} for w in _leases(orphan, "*.json")
                         if holder_alive(w)]
     return writers, dead
 

@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 from .exceptions import UntrustedFileError
+from .store._atomic import atomic_write
 
 __all__ = ["ESTIMATOR_FILE", "TRUSTED_TYPES", "UntrustedFileError", "load_estimator",
            "save_estimator"]
@@ -65,12 +66,7 @@ def save_estimator(estimator, path: str | os.PathLike) -> Path:
     import skops.io as sio
 
     path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        sio.dump(estimator, partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    atomic_write(path, lambda fh: sio.dump(estimator, fh))
     return path
 
 

@@ -34,7 +34,7 @@ def test_round_trip_predicts_identically(tiny_llama, tmp_path):
     assert loaded.demonstrations_ == clf.demonstrations_
     np.testing.assert_array_equal(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS))
     np.testing.assert_array_equal(loaded.predict(TEXTS), clf.predict(TEXTS))
-    assert not list(tmp_path.glob(".*partial"))
+    assert not list(tmp_path.glob(".*"))  # no temporary left beside the file
 
 
 def test_pickles_are_refused_unless_trusted(tiny_llama, tmp_path):
