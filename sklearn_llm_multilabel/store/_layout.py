@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import StoreError
-from ._atomic import atomic_write
+from ._atomic import TMP_PREFIX, atomic_write
 
 FILES, SHARDED = "files", "sharded"
 #: marks a folder as the one-file-per-text step cache
@@ -164,10 +164,9 @@ def ensure_layout(folder: str | os.PathLike, want: str, *,
         layout = existing_layout(folder)  # another process may have decided meanwhile
         if layout is not None:
             return layout
-        others = [n for n in user_files(folder) if not n.startswith(".tmp-")]
         if check_unmarked is not None:
             check_unmarked(folder)
-        elif others:
+        elif others := [n for n in user_files(folder) if not n.startswith(TMP_PREFIX)]:
             raise ValueError(f"{folder} holds other files ({', '.join(others[:3])}"
                              f"{', ...' if len(others) > 3 else ''}); a new store needs a new or "
                              "empty folder.")
