@@ -267,6 +267,17 @@ def join_pieces(pieces: Sequence[tuple[str, bool]]) -> tuple[str, tuple[tuple[in
     return raw[shift:], tuple(span for span in spans if span[1] > span[0])
 
 
+def _empty_hint(pools: dict[str, np.ndarray], include_empty: bool) -> str:
+    """What to do when the demonstrations fall short because most texts have no label."""
+    n_empty = len(pools["empty"])
+    n_total = sum(len(pool) for pool in pools.values())
+    if include_empty or not n_total or n_empty * 2 < n_total:
+        return ""
+    return (f" {n_empty} of {n_total} training texts have no label, and the prompt shows none "
+            "of them, so the model may never answer 'none': pass include_empty_demos=True "
+            "(sklml: --include-empty-demos).")
+
+
 def select_demonstrations(
     Y_gold: np.ndarray,
     n_shots: int,
@@ -330,7 +341,7 @@ def select_demonstrations(
         warn(
             f"n_shots={n_shots} demonstrations were requested with {want} per pool, but the "
             f"training data hold {', '.join(f'{len(v)} {k}' for k, v in pools.items())}; "
-            f"using {len(chosen)} demonstrations.",
+            f"using {len(chosen)} demonstrations.{_empty_hint(pools, include_empty)}",
             DemonstrationWarning,
         )
     return rng.permutation(np.asarray(chosen, dtype=int))

@@ -79,8 +79,10 @@ def _load_file(path: Path, args):
 
     labels = _labels_arg(args.labels)
     if args.format == "annotations":
+        # every label of the file; --labels then chooses among them (select_labels names a
+        # label the file does not have, where the loader would name a row's label instead)
         return ds.load_annotations(path, text_column=args.text_column, item_column=args.id_column,
-                                   label_names=labels, separator=args.separator,
+                                   separator=args.separator,
                                    delimiter=args.delimiter, encoding=args.encoding,
                                    annotator_columns=args.annotator_columns,
                                    annotator_column=args.annotator_column or None,
@@ -122,44 +124,187 @@ def _load_checked(path: Path, args):
         raise
 
 
-def _split_files(folder: Path, fmt: str) -> tuple[Path | None, Path | None]:
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    pick = {"lewidi": ".json", "goemotions": ".tsv"}.get(fmt)
-    files = [p for p in files if pick is None or p.suffix == pick]
-    train = next((p for p in files if "train" in p.stem.lower()), None)
-    test = next((p for p in files if "test" in p.stem.lower()), None)
+#: the file names a split folder's files may have, per --format (None: any)
+_SPLIT_SUFFIXES = {"lewidi": (".json",), "goemotions": (".tsv",),
+                   "annotations": (".csv", ".tsv", ".tab", ".txt"),
+                   "counts": (".csv", ".tsv", ".tab", ".txt"),
+                   "csv": (".csv", ".tsv", ".tab", ".txt")}
+
+
+def _split_files(folder: Path, fmt: str) -> tuple[Path, Path]:
+    """The one *train* and one *test* file of ``folder`` that ``--format`` reads.
+
+    None found, or several, is an error listing what the folder holds: picking
+    one of several silently would evaluate on a file the user did not mean.
+    """
+    suffixes = _SPLIT_SUFFIXES.get(fmt)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and (suffixes is None or p.suffix.lower() in suffixes))
+    found = {part: [p for p in files if part in p.stem.lower()] for part in ("train", "test")}
+    for part, paths in found.items():
+        if len(paths) > 1:
+            raise UsageError(
+                f"{folder}: several *{part}* files for --format {fmt}: "
+                f"{', '.join(p.name for p in paths)}; name the two files with --train FILE "
+                "--test FILE.")
+    if not found["train"] or not found["test"]:
+        missing = " and ".join(part for part, paths in found.items() if not paths)
+        held = ", ".join(p.name for p in files) or "no such files"
+        raise UsageError(
+            f"{folder}: no *{missing}* file for --format {fmt} (it holds {held}); name the "
+            "files with --train FILE --test FILE, or give one file to split with --test-size.")
+    return found["train"][0], found["test"][0]
+
+
+def _rename_arg(value: str | None) -> dict[str, str]:
+    """``old=new,old2=new2`` as a mapping (an entry without ``=`` is an error)."""
+    mapping = {}
+    for entry in _labels_arg(value) or []:
+        old, sep, new = entry.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise UsageError(f"--label-rename {value}: each entry is old=new; got {entry!r}.")
+        mapping[old.strip()] = new.strip()
+    return mapping
+
+
+def _shape_labels(train, test, args, train_name: str, test_name: str):
+    """--labels (a subset, for annotations), test aligned to train's labels, --label-rename."""
+    from .datasets import rename_labels, select_labels
+
+    wanted = _labels_arg(args.labels) if args.format == "annotations" else None
+    if wanted:
+        try:
+            train = select_labels(train, wanted, source=train_name)
+        except ValueError as exc:
+            raise UsageError(f"--labels: {exc}") from None
+    names = list(train.label_names)
+    if list(test.label_names) != names:
+        extra = [n for n in test.label_names if n not in names]
+        if extra and not wanted:
+            raise UsageError(f"{test_name} has label(s) {extra} that {train_name} does not have; "
+                             "choose the labels to evaluate with --labels.")
+        # labels read from rows: one that no test annotator chose is a column of zeros
+        test = select_labels(test, names, fill_missing=args.format == "annotations",
+                             source=test_name)
+    mapping = _rename_arg(getattr(args, "label_rename", None))
+    if mapping:
+        try:
+            train = rename_labels(train, mapping, source=train_name)
+        except ValueError as exc:
+            raise UsageError(f"--label-rename: {exc}") from None
+        test = rename_labels(test, mapping, source=test_name)
     return train, test
 
 
+def _data_files(args) -> tuple[Path | None, Path | None, Path | None]:
+    """(DATA, train file, test file) from the command line, checked for existence."""
+    if args.format is None:
+        raise UsageError(f"--format is required; choose from {', '.join(FORMATS)}.")
+    given = [args.data is not None, args.train is not None or args.test is not None]
+    if all(given):
+        raise UsageError("give DATA or --train FILE --test FILE, not both.")
+    if not any(given):
+        raise UsageError("give DATA (a file or a split folder) or --train FILE --test FILE.")
+    if args.data is None and (args.train is None or args.test is None):
+        raise UsageError(f"--{'test' if args.test is None else 'train'} FILE is missing: "
+                         "--train and --test go together.")
+    paths = [Path(p) if p is not None else None for p in (args.data, args.train, args.test)]
+    for path in paths:
+        if path is not None and not path.exists():
+            raise UsageError(f"{path}: no such file or directory.")
+    for flag, path in (("--train", paths[1]), ("--test", paths[2])):
+        if path is not None and path.is_dir():
+            raise UsageError(f"{flag} {path}: is a folder; give a file.")
+    return paths[0], paths[1], paths[2]
+
+
 def load_data(args):
-    """(train, test) Bunches from DATA: one file (split with --test-size) or a split folder."""
+    """(train, test) Bunches from DATA (one file, split with --test-size, or a split folder)
+    or from --train FILE --test FILE."""
     from .datasets import subset, train_test_split_bunch
 
-    path = Path(args.data)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file or directory.")
-    if args.format == "xed" and path.is_dir():
+    path, train_file, test_file = _data_files(args)
+    if path is not None and args.format == "xed" and path.is_dir():
         path = path / "en-annotated.tsv"
-    if path.is_dir():
+    if path is not None and path.is_dir():
         train_file, test_file = _split_files(path, args.format)
-        if train_file is None or test_file is None:
-            raise UsageError(f"{path}: a dataset folder needs a *train* and a *test* file for "
-                             f"--format {args.format}.")
+    if train_file is not None:
         train, test = _load_checked(train_file, args), _load_checked(test_file, args)
+        train, test = _shape_labels(train, test, args, train_file.name, test_file.name)
     else:
         data = _load_checked(path, args)
+        data, _ = _shape_labels(data, data, args, path.name, path.name)
         if len(data.data) < 2:
             raise UsageError(f"{path}: needs at least 2 texts, found {len(data.data)}.")
         train, test = train_test_split_bunch(data, test_size=args.test_size, random_state=args.seed)
+    where = path or train_file.parent
     for name, part in (("train", train), ("test", test)):
         if len(part.data) == 0:
-            raise UsageError(f"{path}: the {name} part is empty.")
+            raise UsageError(f"{where}: the {name} part is empty.")
     rng = np.random.default_rng(args.seed)
     if args.max_train and len(train.data) > args.max_train:
         train = subset(train, np.sort(rng.choice(len(train.data), args.max_train, replace=False)))
     if args.max_test and len(test.data) > args.max_test:
         test = subset(test, np.sort(rng.choice(len(test.data), args.max_test, replace=False)))
     return train, test
+
+
+# ------------------------------------------------------------- repeatable runs
+#: options that do not shape a run's numbers: where it writes, what it shows, where records go
+_NOT_RECORDED = {"command", "func", "parser_", "from_file", "out", "quiet", "cache_dir"}
+_PATH_OPTIONS = ("data", "train", "test")
+
+
+def run_options(args) -> dict:
+    """The options that shaped this run, as ``--from`` reads them back (paths made absolute)."""
+    options = {k: v for k, v in vars(args).items() if k not in _NOT_RECORDED}
+    for key in _PATH_OPTIONS:
+        if options.get(key) is not None:
+            options[key] = str(Path(options[key]).resolve())
+    return options
+
+
+def recorded_options(path: str, parser: argparse.ArgumentParser) -> dict:
+    """The options recorded in a ``results.json`` / ``steps.json``, checked against ``parser``."""
+    from . import __version__
+
+    try:
+        found = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--from {path}: cannot read it as JSON ({exc}).") from None
+    options = found.get("options") if isinstance(found, dict) else None
+    if not isinstance(options, dict):
+        raise UsageError(f"--from {path}: no recorded options (it was not written by `sklml "
+                         "evaluate` or `sklml analyze`, or by a version before they were recorded).")
+    known = {action.dest for action in parser._actions} - _NOT_RECORDED
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(f"--from {path}: options {unknown} are not options of `{parser.prog}`.")
+    recorded = (found.get("versions") or {}).get("sklearn_llm_multilabel")
+    if recorded and recorded != __version__:
+        print(f"sklml: note: {path} was written by version {recorded}; this is {__version__}.",
+              file=sys.stderr)
+    return options
+
+
+def command_line(parser: argparse.ArgumentParser, options: dict) -> str:
+    """The command line that repeats a run: ``options`` that differ from the defaults."""
+    import shlex
+
+    words = [*parser.prog.split()]
+    for action in parser._actions:
+        if action.dest not in options or options[action.dest] == action.default:
+            continue
+        value = options[action.dest]
+        if action.dest == "delimiter" and value == "\t":
+            value = "tab"
+        if not action.option_strings:
+            words.append(str(value))
+        elif isinstance(action, argparse._StoreTrueAction):
+            words.append(action.option_strings[0])
+        else:
+            words += [action.option_strings[-1], str(value)]
+    return shlex.join(words)
 
 
 # ------------------------------------------------------------- commands
@@ -218,17 +363,30 @@ def cmd_evaluate(args) -> int:
         include_empty_demos=args.include_empty_demos,
         cache_dir=args.cache_dir, random_state=args.seed, calibrate=args.calibrate,
         saved_aggregation=args.strategy, show_progress=not args.quiet,
-        settings={"data": str(Path(args.data).resolve()), "format": args.format})
+        settings=_recorded_settings(args))
     print(f"\n{len(train.data)} training and {len(test.data)} test texts, labels: "
           f"{', '.join(train.label_names)}\n")
     print(report.to_markdown())
     _print_generation_notes(report.settings)
     print(f"\nThe saved estimator predicts with aggregation={args.strategy!r} "
           "(sklml predict --strategy to change it).")
-    written = report.save(args.out, title=f"{Path(args.data).name}, {args.model}, "
+    written = report.save(args.out, title=f"{_data_name(args)}, {args.model}, "
                                           f"{len(test.data)} test texts")
     print("\nwrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _data_name(args) -> str:
+    return Path(args.data).name if args.data else f"{Path(args.train).name} / {Path(args.test).name}"
+
+
+def _recorded_settings(args) -> dict:
+    """What results.json / steps.json say about the run: the data, the options that shaped it
+    (``--from`` reads them back) and the command line that repeats it."""
+    options = run_options(args)
+    return {"data": options.get("data"), "train_file": options.get("train"),
+            "test_file": options.get("test"), "format": args.format, "options": options,
+            "command": command_line(args.parser_, options)}
 
 
 def _print_generation_notes(found: dict) -> None:
@@ -262,6 +420,7 @@ def cmd_analyze(args) -> int:
     summary["unknown_labels"] = unknown_label_summary([t["unknown_labels"] for t in traces])
     summary["dominant_generation"] = dominant_generation(
         list(test.data), [t["generated_text"] for t in traces])
+    summary.update(_recorded_settings(args))
     (out / "steps.json").write_text(json.dumps(summary, indent=2))
     markdown = summary_markdown(summary)
     (out / "steps.md").write_text(markdown)
@@ -273,7 +432,7 @@ def cmd_analyze(args) -> int:
     first = clf.set_params(aggregation="first").predict_proba(test.data)  # from the cache
     best = clf.set_params(aggregation="max").predict_proba(test.data)
     _save_figure(plot_label_alignment(test.target, first, best, list(clf.label_names_),
-                                      title=f"{Path(args.data).name}, {args.model}"),
+                                      title=f"{_data_name(args)}, {args.model}"),
                  out / "label_alignment.png")
     return 0
 
@@ -476,15 +635,21 @@ def _delimiter(value: str) -> str:
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="a data file, or a folder holding its split files "
-                                "(*train* and *test*)")
+    p.add_argument("data", nargs="?", help="a data file (split with --test-size), or a folder "
+                                           "holding one *train* and one *test* file")
     data = p.add_argument_group("dataset")
-    data.add_argument("--format", required=True, choices=FORMATS,
+    data.add_argument("--train", help="the training file (with --test; instead of DATA)")
+    data.add_argument("--test", help="the test file (with --train; instead of DATA)")
+    data.add_argument("--format", choices=FORMATS,
                       help="layout of DATA: one row per annotator (annotations), one count "
                            "column per label (counts), Le-Wi-Di JSON (lewidi), the GoEmotions, "
-                           "XED files, or a text column and one proportion column per label (csv)")
-    data.add_argument("--labels", help="comma-separated label names (the columns for "
-                                       "counts/csv; name=stream for lewidi)")
+                           "XED files, or a text column and one proportion column per label "
+                           "(csv); required unless --from gives it")
+    data.add_argument("--labels", help="comma-separated label names: the labels to evaluate, in "
+                                       "this order (annotations; default: every label), the "
+                                       "columns (counts/csv), or name=stream (lewidi)")
+    data.add_argument("--label-rename", help="comma-separated old=new: rename labels after "
+                                             "loading (e.g. labels that share a first token)")
     data.add_argument("--text-column", default="text", help="column holding the texts")
     data.add_argument("--id-column", default="id", help="annotations: column identifying items")
     data.add_argument("--n-annotators", help="counts: a number or the column holding it")
@@ -531,6 +696,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     model.add_argument("--seed", type=int, default=0, help="seed of the split and demonstrations")
     model.add_argument("--out", default="sklml-report", help="folder for the report")
     model.add_argument("--quiet", action="store_true", help="no progress bars")
+    model.add_argument("--from", dest="from_file", metavar="JSON",
+                       help="repeat a run: the options recorded in its results.json (or "
+                            "steps.json); options given here take precedence")
 
 
 EXAMPLES = """examples:
@@ -586,10 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="max", choices=STRATEGIES,
                    help="aggregation of the saved estimator, used by `sklml predict`; max is "
                         "the paper's max over label-generation steps")
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, parser_=p)
     p = sub.add_parser("analyze", help="step-distribution analysis with figures")
     _data_options(p)
-    p.set_defaults(func=cmd_analyze)
+    p.set_defaults(func=cmd_analyze, parser_=p)
     p = sub.add_parser("predict", help="per-label probabilities for the texts of a CSV")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
@@ -661,6 +829,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "from_file", None):
+            # the recorded options become the subcommand's defaults: those given on this
+            # command line still win
+            args.parser_.set_defaults(**recorded_options(args.from_file, args.parser_))
+            args = parser.parse_args(argv)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="gguf")
             warnings.showwarning = _show_warning  # restored by catch_warnings

@@ -55,6 +55,10 @@ class EvaluationReport:
         the label set, and the most frequent names; ``dominant_generation``:
         a label list written for most test texts, or None), and what the
         caller added (data path, format).
+    test_ids, test_texts : list of str or None
+        The test part's ids and texts, for ``test_predictions.csv``.
+    prior : ndarray of shape (n_labels,) or None
+        The constant prior's probabilities (the training proportions' means).
     """
 
     rows: dict[str, dict[str, float]]
@@ -64,6 +68,9 @@ class EvaluationReport:
     label_names: list[str]
     y_test: np.ndarray
     settings: dict = field(default_factory=dict)
+    test_ids: list[str] | None = None
+    test_texts: list[str] | None = None
+    prior: np.ndarray | None = None
 
     @property
     def baselines(self) -> list[str]:
@@ -81,17 +88,41 @@ class EvaluationReport:
                 found[metric] = beaten
         return found
 
+    def notes(self) -> list[str]:
+        """What a reader of the table should know: one note naming, per baseline, the metrics
+        on which it beats every LLM row, and why the constant prior's example-F1 is high when
+        most test items have no label."""
+        beaten: dict[str, list[str]] = {}
+        for metric, names in self.beaten_by_baselines().items():
+            for name in names:
+                beaten.setdefault(name, []).append(metric)
+        notes = []
+        if beaten:
+            notes.append("Note: " + "; ".join(
+                f"{name} beats every LLM row on {', '.join(metrics)}"
+                for name, metrics in beaten.items()) + ".")
+        threshold = self.settings.get("threshold", 0.5)
+        if self.prior is not None and np.all(self.prior < threshold) and len(self.y_test):
+            empty = float(np.mean((self.y_test >= 0.5).sum(axis=1) == 0))
+            if empty >= 0.5:
+                notes.append(
+                    f"Note: the constant prior predicts no label for any text (every training "
+                    f"proportion is below {threshold:g}), and {100 * empty:.0f}% of the test "
+                    "items have no label that half their annotators chose; an item with no label "
+                    "on both sides scores an example-F1 of 1, hence the prior's high example_f1. "
+                    "Read it with nll and l1, and consider --include-empty-demos, which lets the "
+                    "model see demonstrations with no label.")
+        return notes
+
     def to_markdown(self) -> str:
-        """The table (↓ lower is better, ↑ higher is better), then a note per metric on which
-        a baseline beats every LLM row."""
+        """The table (↓ lower is better, ↑ higher is better), then the :meth:`notes`."""
         metrics = list(ALIGNMENT_METRICS)
         arrows = {m: "↑" if ALIGNMENT_METRICS[m][1] else "↓" for m in metrics}
         lines = ["| method | " + " | ".join(f"{m} {arrows[m]}" for m in metrics) + " |",
                  "|---" * (len(metrics) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in metrics) + " |"
                   for name, row in self.rows.items()]
-        for metric, names in self.beaten_by_baselines().items():
-            lines.append(f"\nNote: on {metric}, {' and '.join(names)} beat(s) every LLM row.")
+        lines += ["\n" + note for note in self.notes()]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -99,7 +130,8 @@ class EvaluationReport:
         return {**self.settings, "results": self.rows}
 
     def save(self, out: str | Path, *, title: str = "") -> list[Path]:
-        """Write ``results.json``, ``results.csv``, ``estimator.skops`` and the figures
+        """Write ``results.json``, ``results.csv``, ``estimator.skops``,
+        ``test_predictions.csv`` (when the report has the test texts) and the figures
         (``metrics.png``, ``reliability.png``, ``reliability_<method>.png``) into ``out``.
 
         Returns
@@ -121,6 +153,8 @@ class EvaluationReport:
             for name, row in self.rows.items():
                 writer.writerow([name, *(row[m] for m in metrics)])
         save_estimator(self.estimator, written[2])
+        if self.test_texts is not None:
+            written.append(self.write_test_predictions(out / "test_predictions.csv"))
         about = title or f"{self.settings.get('model', '')}, {len(self.y_test)} test texts"
         figures = {"metrics.png": plot_metric_bars(self.rows, baselines=self.baselines,
                                                    title=about),
@@ -135,6 +169,25 @@ class EvaluationReport:
             fig.savefig(out / name)
             written.append(out / name)
         return written
+
+
+    def write_test_predictions(self, path: str | Path) -> Path:
+        """One row per test text: its id and text, the annotators' proportion of each label
+        (``annotators:<label>``), then each method's probability of it (``<method>:<label>``)."""
+        path = Path(path)
+        n = len(self.y_test)
+        ids = self.test_ids if self.test_ids is not None else [str(i) for i in range(n)]
+        methods = list(self.probas)
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "text", *(f"annotators:{label}" for label in self.label_names),
+                             *(f"{method}:{label}" for method in methods
+                               for label in self.label_names)])
+            for i in range(n):
+                writer.writerow([ids[i], self.test_texts[i],
+                                 *(f"{v:.6g}" for v in self.y_test[i]),
+                                 *(f"{v:.6f}" for method in methods for v in self.probas[method][i])])
+        return path
 
 
 def _generation_diagnostics(clf, texts, strategies: Sequence[str]) -> dict:
@@ -287,4 +340,6 @@ def evaluate_strategies(
            "runtime_seconds": round(time.perf_counter() - started, 1), **generations}
     return EvaluationReport(rows=rows, probas=probas, llm_rows=llm_rows, estimator=clf,
                             label_names=labels, y_test=np.asarray(test.target, dtype=float),
-                            settings=run)
+                            settings=run, prior=np.asarray(train.target, dtype=float).mean(axis=0),
+                            test_ids=[str(i) for i in test.get("ids", range(
+                                len(test.data)))], test_texts=list(test.data))

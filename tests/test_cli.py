@@ -108,14 +108,35 @@ def test_report_notes_a_baseline_that_beats_every_llm_row():
     def row(nll, f1):
         return {m: 0.5 for m in ALIGNMENT_METRICS} | {"nll": nll, "example_f1": f1}
 
-    rows = {"constant prior": row(1.0, 0.5), "max": row(2.0, 0.6), "first": row(3.0, 0.1)}
+    rows = {"constant prior": row(1.0, 0.5), "max": row(2.0, 0.6), "first": row(3.0, 0.1),
+            "tf-idf + linear": row(0.5, 0.9)}
     report = EvaluationReport(rows=rows, probas={}, llm_rows=["max", "first"], estimator=None,
                               label_names=["a"], y_test=np.zeros((1, 1)))
-    assert report.baselines == ["constant prior"]
-    assert report.beaten_by_baselines() == {"nll": ["constant prior"]}
+    assert report.baselines == ["constant prior", "tf-idf + linear"]
+    assert report.beaten_by_baselines() == {"nll": ["constant prior", "tf-idf + linear"],
+                                            "example_f1": ["tf-idf + linear"]}
     text = report.to_markdown()
-    assert "Note: on nll, constant prior beat(s) every LLM row." in text
-    assert "on example_f1" not in text
+    # one note, naming each baseline once with its metrics
+    assert text.count("Note:") == 1
+    assert ("Note: constant prior beats every LLM row on nll; tf-idf + linear beats every LLM "
+            "row on nll, example_f1.") in text
+
+
+def test_report_explains_the_priors_example_f1_when_most_items_have_no_label():
+    from sklearn_llm_multilabel.metrics._scorer import ALIGNMENT_METRICS
+    from sklearn_llm_multilabel.report import EvaluationReport
+
+    rows = {"constant prior": {m: 0.9 for m in ALIGNMENT_METRICS},
+            "max": {m: 0.5 for m in ALIGNMENT_METRICS}}
+    y_test = np.array([[0.0, 0.0], [0.0, 0.4], [1.0, 0.0], [0.0, 0.0]])  # 3 of 4 have none
+    kwargs = dict(rows=rows, probas={}, llm_rows=["max"], estimator=None,
+                  label_names=["a", "b"], y_test=y_test, settings={"threshold": 0.5})
+    notes = EvaluationReport(prior=np.array([0.2, 0.1]), **kwargs).notes()
+    assert any("predicts no label for any text" in n and "75% of the test items" in n
+               for n in notes)
+    # a prior that predicts a label: no such note
+    notes = EvaluationReport(prior=np.array([0.6, 0.1]), **kwargs).notes()
+    assert not any("predicts no label" in n for n in notes)
 
 
 def test_commands_share_a_default_cache(tiny_llama, table, tmp_path, capsys, monkeypatch):

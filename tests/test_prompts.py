@@ -103,3 +103,17 @@ def test_empty_instruction_leaves_no_leading_whitespace():
     parts = build_prompt(NAMES, [("a", ["care"])], instruction="")
     assert parts.prefix == "Input: a\nLabel(s): care\n"
     assert build_prompt(NAMES, [], instruction="").prefix == ""
+
+
+def test_short_demonstrations_say_when_most_texts_have_no_label():
+    """The warning says what a shortfall means and what to do when empty texts dominate."""
+    Y = np.zeros((300, 2), dtype=int)
+    Y[:20, 0] = 1  # 20 single-label texts, 5 multi, 275 with none
+    Y[20:25] = 1
+    with pytest.warns(DemonstrationWarning,
+                      match=r"275 of 300 training texts have no label.*include_empty_demos=True"):
+        select_demonstrations(Y, 40, random_state=0)
+    Y[25:200, 1] = 1  # most texts labelled: a shortfall of multi-label texts only
+    with pytest.warns(DemonstrationWarning) as record:
+        select_demonstrations(Y, 40, random_state=0)
+    assert "include_empty_demos" not in str(record[0].message)

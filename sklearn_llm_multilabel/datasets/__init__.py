@@ -10,6 +10,7 @@ from ._base import (
     train_test_split_bunch,
 )
 from ._illustrative import load_illustrative_topics
+from ._labels import rename_labels, select_labels
 from ._shared import (
     GOEMOTIONS_CLUSTERS,
     HS_BREXIT_LABELS,
@@ -38,6 +39,8 @@ __all__ = [
     "load_proportions",
     "load_xed",
     "make_bunch",
+    "rename_labels",
+    "select_labels",
     "subset",
     "train_test_split_bunch",
 ]

@@ -1,0 +1,190 @@
+"""``sklml evaluate``/``analyze`` on a user's own files: --train/--test, split folders, label
+choice and renaming, recorded options and repeated runs (``--from``), test predictions."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from sklearn_llm_multilabel.cli import main
+
+from .conftest import LABEL_LISTS, LABELS, TEXTS
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _annotations(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "text", "annotator", "labels"])
+        writer.writerows(rows)
+    return path
+
+
+def _long_rows(copy: int, labels=LABELS):
+    """Two annotators per text: the first takes the fixture's labels, the second one fewer."""
+    rows = []
+    for i, (text, chosen) in enumerate(zip(TEXTS, LABEL_LISTS)):
+        chosen = [label for label in chosen if label in labels]
+        rows.append([f"{copy}-{i}", f"{text} {copy}", "a1", ",".join(chosen)])
+        rows.append([f"{copy}-{i}", f"{text} {copy}", "a2", ",".join(chosen[1:])])
+    return rows
+
+
+@pytest.fixture
+def split(tmp_path):
+    train = _annotations(tmp_path / "mine_train.csv", _long_rows(0) + _long_rows(1))
+    test = _annotations(tmp_path / "mine_test.csv", _long_rows(2))
+    return train, test
+
+
+def _error(args, capsys) -> str:
+    try:
+        status = main(args)
+    except SystemExit as exc:
+        status = exc.code
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1 and err.startswith("sklml: error:"), err
+    return err
+
+
+def _run(tiny_llama, *extra):
+    return ["--format", "annotations", "--model", tiny_llama, "--strategies", "first,max",
+            "--n-shots", "2", "--quiet", *extra]
+
+
+def test_train_and_test_files_are_read_as_given(tiny_llama, split, tmp_path, capsys):
+    train, test = split
+    out = tmp_path / "report"
+    assert main(["evaluate", "--train", str(train), "--test", str(test),
+                 *_run(tiny_llama, "--out", str(out))]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_train"] == 2 * len(TEXTS) and results["n_test"] == len(TEXTS)
+    assert results["train_file"] == str(train.resolve())
+    assert results["test_file"] == str(test.resolve())
+    # the test part's ids, texts, annotator proportions and every method's probabilities
+    with open(out / "test_predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == [f"2-{i}" for i in range(len(TEXTS))]
+    assert [r["text"] for r in rows] == [f"{t} 2" for t in TEXTS]
+    labels = results["labels"]
+    for method in ("first", "max", "tf-idf + linear"):
+        for label in labels:
+            values = np.array([float(r[f"{method}:{label}"]) for r in rows])
+            assert ((values >= 0) & (values <= 1)).all()
+    first = LABEL_LISTS[0]  # two annotators: one chose all of first, one all but its first
+    expected = [1.0 if label in first[1:] else 0.5 if label in first else 0.0 for label in labels]
+    assert [float(rows[0][f"annotators:{label}"]) for label in labels] == expected
+
+
+def test_a_test_file_missing_a_label_is_aligned_to_the_training_labels(tiny_llama, tmp_path):
+    """Labels read from rows: a label no test annotator chose is a column of zeros, in the
+    training file's order (not a shifted column)."""
+    train = _annotations(tmp_path / "a_train.csv", _long_rows(0) + _long_rows(1))
+    kept = [label for label in LABELS if label != "weather"]
+    test = _annotations(tmp_path / "a_test.csv", _long_rows(2, labels=kept))
+    out = tmp_path / "report"
+    assert main(["evaluate", "--train", str(train), "--test", str(test),
+                 *_run(tiny_llama, "--out", str(out))]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "weather" in results["labels"]
+    with open(out / "test_predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(r["annotators:weather"]) == 0.0 for r in rows)
+
+
+@pytest.mark.parametrize("names, message", [
+    (["x_train.csv", "y_train.csv", "x_test.csv"],
+     "several *train* files for --format annotations: x_train.csv, y_train.csv"),
+    (["x_train.csv"], "no *test* file for --format annotations (it holds x_train.csv)"),
+])
+def test_a_split_folder_must_hold_one_train_and_one_test_file(names, message, tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in names:
+        _annotations(folder / name, _long_rows(0))
+    (folder / "train.json").write_text("{}")  # not a file --format annotations reads
+    err = _error(["evaluate", str(folder), "--format", "annotations"], capsys)
+    assert message in err and "--train FILE --test FILE" in err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--train", "{train}"], "--test FILE is missing"),
+    (["{train}", "--train", "{train}", "--test", "{test}"], "not both"),
+    ([], "give DATA"),
+    (["--train", "{tmp}", "--test", "{test}"], "is a folder"),
+    (["--train", "{train}", "--test", "{test}", "--labels", "weather,hail"],
+     "--labels: label(s) ['hail'] are not labels of mine_train.csv; its labels are "),
+    (["--train", "{train}", "--test", "{test}", "--label-rename", "weather"],
+     "each entry is old=new"),
+    (["--train", "{train}", "--test", "{test}", "--label-rename", "hail=snow"],
+     "cannot rename ['hail']"),
+    (["--train", "{train}", "--test", "{test}", "--label-rename", f"{LABELS[0]}={LABELS[1]}"],
+     f"gives label(s) ['{LABELS[1]}'] twice"),
+])
+def test_bad_split_and_label_options_are_one_line(extra, message, split, tmp_path, capsys):
+    train, test = split
+    args = [a.format(train=train, test=test, tmp=tmp_path) for a in extra]
+    assert message in _error(["evaluate", *args, "--format", "annotations"], capsys)
+
+
+def test_labels_choose_and_order_a_subset_and_rename_renames(tiny_llama, split, tmp_path):
+    train, test = split
+    out = tmp_path / "report"
+    chosen = [LABELS[2], LABELS[0]]
+    assert main(["evaluate", "--train", str(train), "--test", str(test), "--labels",
+                 ",".join(chosen), "--label-rename", f"{LABELS[2]}=renamed",
+                 *_run(tiny_llama, "--out", str(out))]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["labels"] == ["renamed", LABELS[0]]
+    with open(out / "test_predictions.csv", newline="") as f:
+        row = next(csv.DictReader(f))
+    first = LABEL_LISTS[0]
+    share = 1.0 if LABELS[2] in first[1:] else 0.5 if LABELS[2] in first else 0.0
+    assert float(row["annotators:renamed"]) == share
+
+
+def test_a_run_repeated_from_its_results_gives_the_same_results(tiny_llama, split, tmp_path,
+                                                                capsys):
+    train, test = split
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["evaluate", "--train", str(train), "--test", str(test), "--max-test", "5",
+                 "--seed", "3", *_run(tiny_llama, "--out", str(first), "--no-cache")]) == 0
+    recorded = json.loads((first / "results.json").read_text())
+    assert recorded["options"]["seed"] == 3 and recorded["options"]["max_test"] == 5
+    assert recorded["options"]["model"] == tiny_llama
+    assert recorded["command"].startswith("sklml evaluate --train ")
+    assert "--max-test 5" in recorded["command"] and "--seed 3" in recorded["command"]
+    capsys.readouterr()
+    assert main(["evaluate", "--from", str(first / "results.json"), "--out", str(second),
+                 "--quiet", "--no-cache"]) == 0
+    again = json.loads((second / "results.json").read_text())
+    assert again["results"] == recorded["results"] and again["options"] == recorded["options"]
+    assert (first / "test_predictions.csv").read_text() == \
+        (second / "test_predictions.csv").read_text()
+    # an option given with --from wins over the recorded one
+    third = tmp_path / "third"
+    assert main(["evaluate", "--from", str(first / "results.json"), "--max-test", "3",
+                 "--out", str(third), "--quiet", "--no-cache"]) == 0
+    assert json.loads((third / "results.json").read_text())["n_test"] == 3
+
+
+def test_from_refuses_a_file_without_options(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": {}}))
+    assert "no recorded options" in _error(["evaluate", "--from", str(path)], capsys)
+    path.write_text(json.dumps({"options": {"format": "csv", "colour": "red"}}))
+    assert "options ['colour'] are not options" in _error(["evaluate", "--from", str(path)],
+                                                          capsys)
+
+
+def test_analyze_records_its_options_and_reads_train_and_test(tiny_llama, split, tmp_path):
+    train, test = split
+    out = tmp_path / "steps"
+    assert main(["analyze", "--train", str(train), "--test", str(test), "--format",
+                 "annotations", "--model", tiny_llama, "--n-shots", "2", "--quiet", "--out",
+                 str(out)]) == 0
+    summary = json.loads((out / "steps.json").read_text())
+    assert summary["options"]["test"] == str(test.resolve())
+    assert summary["command"].startswith("sklml analyze --train ")
