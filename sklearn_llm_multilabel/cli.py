@@ -340,6 +340,9 @@ def _check_out_file(flag: str, value) -> None:
 
 
 def _check_sizes(args) -> None:
+    if getattr(args, "n_bootstrap", 0) < 0:
+        raise UsageError(f"--n-bootstrap must be 0 (no intervals) or a positive number of "
+                         f"resamples; got {args.n_bootstrap}.")
     for flag in ("max_train", "max_test"):
         value = getattr(args, flag, None)
         if value is not None and value < 1:
@@ -363,7 +366,7 @@ def cmd_evaluate(args) -> int:
         include_empty_demos=args.include_empty_demos,
         cache_dir=args.cache_dir, random_state=args.seed, calibrate=args.calibrate,
         saved_aggregation=args.strategy, show_progress=not args.quiet,
-        settings=_recorded_settings(args))
+        settings=_recorded_settings(args), n_bootstrap=args.n_bootstrap)
     print(f"\n{len(train.data)} training and {len(test.data)} test texts, labels: "
           f"{', '.join(train.label_names)}\n")
     print(report.to_markdown())
@@ -749,6 +752,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(p)
     p.add_argument("--strategies", default="first,max,hard",
                    help=f"comma-separated, from {', '.join(STRATEGIES)}")
+    p.add_argument("--n-bootstrap", type=int, default=1000,
+                   help="resamples of the test texts for 95%% intervals (± in the table; * "
+                        "marks a paired difference from the constant prior that excludes 0); "
+                        "0 for none")
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a Platt calibrator on the training texts' scores")
     p.add_argument("--strategy", default="max", choices=STRATEGIES,

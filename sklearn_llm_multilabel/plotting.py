@@ -286,7 +286,9 @@ def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
         Figure title (dataset and model, for instance).
 
     A panel whose positive values span more than a factor of 30 (NLL of hard
-    predictions next to a calibrated row) gets a logarithmic axis.
+    predictions next to a calibrated row) gets a logarithmic axis. Rows with
+    a ``<metric>_ci`` ``(low, high)`` pair (``alignment_report(...,
+    n_bootstrap=...)``) get error bars.
 
     Examples
     --------
@@ -301,7 +303,12 @@ def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
     colors = ["0.6" if name in baselines else "tab:blue" for name in names]
     for ax, metric in zip(axes, metrics):
         values = np.array([results[name].get(metric, np.nan) for name in names], dtype=float)
-        bars = ax.bar(range(len(names)), values, color=colors)
+        intervals = [results[name].get(f"{metric}_ci") for name in names]
+        yerr = None
+        if any(ci is not None for ci in intervals):
+            yerr = np.array([[v - ci[0], ci[1] - v] if ci is not None else [0.0, 0.0]
+                             for v, ci in zip(values, intervals)]).T.clip(min=0)
+        bars = ax.bar(range(len(names)), values, color=colors, yerr=yerr, capsize=3)
         ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=1)
         positive = values[np.isfinite(values) & (values > 0)]
         if len(positive) and positive.max() / positive.min() > 30:

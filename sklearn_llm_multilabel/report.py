@@ -120,8 +120,13 @@ class EvaluationReport:
         arrows = {m: "↑" if ALIGNMENT_METRICS[m][1] else "↓" for m in metrics}
         lines = ["| method | " + " | ".join(f"{m} {arrows[m]}" for m in metrics) + " |",
                  "|---" * (len(metrics) + 1) + "|"]
-        lines += [f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in metrics) + " |"
+        lines += [f"| {name} | " + " | ".join(_cell(row, m) for m in metrics) + " |"
                   for name, row in self.rows.items()]
+        if any(f"{m}_ci" in row for row in self.rows.values() for m in metrics):
+            confidence = self.settings.get("confidence", 0.95)
+            lines.append(f"\n± half the width of a {100 * confidence:.0f}% bootstrap interval "
+                         f"over test texts ({self.settings.get('n_bootstrap')} resamples); * the "
+                         "paired interval of the difference from the constant prior excludes 0.")
         lines += ["\n" + note for note in self.notes()]
         return "\n".join(lines)
 
@@ -149,9 +154,12 @@ class EvaluationReport:
         metrics = list(ALIGNMENT_METRICS)
         with open(written[1], "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["method", *metrics])
+            intervals = [m for m in metrics if any(f"{m}_ci" in r for r in self.rows.values())]
+            writer.writerow(["method", *metrics,
+                             *(f"{m}_{end}" for m in intervals for end in ("low", "high"))])
             for name, row in self.rows.items():
-                writer.writerow([name, *(row[m] for m in metrics)])
+                writer.writerow([name, *(row[m] for m in metrics),
+                                 *(v for m in intervals for v in row.get(f"{m}_ci", ("", "")))])
         save_estimator(self.estimator, written[2])
         if self.test_texts is not None:
             written.append(self.write_test_predictions(out / "test_predictions.csv"))
@@ -188,6 +196,19 @@ class EvaluationReport:
                                  *(f"{v:.6g}" for v in self.y_test[i]),
                                  *(f"{v:.6f}" for method in methods for v in self.probas[method][i])])
         return path
+
+
+def _cell(row: dict, metric: str) -> str:
+    """``0.123``, or ``0.123 ± 0.010`` with an interval, starred when the paired difference
+    from the constant prior excludes 0."""
+    text = f"{row[metric]:.3f}"
+    if f"{metric}_ci" in row:
+        low, high = row[f"{metric}_ci"]
+        text += f" ± {(high - low) / 2:.3f}"
+    diff = row.get(f"{metric}_vs_prior_ci")
+    if diff is not None and (diff[0] > 0 or diff[1] < 0):
+        text += " *"
+    return text
 
 
 def _generation_diagnostics(clf, texts, strategies: Sequence[str]) -> dict:
@@ -239,6 +260,7 @@ def evaluate_strategies(
     saved_aggregation: str = "max",
     show_progress: bool = True,
     settings: dict | None = None,
+    n_bootstrap: int = 0,
 ) -> EvaluationReport:
     """Fit on ``train``, score ``test`` with every strategy, and compare with baselines.
 
@@ -268,6 +290,12 @@ def evaluate_strategies(
     show_progress : bool, default=True
     settings : dict or None
         Extra entries for the report's settings (a data path, a format).
+    n_bootstrap : int, default=0
+        Resamples of the test texts for 95% percentile intervals (see
+        :func:`~sklearn_llm_multilabel.metrics.alignment_report`): every row
+        gains ``<metric>_ci`` and every row but the prior's
+        ``<metric>_vs_prior_ci``, paired (all rows share the resamples, drawn
+        with ``random_state``). 0: no intervals.
 
     Returns
     -------
@@ -313,9 +341,14 @@ def evaluate_strategies(
     if calibrate:  # the calibrator never sees the texts shown in the prompt
         keep = np.setdiff1d(np.arange(len(train.data)), clf.demonstration_indices_)
         calibration = subset(train, keep)
+
+    def measure(proba):  # every row on the same resamples, each against the same prior
+        return alignment_report(test.target, proba, train_proportions=train.target,
+                                n_bootstrap=n_bootstrap, random_state=random_state)
+
     for strategy in strategies:
         proba = clf.set_params(aggregation=strategy).predict_proba(test.data)
-        report = alignment_report(test.target, proba, train_proportions=train.target)
+        report = measure(proba)
         rows[strategy] = report["model"]
         probas[strategy] = proba
         if calibration is not None:
@@ -323,12 +356,12 @@ def evaluate_strategies(
                 clf.predict_proba(calibration.data), calibration.target)
             name = f"{strategy} + platt"
             probas[name] = platt.predict_proba(proba)
-            rows[name] = alignment_report(test.target, probas[name])["model"]
+            rows[name] = measure(probas[name])["model"]
     llm_rows = list(rows)
     tfidf = make_pipeline(TfidfVectorizer(min_df=2 if len(train.data) > 50 else 1),
                           DistributionCalibrator(method="linear"))
     probas[TFIDF] = tfidf.fit(train.data, train.target).predict_proba(test.data)
-    rows[TFIDF] = alignment_report(test.target, probas[TFIDF])["model"]
+    rows[TFIDF] = measure(probas[TFIDF])["model"]
     rows = {PRIOR: report[PRIOR], **rows}
     clf.set_params(aggregation=saved_aggregation)
     generations = _generation_diagnostics(clf, test.data, strategies)
@@ -336,6 +369,7 @@ def evaluate_strategies(
            "model": model, "n_shots": n_shots, "include_empty_demos": bool(include_empty_demos),
            "seed": random_state, "strategies": strategies,
            "calibrate": bool(calibrate), "saved_aggregation": saved_aggregation,
+           "n_bootstrap": n_bootstrap,
            "threshold": clf.threshold, **(settings or {}), "versions": _versions(),
            "runtime_seconds": round(time.perf_counter() - started, 1), **generations}
     return EvaluationReport(rows=rows, probas=probas, llm_rows=llm_rows, estimator=clf,

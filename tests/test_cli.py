@@ -81,7 +81,7 @@ def test_saved_estimator_predicts_with_max_and_says_so(tiny_llama, table, tmp_pa
     printed = capsys.readouterr().out
     table_lines = [line for line in printed.splitlines() if line.startswith("| ")]
     assert table_lines[0] == "| method | nll ↓ | l1 ↓ | example_f1 ↑ | brier ↓ | ece ↓ | " \
-                             "micro_f1 ↑ | macro_f1 ↑ |"
+                             "micro_f1 ↑ | macro_f1 ↑ | manhattan ↓ |"
     assert [line.split(" | ")[0] for line in table_lines[1:]] == \
         ["| constant prior", "| first", "| hard", "| tf-idf + linear"]
     assert "aggregation='max'" in printed

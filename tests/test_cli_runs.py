@@ -188,3 +188,24 @@ def test_analyze_records_its_options_and_reads_train_and_test(tiny_llama, split,
     summary = json.loads((out / "steps.json").read_text())
     assert summary["options"]["test"] == str(test.resolve())
     assert summary["command"].startswith("sklml analyze --train ")
+
+
+def test_evaluate_prints_intervals_and_records_them(tiny_llama, split, tmp_path, capsys):
+    train, test = split
+    out = tmp_path / "report"
+    assert main(["evaluate", "--train", str(train), "--test", str(test), "--n-bootstrap", "50",
+                 *_run(tiny_llama, "--out", str(out))]) == 0
+    printed = capsys.readouterr().out
+    assert "bootstrap interval over test texts (50 resamples)" in printed
+    assert printed.count(" ± ") >= 4 * 8  # every cell of the four rows
+    results = json.loads((out / "results.json").read_text())
+    row = results["results"]["max"]
+    assert row["nll_ci"][0] <= row["nll"] <= row["nll_ci"][1]
+    assert "nll_vs_prior_ci" in row and "nll_vs_prior_ci" not in results["results"][
+        "constant prior"]
+    with open(out / "results.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert "nll_low" in header and "manhattan_high" in header
+    assert main(["evaluate", "--train", str(train), "--test", str(test), "--n-bootstrap", "0",
+                 *_run(tiny_llama, "--out", str(out))]) == 0
+    assert " ± " not in capsys.readouterr().out

@@ -65,16 +65,23 @@ def test_brier_and_ece_hand_computed():
     np.testing.assert_allclose(ece, [1 / 3 * 0.1 + 2 / 3 * 0.1, label1])
 
 
-def test_label_f1_uses_sklearn():
+def test_label_f1_equals_sklearn():
     from sklearn.metrics import f1_score
 
     from sklearn_llm_multilabel.metrics import label_f1
 
     H = np.array([[1, 0, 1], [0, 2 / 3, 0], [1 / 3, 1, 0]])
     P = np.array([[0.9, 0.6, 0.2], [0.1, 0.7, 0.0], [0.6, 0.3, 0.1]])
-    for average in ("micro", "macro"):
-        assert label_f1(H, P, average=average) == pytest.approx(
-            f1_score(H >= 0.5, P >= 0.5, average=average))
+    rng = np.random.default_rng(0)
+    cases = [(H, P), (np.zeros((4, 3)), np.zeros((4, 3))),  # nothing on either side: 0
+             (np.zeros((4, 3)), rng.uniform(size=(4, 3)))]
+    cases += [(rng.uniform(size=(30, 5)) ** 3, rng.uniform(size=(30, 5)) ** 2) for _ in range(20)]
+    for y_true, y_proba in cases:
+        for average in ("micro", "macro"):
+            for threshold in (0.3, 0.5):
+                assert label_f1(y_true, y_proba, average=average, threshold=threshold) == \
+                    pytest.approx(f1_score(y_true >= 0.5, y_proba >= threshold,
+                                           average=average, zero_division=0.0))
 
 
 def test_alignment_scorers_signs_and_one_response_per_method():
@@ -130,6 +137,54 @@ def test_alignment_report_with_prior():
     assert report["constant prior"]["l1"] == pytest.approx(((0.5 + 0) + (0.5 + 1)) / 2)
     assert report["model"]["example_f1"] == 1.0
     assert set(report["model"]) == {"nll", "l1", "example_f1", "brier", "ece", "micro_f1",
-                                    "macro_f1"}
+                                    "macro_f1", "manhattan"}
     with pytest.raises(ValueError, match="train_proportions"):
         alignment_report(H, H, train_proportions=[[1, 0, 0]])
+
+
+def test_bootstrap_intervals_hold_the_value_and_pair_the_prior():
+    """Percentile intervals from resampled texts; the (model − prior) interval is paired: the
+    same resamples serve both rows, so a model better on every text has an interval below 0."""
+    from sklearn_llm_multilabel.metrics import alignment_report, distribution_l1
+    from sklearn_llm_multilabel.metrics._bootstrap import bootstrap_indices
+
+    rng = np.random.default_rng(0)
+    H = rng.uniform(size=(60, 3))
+    P = np.clip(H + rng.normal(0, 0.05, size=H.shape), 0, 1)
+    report = alignment_report(H, P, train_proportions=H, n_bootstrap=300, random_state=1)
+    for name in ("model", "constant prior"):
+        for metric in ("nll", "l1", "manhattan", "example_f1"):
+            low, high = report[name][f"{metric}_ci"]
+            assert low <= high
+    low, high = report["model"]["l1_ci"]
+    assert low < report["model"]["l1"] < high
+    # by hand: the same draws give the same interval
+    draws = [distribution_l1(H[rows], P[rows]) for rows in bootstrap_indices(60, 300, 1)]
+    assert (low, high) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5])))
+    assert report["model"]["l1_vs_prior_ci"][1] < 0
+    assert "l1_vs_prior_ci" not in report["constant prior"]
+    # the same seed gives the same intervals; no bootstrap gives none
+    again = alignment_report(H, P, train_proportions=H, n_bootstrap=300, random_state=1)
+    assert again["model"]["nll_ci"] == report["model"]["nll_ci"]
+    assert "nll_ci" not in alignment_report(H, P)["model"]
+
+
+def test_lewidi_metrics_by_hand():
+    from sklearn_llm_multilabel.metrics import (
+        distribution_l1,
+        perspectivist_error_rate,
+        soft_label_manhattan,
+    )
+
+    H, P = np.array([[1.0, 0.5, 0.0]]), np.array([[0.5, 0.5, 0.25]])
+    # |0.5| + 0 + |0.25| per label, doubled, over 3 labels
+    assert soft_label_manhattan(H, P) == pytest.approx(2 * 0.75 / 3)
+    assert soft_label_manhattan(H, P) == pytest.approx(2 * distribution_l1(H, P) / 3)
+    truth = [[["a"], ["a", "b"], []], [["b"]]]
+    # item 0: prediction {a} vs {a}: 0, vs {a,b}: 1/2, vs {}: 1/2 -> 1/3; item 1: {} vs {b}: 1/2
+    assert perspectivist_error_rate(truth, [["a"], []], ["a", "b"]) == pytest.approx(
+        (1 / 3 + 1 / 2) / 2)
+    with pytest.raises(ValueError, match="2 per-annotator predictions for 3 annotators"):
+        perspectivist_error_rate(truth, [[["a"], ["b"]], []], ["a", "b"])
+    with pytest.raises(ValueError, match=r"label\(s\) \['c'\]"):
+        perspectivist_error_rate(truth, [["c"], []], ["a", "b"])

@@ -22,7 +22,9 @@ import sklearn_llm_multilabel as pkg
 
 #: valid values of the required parameters, by name
 REQUIRED = {"y_true": np.array([[1.0, 0.0], [0.5, 1.0]]),
-            "y_proba": np.array([[0.9, 0.2], [0.4, 0.8]])}
+            "y_proba": np.array([[0.9, 0.2], [0.4, 0.8]]),
+            "annotator_labels": [[["a"], []]], "predicted_labels": [["a"]],
+            "label_names": ["a", "b"]}
 
 
 def _public_functions() -> dict[str, object]:

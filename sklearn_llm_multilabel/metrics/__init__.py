@@ -7,6 +7,8 @@ from ._distribution import (
     example_f1,
     expected_calibration_error,
     label_f1,
+    perspectivist_error_rate,
+    soft_label_manhattan,
 )
 from ._scorer import ALIGNMENT_METRICS, THRESHOLDED_METRICS, alignment_report, alignment_scorers
 
@@ -21,4 +23,6 @@ __all__ = [
     "example_f1",
     "expected_calibration_error",
     "label_f1",
+    "perspectivist_error_rate",
+    "soft_label_manhattan",
 ]

@@ -77,6 +77,79 @@ def distribution_l1(y_true, y_proba) -> float:
     return float(np.abs(P - H).sum(axis=1).mean())
 
 
+@validate_params(_PAIR, prefer_skip_nested_validation=True)
+def soft_label_manhattan(y_true, y_proba) -> float:
+    """Le-Wi-Di's soft-label Manhattan distance, per label, averaged over labels and examples.
+
+    Each label's soft label is the two-outcome distribution ``(1 − h_l, h_l)``
+    (annotators' share) against ``(1 − p_l, p_l)``; their Manhattan distance
+    is ``2|p_l − h_l|``, between 0 and 2. The mean over labels and examples
+    equals ``2 · l1 / n_labels``: the L1 rescaled to the shared task's scale,
+    so numbers compare with its leaderboards.
+
+    Examples
+    --------
+    >>> soft_label_manhattan([[1.0, 0.0]], [[0.75, 0.5]])
+    0.75
+    """
+    H, P = _check_pair(y_true, y_proba)
+    return float((2 * np.abs(P - H)).mean())
+
+
+@validate_params({"annotator_labels": [list], "predicted_labels": [list],
+                  "label_names": [list]}, prefer_skip_nested_validation=True)
+def perspectivist_error_rate(annotator_labels, predicted_labels, label_names) -> float:
+    """Le-Wi-Di's perspectivist error rate: how often a prediction misses an annotator's choice.
+
+    For each item and each of its annotators, the share of labels on which the
+    prediction for that annotator and the annotator's own label set disagree;
+    averaged over the item's annotators, then over items (0 is best).
+
+    Parameters
+    ----------
+    annotator_labels : list
+        Per item, the list of its annotators' label lists (as the loaders'
+        ``annotator_labels``).
+    predicted_labels : list
+        Per item, either one label list (the same prediction for every
+        annotator) or a list of label lists, one per annotator in the same
+        order.
+    label_names : list of str
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> truth = [[["a"], ["a", "b"]], [[], ["b"]]]
+    >>> perspectivist_error_rate(truth, [["a"], []], ["a", "b"])
+    0.25
+    >>> perspectivist_error_rate(truth, [[["a"], ["a", "b"]], [[], ["b"]]], ["a", "b"])
+    0.0
+    """
+    if len(annotator_labels) != len(predicted_labels):
+        raise ValueError(f"annotator_labels has {len(annotator_labels)} items but "
+                         f"predicted_labels has {len(predicted_labels)}.")
+    known = set(label_names)
+    n_labels = len(label_names)
+    rates = []
+    for i, (truth, predicted) in enumerate(zip(annotator_labels, predicted_labels)):
+        if not truth:
+            raise ValueError(f"item {i} has no annotators.")
+        per_annotator = predicted and all(isinstance(p, (list, tuple)) for p in predicted)
+        guesses = predicted if per_annotator else [predicted] * len(truth)
+        if len(guesses) != len(truth):
+            raise ValueError(f"item {i}: {len(guesses)} per-annotator predictions for "
+                             f"{len(truth)} annotators.")
+        for labels in [*truth, *guesses]:
+            unknown = set(labels) - known
+            if unknown:
+                raise ValueError(f"item {i}: label(s) {sorted(unknown)} are not in label_names.")
+        rates.append(np.mean([len(set(t) ^ set(g)) / n_labels for t, g in zip(truth, guesses)]))
+    return float(np.mean(rates))
+
+
 @validate_params({**_PAIR, "threshold": [Interval(Real, 0, 1, closed="both")],
                   "empty_score": [Interval(Real, 0, 1, closed="both")]},
                  prefer_skip_nested_validation=True)
@@ -139,13 +212,14 @@ def expected_calibration_error(y_true, y_proba, *, n_bins: int = 10,
     H, P = _check_pair(y_true, y_proba)
     if not isinstance(n_bins, int) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer; got {n_bins!r}.")
+    n, n_labels = P.shape
     bins = np.minimum((P * n_bins).astype(int), n_bins - 1)
-    per_label = np.zeros(P.shape[1])
-    for label in range(P.shape[1]):
-        for b in np.unique(bins[:, label]):
-            rows = bins[:, label] == b
-            gap = abs(P[rows, label].mean() - H[rows, label].mean())
-            per_label[label] += rows.mean() * gap
+    # (n_b / n) |mean p − mean H| over a bin is |Σ p − Σ H| / n: one bincount per array
+    slots = (bins + n_bins * np.arange(n_labels)).ravel()
+    size = n_bins * n_labels
+    gaps = np.abs(np.bincount(slots, weights=P.ravel(), minlength=size)
+                  - np.bincount(slots, weights=H.ravel(), minlength=size))
+    per_label = gaps.reshape(n_labels, n_bins).sum(axis=1) / n
     return _average(per_label, average)
 
 
@@ -161,16 +235,26 @@ def _average(per_label: np.ndarray, average: str | None):
                   "threshold": [Interval(Real, 0, 1, closed="both")]},
                  prefer_skip_nested_validation=True)
 def label_f1(y_true, y_proba, *, average: str = "micro", threshold: float = 0.5) -> float:
-    """Micro or macro F1 over labels (sklearn's ``f1_score``), gold sets ``y_true ≥ 0.5``.
+    """Micro or macro F1 over labels, gold sets ``y_true ≥ 0.5``.
+
+    The same numbers as scikit-learn's ``f1_score(..., zero_division=0)`` on
+    the two 0/1 matrices (a test holds them equal), computed from the counts
+    directly: bootstrap intervals call it a thousand times per row.
 
     Examples
     --------
     >>> label_f1([[1, 0], [1, 1]], [[0.9, 0.2], [0.4, 0.8]], average="micro")
     0.8
     """
-    from sklearn.metrics import f1_score
-
     H, P = _check_pair(y_true, y_proba)
     if average not in ("micro", "macro"):
         raise ValueError(f"average must be 'micro' or 'macro'; got {average!r}.")
-    return float(f1_score(H >= 0.5, P >= threshold, average=average, zero_division=0.0))
+    gold, pred = H >= 0.5, P >= threshold
+    true_pos = (gold & pred).sum(axis=0)
+    denominator = gold.sum(axis=0) + pred.sum(axis=0)  # 2 TP + FP + FN
+    if average == "micro":
+        total = denominator.sum()
+        return float(2 * true_pos.sum() / total) if total else 0.0
+    per_label = np.divide(2 * true_pos, denominator, out=np.zeros(len(true_pos)),
+                          where=denominator > 0)
+    return float(per_label.mean())

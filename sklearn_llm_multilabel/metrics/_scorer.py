@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from functools import partial
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.metrics import make_scorer
-from sklearn.utils._param_validation import validate_params
+from sklearn.utils._param_validation import Interval, validate_params
 
+from ._bootstrap import bootstrap_indices, bootstrap_metric_values, percentile_interval
 from ._distribution import (
     _check_pair,
     brier_score,
@@ -16,6 +18,7 @@ from ._distribution import (
     example_f1,
     expected_calibration_error,
     label_f1,
+    soft_label_manhattan,
 )
 
 #: name -> (metric, greater_is_better)
@@ -27,6 +30,7 @@ ALIGNMENT_METRICS = {
     "ece": (expected_calibration_error, False),
     "micro_f1": (partial(label_f1, average="micro"), True),
     "macro_f1": (partial(label_f1, average="macro"), True),
+    "manhattan": (soft_label_manhattan, False),
 }
 
 #: metrics of label *sets*: their scorers read the estimator's ``predict``, so its
@@ -52,7 +56,7 @@ def alignment_scorers() -> dict:
     -------
     dict
         Keys ``nll``, ``l1``, ``example_f1``, ``brier``, ``ece``, ``micro_f1``,
-        ``macro_f1``.
+        ``macro_f1``, ``manhattan`` (Le-Wi-Di's soft-label Manhattan distance).
 
     Examples
     --------
@@ -72,8 +76,12 @@ def alignment_scorers() -> dict:
 
 
 @validate_params({"y_true": ["array-like"], "y_proba": ["array-like"],
-                  "train_proportions": ["array-like", None]}, prefer_skip_nested_validation=True)
-def alignment_report(y_true, y_proba, *, train_proportions=None) -> dict[str, dict[str, float]]:
+                  "train_proportions": ["array-like", None],
+                  "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
+                  "confidence": [Interval(Real, 0, 1, closed="neither")],
+                  "random_state": ["random_state"]}, prefer_skip_nested_validation=True)
+def alignment_report(y_true, y_proba, *, train_proportions=None, n_bootstrap: int = 0,
+                     confidence: float = 0.95, random_state=None) -> dict[str, dict]:
     """All alignment metrics for ``y_proba``, and for a constant prior when given.
 
     Parameters
@@ -85,17 +93,37 @@ def alignment_report(y_true, y_proba, *, train_proportions=None) -> dict[str, di
         Training targets; their column means form the constant-prior baseline
         (every ``p_l`` = the label's training frequency), which scores well on
         NLL and L1 when most labels are absent — read those with F1.
+    n_bootstrap : int, default=0
+        Resamples of the texts (with replacement) for percentile intervals:
+        each row gains ``<metric>_ci``, a ``(low, high)`` pair, and, with a
+        constant prior, the model row gains ``<metric>_vs_prior_ci``: the
+        interval of (model − prior) on the same resamples (paired). An
+        interval that excludes 0 is a difference the test set supports. 0:
+        no intervals.
+    confidence : float, default=0.95
+        The share of the resampled values the interval holds.
+    random_state : int, RandomState or None
+        Seed of the resamples; reports computed with the same seed on the
+        same test set share them (paired across calls).
 
     Returns
     -------
     dict
-        ``{"model": {metric: value}, "constant prior": {...}}``.
+        ``{"model": {metric: value, ...}, "constant prior": {...}}``.
 
     Examples
     --------
     >>> report = alignment_report([[1.0, 0.0]], [[0.9, 0.1]], train_proportions=[[0.5, 0.5]])
     >>> sorted(report), round(report["model"]["l1"], 2)
     (['constant prior', 'model'], 0.2)
+    >>> H = [[1.0, 0.0], [0.5, 0.0], [0.0, 1.0], [0.0, 0.5]]
+    >>> P = [[0.9, 0.1], [0.6, 0.1], [0.2, 0.7], [0.1, 0.4]]
+    >>> report = alignment_report(H, P, train_proportions=H, n_bootstrap=200, random_state=0)
+    >>> low, high = report["model"]["l1_ci"]
+    >>> bool(low <= report["model"]["l1"] <= high)
+    True
+    >>> bool(report["model"]["l1_vs_prior_ci"][1] < 0)  # lower than the prior on every resample
+    True
     """
     H, P = _check_pair(y_true, y_proba)
     rows = {"model": P}
@@ -106,7 +134,20 @@ def alignment_report(y_true, y_proba, *, train_proportions=None) -> dict[str, di
                 f"train_proportions must have shape (n_train, {H.shape[1]}); got {T.shape}."
             )
         rows["constant prior"] = np.tile(T.mean(axis=0), (len(H), 1))
-    return {
+    report: dict[str, dict] = {
         name: {metric: float(func(H, proba)) for metric, (func, _) in ALIGNMENT_METRICS.items()}
         for name, proba in rows.items()
     }
+    if n_bootstrap:
+        indices = bootstrap_indices(len(H), n_bootstrap, random_state)
+        funcs = {metric: func for metric, (func, _) in ALIGNMENT_METRICS.items()}
+        values = {name: bootstrap_metric_values(H, proba, funcs, indices)
+                  for name, proba in rows.items()}
+        for name, found in values.items():
+            for metric, draws in found.items():
+                report[name][f"{metric}_ci"] = percentile_interval(draws, confidence)
+        if "constant prior" in values:
+            for metric, draws in values["model"].items():
+                report["model"][f"{metric}_vs_prior_ci"] = percentile_interval(
+                    draws - values["constant prior"][metric], confidence)
+    return report
