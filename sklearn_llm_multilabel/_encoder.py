@@ -182,7 +182,7 @@ class EncoderMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimat
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         torch.manual_seed(self.random_state)
-        encoder, tokenizer = load_encoder(self.model)
+        encoder, tokenizer = load_encoder(self.model, show_progress=self.show_progress)
         if self.label_prefix:
             _check_prefix_room(tokenizer, names, self.max_length)
         encoder.to(device)

@@ -7,13 +7,15 @@ trained adapters and the counters of model work. Every read-modify-write of thes
 :data:`LOCK` (re-entrant, so helpers may nest). The lock is never held while
 the model runs: scoring itself only reads shared objects.
 
-Pure Python; nothing here imports torch.
+Pure Python; nothing here imports torch (:func:`quiet_transformers` imports
+transformers' logging module when a model loads, when torch is there anyway).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
+from contextlib import contextmanager
 
 #: the one lock of the process-wide state below
 LOCK = threading.RLock()
@@ -46,9 +48,43 @@ OPENED_FOLDERS: set[str] = set()
 WARNED_ONCE: set[str] = set()
 #: counters of model work (see ``get_scoring_stats``)
 STATS: Counter = Counter()
+#: loads running with transformers' progress bars switched off, and whether they were on
+QUIET_LOADS = 0
+PROGRESS_WAS_ON = False
 
 
 def count(name: str, n: int = 1) -> None:
     """Add ``n`` to the counter ``name`` (thread-safe)."""
     with LOCK:
         STATS[name] += n
+
+
+@contextmanager
+def quiet_transformers(quiet: bool = True):
+    """Switch transformers' own progress bars off while a model loads (``quiet``).
+
+    transformers has one process-wide switch
+    (``transformers.utils.logging.disable_progress_bar``); it is flipped here
+    only, under :data:`LOCK`, counting the quiet loads in flight, and put back
+    as the user had it when the last one ends. A load that wants its bars and
+    runs while another thread loads quietly shows none.
+    """
+    global QUIET_LOADS, PROGRESS_WAS_ON
+    if not quiet:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    with LOCK:
+        if QUIET_LOADS == 0:
+            PROGRESS_WAS_ON = hf_logging.is_progress_bar_enabled()
+            if PROGRESS_WAS_ON:
+                hf_logging.disable_progress_bar()
+        QUIET_LOADS += 1
+    try:
+        yield
+    finally:
+        with LOCK:
+            QUIET_LOADS -= 1
+            if QUIET_LOADS == 0 and PROGRESS_WAS_ON:
+                hf_logging.enable_progress_bar()

@@ -146,3 +146,27 @@ def test_a_truncated_zip_bin_is_refused(tmp_path):
     _halve(tmp_path / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match="zip directory is missing"):
         check_weight_files(tmp_path, "x")
+
+
+@pytest.mark.parametrize("show_progress", [False, True])
+def test_transformers_loading_bar_follows_show_progress(show_progress, tiny_llama, tmp_path,
+                                                        capfd):
+    """show_progress=False silences transformers' own "Loading weights" bar (its own switch,
+    flipped only while the weights load, then put back as it was)."""
+    from transformers.utils import logging as hf_logging
+
+    from sklearn_llm_multilabel.backends import clear_model_registry
+
+    from .conftest import saved_checkpoint_estimator
+
+    folder = tmp_path / "ckpt"
+    saved_checkpoint_estimator(tiny_llama, folder)
+    clear_model_registry()
+    clf = LLMMultiLabelClassifier(str(folder), n_shots=2, max_new_tokens=4,
+                                  show_progress=show_progress).fit(TEXTS, LABEL_LISTS)
+    capfd.readouterr()
+    before = hf_logging.is_progress_bar_enabled()
+    clf.predict_proba(TEXTS[:2])
+    err = capfd.readouterr().err
+    assert ("Loading weights" in err) is show_progress
+    assert hf_logging.is_progress_bar_enabled() is before

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _state
 from ..exceptions import MissingModelPackageError, ModelLoadError
 from ._load import _HUB_ID, _first_line
 from ._specs import ENCODER_ALIASES, package_folder
@@ -35,14 +36,16 @@ def encoder_source(spec: str) -> str:
         "directory with a transformers checkpoint, or a hub id in the local Hugging Face cache.")
 
 
-def load_encoder(spec: str):
-    """``(model, tokenizer)``: a new ``AutoModel`` (training mode) and its tokenizer."""
+def load_encoder(spec: str, *, show_progress: bool = True):
+    """``(model, tokenizer)``: a new ``AutoModel`` (training mode) and its tokenizer
+    (transformers' loading bar only with ``show_progress``)."""
     from transformers import AutoModel, AutoTokenizer
 
     source = encoder_source(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source)
+        with _state.quiet_transformers(not show_progress):
+            model = AutoModel.from_pretrained(source)
     except Exception as exc:  # transformers raises many types here; re-raised with the path
         raise ModelLoadError(
             f"Could not load encoder {spec!r} from {source}: {type(exc).__name__}: "

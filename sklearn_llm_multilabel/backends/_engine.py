@@ -341,6 +341,8 @@ class PrefixEngine:
             A tqdm bar with texts/s.
         """
         query_ids = self.encode_queries(queries)
+        if query_ids:  # weights read now, with transformers' bars as show_progress says
+            self.loaded.load(show_progress=show_progress)
         results: list = [None] * len(query_ids)
         bar = tqdm(total=len(query_ids), unit="text", desc="Scoring", disable=not show_progress)
         try:

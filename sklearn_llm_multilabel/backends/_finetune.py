@@ -224,7 +224,7 @@ def train_lora(loaded: LoadedModel, examples: Sequence[TrainingExample], *, pref
     weights = [ex.weight for ex in examples]
     scale = float(np.mean(weights))
     pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
-    view = _view(loaded.model)
+    view = _view(loaded.load(show_progress=show_progress))
     view.config._attn_implementation = "sdpa"  # the view's own config: plain attention, with grads
     cache_name = cache_kwarg(view)
     devices = [loaded.device] if loaded.device.type == "cuda" else []

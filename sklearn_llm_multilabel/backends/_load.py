@@ -99,6 +99,15 @@ class LoadedModel:
                     _state.count("weights_loaded")
         return self._model
 
+    def load(self, *, show_progress: bool = True):
+        """The model, its weights loaded now if they are not yet; with ``show_progress=False``
+        transformers' own loading bars are off for the load
+        (:func:`~sklearn_llm_multilabel._state.quiet_transformers`)."""
+        if self._model is not None:
+            return self._model
+        with _state.quiet_transformers(not show_progress):
+            return self.model
+
     @property
     def config(self):
         return self._model.config if self._model is not None else self._config
