@@ -42,6 +42,7 @@ from transformers import GenerationConfig
 
 from sklearn_llm_multilabel import LLMMultiLabelClassifier, clear_memory_cache
 from sklearn_llm_multilabel._prompts import parse_labels
+from sklearn_llm_multilabel.backends._engine import inference
 from sklearn_llm_multilabel.backends._labels import reduce_label_logits
 from sklearn_llm_multilabel.datasets import load_mfrc, train_test_split_bunch
 
@@ -68,12 +69,14 @@ def run_original(scorer, query_ids):
 
 def run_floor(scorer, query_ids, records, batch_size):
     """One forward per batch over text + generated tokens after the encoded prefix."""
+    use_shared = scorer._uses_shared_prefix(True)
+    shared = scorer._shared_prefix() if use_shared else None
     for chunk in scorer.batches(query_ids, batch_size):
         rows = [query_ids[i] + records[i].generated_ids[:-1].tolist() for i in chunk]
         keep = max(len(records[i].generated_ids) for i in chunk)
-        batch = scorer._layout(rows, use_shared=True)
-        with scorer._attending(True):
-            scorer._first_forward(batch, hidden=False, keep=keep)
+        batch = scorer._layout(rows, use_shared)
+        with inference(scorer.model):
+            scorer._first_forward(batch, shared, hidden=False, keep=keep)
 
 
 def compare(scorer, records, original):
