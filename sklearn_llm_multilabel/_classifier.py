@@ -58,6 +58,7 @@ from .exceptions import (
 )
 from .metrics import example_f1
 from .store._files import StepCache, check_cache_dir
+from .store._records import BreakdownRecord, StepRecord
 
 if TYPE_CHECKING:  # the engine imports torch: only when a model is used
     from .backends._breakdown import BreakdownScorer
@@ -454,7 +455,69 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         _check_room_for_a_text(loaded, parts, names, len(self.demonstrations_),
                                self.max_new_tokens or default_max_new_tokens(len(names)))
         self._fit_adapter(texts, Y, names, annotator_labels, loaded)
+        self.key_recipes_ = self._key_recipes(loaded)
         return self
+
+    def _key_recipes(self, loaded) -> dict[str, dict]:
+        """What finds each record kind's stored records without the model (``_keys``), for a
+        model read from files with a byte-level tokenizer; empty otherwise (and with an
+        adapter, whose key needs the model)."""
+        from ._keys import KeyRecipe, byte_level, file_stamps, params_signature, software_versions
+        from .backends._registry import build_scorer
+        from .backends._seal import special_spellings
+        from .backends._specs import model_files
+
+        files = model_files(self.model)
+        if (files is None or getattr(self, "adapter_key_", None) is not None
+                or not byte_level(loaded.tokenizer)):
+            return {}
+        common = {"spellings": tuple(special_spellings(loaded.tokenizer)),
+                  "max_text_tokens": self.max_text_tokens,
+                  "signature": params_signature(self.get_params(deep=False)),
+                  "stamps": file_stamps(files), "versions": software_versions()}
+        recipes = {}
+        for kind in ("steps", "unary", "binary"):
+            # the steps scorer is the one predict uses; the breakdowns' are built, not kept
+            scorer = self._scorer() if kind == "steps" else build_scorer(self._spec(kind), loaded)
+            if kind == "steps":
+                hidden = getattr(loaded.config, "hidden_size", None)
+                head, tail = scorer.parts.query_head, scorer.parts.query_tail
+                checks = {"n_columns": len(scorer.label_names) + 1,
+                          "hidden_size": hidden if isinstance(hidden, int) else None,
+                          "max_positions": scorer.max_new_tokens}
+            else:
+                head, tail = scorer.parts.middle_head, scorer.parts.middle_tail
+                checks = {"n_queries": len(scorer.suffix_ids),
+                          "pairs": tuple(tuple(p) for p in scorer.parts.pairs)}
+            recipe = KeyRecipe(kind, scorer.fingerprint, head, tail, checks=checks, **common)
+            recipes[kind] = {name: getattr(recipe, name) for name in recipe.__dataclass_fields__}
+        return recipes
+
+    def _recipe(self, kind: str):
+        """The fitted :class:`~._keys.KeyRecipe` of ``kind`` if it still holds, else None."""
+        from ._keys import KeyRecipe
+
+        found = getattr(self, "key_recipes_", {}).get(kind)
+        if not found:
+            return None
+        recipe = KeyRecipe(**found)
+        return recipe if recipe.holds(self.get_params(deep=False)) else None
+
+    def _stored(self, kind: str, texts: list[str]) -> list | None:
+        """Every text's stored record of ``kind``, found by key without the model; None when
+        the fitted recipe does not hold (see ``_keys``) or a record is missing."""
+        recipe = self._recipe(kind)
+        keys = recipe.keys(texts) if recipe is not None else None
+        if keys is None:
+            return None
+        unique = list(dict.fromkeys(keys))
+        record_type = StepRecord if kind == "steps" else BreakdownRecord
+        records = StepCache(self.cache_dir).get_many(unique, kind=record_type,
+                                                     check=recipe.check_record)
+        if any(r is None for r in records):
+            return None
+        by_key = dict(zip(unique, records))
+        return [by_key[k] for k in keys]
 
     def _finetune_params(self) -> dict:
         return {name: getattr(self, name) for name in FINETUNE_PARAMS}
@@ -524,7 +587,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 f"{', '.join(changed)} changed after fit; the fine-tuned adapter depends on "
                 "them: call fit again."
             )
-        if self.use_chat_template:
+        if self.use_chat_template and self._recipe("steps") is None:  # fit checked it
             check_tokenizer(self._loaded_model().tokenizer, True)
 
     def _base_model(self):
@@ -657,18 +720,23 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                            "first")
 
     def _read(self, kind: str, X) -> tuple:
-        """The scorer of ``kind`` and the records of every text: from the store, or scored and
-        stored."""
-        scorer = self._scorer_of(kind)
+        """The binary pairs (binary only) and the records of every text: from the store, found
+        by key without the model when the fitted recipe allows, or scored and stored."""
         texts = self._texts(X)
-        records = fill(scorer, StepCache(self.cache_dir), texts,
-                       batch_size=self.batch_size, show_progress=self.show_progress)
+        records = self._stored(kind, texts)
+        if records is not None:
+            pairs = self.key_recipes_[kind]["checks"].get("pairs")
+        else:
+            scorer = self._scorer_of(kind)
+            records = fill(scorer, StepCache(self.cache_dir), texts,
+                           batch_size=self.batch_size, show_progress=self.show_progress)
+            pairs = scorer.parts.pairs if kind == "binary" else None
         if kind == "steps":
             _warn_if_identical(texts, records, self.include_empty_demos)
             _warn_if_unknown(records)
-        return scorer, records
+        return pairs, records
 
-    def _apply(self, entry: Aggregation, records: list, scorer) -> np.ndarray:
+    def _apply(self, entry: Aggregation, records: list, pairs) -> np.ndarray:
         """``entry``'s probabilities from the records it reads, checked."""
         n_labels = len(self.label_names_)
         if entry.consumes == "parsed":
@@ -679,7 +747,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             proba = entry.function(np.stack([r.answer_scores for r in records])[:, :n_labels])
         elif entry.consumes == "binary":
             proba = entry.function(np.stack([r.answer_scores for r in records]),
-                                   scorer.parts.pairs, random_state=self.random_state)
+                                   pairs, random_state=self.random_state)
         else:
             proba = self._apply_steps(entry, records)
         return self._checked(np.asarray(proba, dtype=float), len(records))
@@ -731,8 +799,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         entry = self._aggregation_entry()
-        scorer, records = self._read(entry.record_kind, X)
-        return self._apply(entry, records, scorer)
+        pairs, records = self._read(entry.record_kind, X)
+        return self._apply(entry, records, pairs)
 
     @one_per_call
     def predict(self, X) -> np.ndarray:

@@ -519,7 +519,9 @@ def _check_store_matches(clf, texts: list[str], store: Path) -> None:
 
     kind = clf.aggregation if clf.aggregation in BREAKDOWN_AGGREGATIONS else "steps"
     cache = open_store(store)
-    keys = sorted(set(record_keys(clf, texts, kind=kind)))
+    recipe = clf._recipe(kind)  # keys without the model when the fitted recipe holds
+    found = recipe.keys(clf.prepare_texts(texts)) if recipe is not None else None
+    keys = sorted(set(found if found is not None else record_keys(clf, texts, kind=kind)))
     if cache.contains(keys).any():
         return
     held = len(cache.info().entries)

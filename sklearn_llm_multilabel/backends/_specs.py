@@ -36,3 +36,28 @@ def package_folder(alias: str, package: str, install: str) -> Path:
             f"The alias {alias!r} needs the package {package!r}, which is not installed. "
             f"Install it with: {install}")
     return Path(list(found.submodule_search_locations)[0])
+
+
+def model_files(spec: str) -> list[Path] | None:
+    """The files a file-based model spec reads (their stamps tell a changed model), or None
+    for a hub id or a name given to ``register_model`` (no files to watch).
+
+    An alias or a ``.gguf`` path: the GGUF file (a converted copy is keyed on it); a
+    checkpoint folder: every file at its top level.
+    """
+    from .. import _state
+
+    if spec in _state.CUSTOM:  # a registered name wins over a file of that name when loading
+        return None
+    if spec in MODEL_ALIASES:
+        package, filename, install = MODEL_ALIASES[spec]
+        try:
+            return [package_folder(spec, package, install) / filename]
+        except MissingModelPackageError:
+            return None
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf") and path.is_file():
+        return [path.resolve()]
+    if path.is_dir():
+        return sorted(p.resolve() for p in path.iterdir() if p.is_file())
+    return None
