@@ -33,9 +33,9 @@ from ._prompts import (
     PROTOCOLS,
     _split_template,
     build_prompt,
+    draw_demonstration_sets,
     join_label_names,
     label_separator,
-    select_demonstrations,
     select_demonstrations_official,
 )
 from ._scoring import fill
@@ -48,10 +48,11 @@ from ._validation import (
     text_multilabel_tags,
 )
 from ._warnings import one_per_call, warn
-from .backends._specs import DEFAULT_MODEL
+from .backends._specs import DEFAULT_ENCODER, DEFAULT_MODEL
 from .backends._text import check_tokenizer, default_max_new_tokens, truncate_texts
 from .exceptions import (
     ContextLengthError,
+    DemonstrationWarning,
     IdenticalGenerationsWarning,
     NoLabelStepWarning,
     UnknownLabelWarning,
@@ -111,8 +112,27 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     threshold : float or array-like of shape (n_labels,), default=0.5
         ``predict`` outputs ``proba >= threshold``; each value in (0, 1).
     n_shots : int, default=10
-        Number of demonstrations (0 allowed). They are drawn once in ``fit``
-        and shared by every query.
+        Number of demonstrations (0 allowed). With ``demo_selection=
+        "stratified"`` they are drawn once in ``fit`` and shared by every
+        query.
+    demo_selection : {"stratified", "knn"}, default="stratified"
+        ``"stratified"``: one seeded draw from the training data (the paper's
+        sampler). ``"knn"``: for each text, the ``n_shots`` training texts
+        nearest to it by cosine similarity of ``demo_encoder``'s sentence
+        embeddings (exact neighbours; ties to the earlier training text; the
+        nearest last, next to the query; a text never gets itself; texts with
+        no label only with ``include_empty_demos``). Texts that get the same
+        demonstrations share one prompt. The generation steps use them; the
+        unary and binary breakdowns keep their fitted demonstrations.
+    demo_encoder : str, default="all-minilm-l6-v2"
+        The encoder of ``demo_selection="knn"``: the embedded
+        all-MiniLM-L6-v2, an encoder checkpoint folder, or a hub id in the
+        local cache.
+    n_prompts : int, default=1
+        Independently drawn demonstration sets (``"stratified"`` only): each
+        text is scored with every prompt and the probabilities are averaged;
+        ``predict_steps`` gives each prompt's probabilities. Fewer distinct
+        sets than asked (small training data) are used with a warning.
     include_empty_demos : bool, default=False
         By default half the demonstrations have two or more labels and half
         exactly one (the paper's sampler); True also draws a third from
@@ -222,7 +242,17 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     classes_ : list of ndarray
         ``[array([0, 1])] * n_labels``, as for scikit-learn multi-label classifiers.
     demonstrations_ : list of (str, list of str)
-        The demonstrations (text, gold labels) used in every prompt.
+        The demonstrations (text, gold labels) of the (first) prompt.
+    prompt_demonstrations_ : list of lists of (str, list of str)
+        The demonstrations of each of the ``n_prompts`` prompts.
+    demo_pool_ : list of (str, list of str)
+        ``demo_selection="knn"``: every training text (truncated as shown) and
+        its gold labels, the candidates of retrieval.
+    demo_embeddings_ : ndarray of shape (n_train, d)
+        ``demo_selection="knn"``: their unit-norm embeddings.
+    key_recipes_ : dict
+        What finds stored records without loading the model (see the user
+        guide, "A fully stored prediction"); empty when it cannot apply.
     demonstration_indices_ : ndarray of int
         Their row indices in the training data.
     breakdown_demonstrations_ : list of (str, int, int, bool, bool)
@@ -280,6 +310,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "threshold": [Interval(Real, 0, 1, closed="neither"), "array-like"],
         "n_shots": [Interval(Integral, 0, None, closed="left")],
         "include_empty_demos": ["boolean"],
+        "demo_selection": [StrOptions({"stratified", "knn"})],
+        "demo_encoder": [str],
+        "n_prompts": [Interval(Integral, 1, None, closed="left")],
         "label_format": [StrOptions(set(LABEL_FORMATS))],
         "instruction": [str],
         "example_template": [str],
@@ -320,6 +353,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         threshold=0.5,
         n_shots: int = 10,
         include_empty_demos: bool = False,
+        demo_selection: str = "stratified",
+        demo_encoder: str = DEFAULT_ENCODER,
+        n_prompts: int = 1,
         label_format: str = "comma",
         instruction: str = DEFAULT_INSTRUCTION,
         example_template: str = DEFAULT_EXAMPLE_TEMPLATE,
@@ -356,6 +392,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.threshold = threshold
         self.n_shots = n_shots
         self.include_empty_demos = include_empty_demos
+        self.demo_selection = demo_selection
+        self.demo_encoder = demo_encoder
+        self.n_prompts = n_prompts
         self.label_format = label_format
         self.instruction = instruction
         self.example_template = example_template
@@ -423,27 +462,38 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         check_cache_dir(self.cache_dir)
         gold = Y >= 0.5
         official = self.protocol == "official"
+        if official and (self.demo_selection != "stratified" or self.n_prompts > 1):
+            raise ValueError("protocol='official' draws one set of demonstrations, as the "
+                             "paper's released code does: use demo_selection='stratified' and "
+                             "n_prompts=1 with it.")
+        if self.demo_selection == "knn" and self.n_prompts > 1:
+            raise ValueError("n_prompts draws several stratified demonstration sets; "
+                             "demo_selection='knn' chooses one per text: use n_prompts=1.")
         if official:
             seed = self._official_seed()
-            indices = select_demonstrations_official(gold, self.n_shots, seed)
+            draws = [select_demonstrations_official(gold, self.n_shots, seed)]
             breakdown = select_breakdown_demonstrations_official(gold, self.n_shots, seed)
         else:
-            indices = select_demonstrations(
-                gold, self.n_shots, include_empty=self.include_empty_demos,
-                random_state=self.random_state,
-            )
+            draws = draw_demonstration_sets(gold, self.n_shots, self.n_prompts,
+                                            include_empty=self.include_empty_demos,
+                                            random_state=self.random_state)
             breakdown = select_breakdown_demonstrations(gold, self.n_shots,
                                                         random_state=self.random_state)
+        indices = draws[0]
         loaded = self._base_model()
         check_tokenizer(loaded.tokenizer, self.use_chat_template)
-        demo_texts = truncate_texts(loaded.tokenizer, [texts[i] for i in indices],
-                                    self.max_text_tokens, what="demonstrations")
         self.label_names_ = np.array(names, dtype=object)
         self.classes_ = [np.array([0, 1]) for _ in names]
-        self.demonstrations_ = [
-            (t, [names[j] for j in np.flatnonzero(gold[i])]) for t, i in zip(demo_texts, indices)
-        ]
+        self.prompt_demonstrations_ = []
+        for drawn in draws:
+            shown = truncate_texts(loaded.tokenizer, [texts[i] for i in drawn],
+                                   self.max_text_tokens, what="demonstrations")
+            self.prompt_demonstrations_.append(
+                [(t, [names[j] for j in np.flatnonzero(gold[i])]) for t, i in zip(shown, drawn)])
+        self.demonstrations_ = self.prompt_demonstrations_[0]
         self.demonstration_indices_ = np.asarray(indices, dtype=int)
+        if self.demo_selection == "knn":
+            self._fit_retrieval(texts, gold, names, loaded)
         breakdown_texts = truncate_texts(loaded.tokenizer, [texts[row] for row, *_ in breakdown],
                                          self.max_text_tokens, what="breakdown demonstrations")
         self.breakdown_demonstrations_ = [
@@ -458,6 +508,49 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self.key_recipes_ = self._key_recipes(loaded)
         return self
 
+    def _fit_retrieval(self, texts: list[str], gold: np.ndarray, names: list[str],
+                       loaded) -> None:
+        """The candidates of ``demo_selection="knn"`` and their embeddings."""
+        import hashlib
+
+        from .backends._embed import embed_texts
+
+        shown = truncate_texts(loaded.tokenizer, texts, self.max_text_tokens,
+                               what="demonstration candidates")
+        self.demo_pool_ = [(t, [names[j] for j in np.flatnonzero(row)])
+                           for t, row in zip(shown, gold)]
+        self.demo_pool_digests_ = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest()
+                                   for t in texts]
+        self.demo_embeddings_ = embed_texts(self.demo_encoder, texts,
+                                            show_progress=self.show_progress)
+
+    def _retrieved(self, texts: list[str]) -> list[tuple[tuple[int, ...], list[int]]]:
+        """``demo_selection="knn"``: ``(pool rows, text positions)`` per distinct
+        demonstration set, in order of first use."""
+        import hashlib
+
+        from ._retrieval import nearest_demonstrations
+        from .backends._embed import embed_texts
+
+        eligible = np.array([bool(labels) or self.include_empty_demos
+                             for _, labels in self.demo_pool_])
+        digests = {}
+        for row, digest in enumerate(self.demo_pool_digests_):
+            digests.setdefault(digest, []).append(row)
+        own = [digests.get(hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest(), [])
+               for t in texts]
+        chosen = nearest_demonstrations(embed_texts(self.demo_encoder, texts,
+                                                    show_progress=self.show_progress),
+                                        self.demo_embeddings_, self.n_shots, eligible=eligible,
+                                        exclude=own)
+        if chosen.shape[1] < self.n_shots:
+            warn(f"demo_selection='knn' with n_shots={self.n_shots}, but only "
+                 f"{int(eligible.sum())} training texts can be shown (texts with no label need "
+                 f"include_empty_demos=True); using {chosen.shape[1]}.", DemonstrationWarning)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for position, rows in enumerate(chosen):
+            groups.setdefault(tuple(int(r) for r in rows if r >= 0), []).append(position)
+        return list(groups.items())
     def _key_recipes(self, loaded) -> dict[str, dict]:
         """What finds each record kind's stored records without the model (``_keys``), for a
         model read from files with a byte-level tokenizer; empty otherwise (and with an
@@ -469,6 +562,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
         files = model_files(self.model)
         if (files is None or getattr(self, "adapter_key_", None) is not None
+                or self.demo_selection != "stratified" or self.n_prompts > 1
                 or not byte_level(loaded.tokenizer)):
             return {}
         common = {"spellings": tuple(special_spellings(loaded.tokenizer)),
@@ -648,10 +742,17 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         ScorerSpec
         """
         self._check_fitted()
+        if kind == "steps" and (self.demo_selection != "stratified" or self.n_prompts > 1):
+            raise ValueError(
+                f"demo_selection={self.demo_selection!r} with n_prompts={self.n_prompts} scores "
+                "each text with its own prompt(s), which one scorer spec cannot describe; "
+                "scoring into a store (score_texts, score_dataset, sklml score) takes an "
+                "estimator with demo_selection='stratified' and n_prompts=1.")
         return self._spec(kind, **engine_options)
 
-    def _spec(self, kind: str, **engine_options) -> ScorerSpec:
-        """:meth:`scorer_spec` of an estimator its caller has checked."""
+    def _spec(self, kind: str, demonstrations=None, **engine_options) -> ScorerSpec:
+        """:meth:`scorer_spec` of an estimator its caller has checked (``demonstrations``
+        replace the fitted ones of the generation prompt)."""
         from .backends._registry import EngineOptions, ScorerSpec
 
         n_labels = len(self.label_names_)
@@ -660,7 +761,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             max_text_tokens=self.max_text_tokens, protocol=self.protocol, **engine_options)
         if kind == "steps":
             _, mid, _ = _split_template(self.example_template)
-            return ScorerSpec("steps", self._prompt_parts(), tuple(self.label_names_),
+            return ScorerSpec("steps", self._prompt_parts(demonstrations), tuple(self.label_names_),
                               self.none_label, self.label_format, mid, self.add_bos, options)
         if kind not in ("unary", "binary"):
             raise ValueError(f"kind must be 'steps', 'unary' or 'binary'; got {kind!r}.")
@@ -720,21 +821,62 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                            "first")
 
     def _read(self, kind: str, X) -> tuple:
-        """The binary pairs (binary only) and the records of every text: from the store, found
-        by key without the model when the fitted recipe allows, or scored and stored."""
+        """The binary pairs (binary only) and the records of every text for the first prompt:
+        from the store, found by key without the model when the fitted recipe allows, or
+        scored and stored."""
+        return self._read_prompts(kind, X)[0]
+
+    def _read_prompts(self, kind: str, X) -> list[tuple]:
+        """``(pairs, records)`` per prompt: one for a single prompt or retrieved
+        demonstrations (each text's record from its own prompt), ``n_prompts`` otherwise."""
         texts = self._texts(X)
-        records = self._stored(kind, texts)
-        if records is not None:
-            pairs = self.key_recipes_[kind]["checks"].get("pairs")
+        if kind == "steps" and self.demo_selection == "knn":
+            found = [self._read_retrieved(texts)]
+        elif kind == "steps" and len(self.prompt_demonstrations_) > 1:
+            from .backends._registry import get_scorer
+
+            loaded = self._loaded_model()
+            found = [(None, fill(get_scorer(self._spec("steps", demos), loaded),
+                                 StepCache(self.cache_dir), texts, batch_size=self.batch_size,
+                                 show_progress=self.show_progress))
+                     for demos in self.prompt_demonstrations_]
         else:
-            scorer = self._scorer_of(kind)
-            records = fill(scorer, StepCache(self.cache_dir), texts,
-                           batch_size=self.batch_size, show_progress=self.show_progress)
-            pairs = scorer.parts.pairs if kind == "binary" else None
+            records = self._stored(kind, texts)
+            if records is not None:
+                found = [(self.key_recipes_[kind]["checks"].get("pairs"), records)]
+            else:
+                scorer = self._scorer_of(kind)
+                records = fill(scorer, StepCache(self.cache_dir), texts,
+                               batch_size=self.batch_size, show_progress=self.show_progress)
+                found = [(scorer.parts.pairs if kind == "binary" else None, records)]
         if kind == "steps":
-            _warn_if_identical(texts, records, self.include_empty_demos)
-            _warn_if_unknown(records)
-        return pairs, records
+            _warn_if_identical(texts, found[0][1], self.include_empty_demos)
+            _warn_if_unknown(found[0][1])
+        return found
+
+    def _read_retrieved(self, texts: list[str]) -> tuple:
+        """Each text's step record from the prompt of its retrieved demonstrations; texts
+        sharing demonstrations share one scorer (its prefix encoded once)."""
+        from tqdm.auto import tqdm
+
+        from .backends._registry import build_scorer
+
+        loaded = self._loaded_model()
+        records: list = [None] * len(texts)
+        groups = self._retrieved(texts)
+        with tqdm(total=len(texts), desc="Scoring (retrieved demonstrations)", unit="text",
+                  disable=not self.show_progress or len(groups) < 2) as bar:
+            for rows, positions in groups:
+                demos = [self.demo_pool_[r] for r in rows]
+                # one scorer per demonstration set, not kept: the sets are many
+                scorer = build_scorer(self._spec("steps", demos), loaded)
+                found = fill(scorer, StepCache(self.cache_dir), [texts[i] for i in positions],
+                             batch_size=self.batch_size,
+                             show_progress=self.show_progress and len(groups) == 1)
+                for i, record in zip(positions, found):
+                    records[i] = record
+                bar.update(len(positions))
+        return None, records
 
     def _apply(self, entry: Aggregation, records: list, pairs) -> np.ndarray:
         """``entry``'s probabilities from the records it reads, checked."""
@@ -799,8 +941,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         """
         self._check_fitted()
         entry = self._aggregation_entry()
-        pairs, records = self._read(entry.record_kind, X)
-        return self._apply(entry, records, pairs)
+        return np.mean([self._apply(entry, records, pairs)
+                        for pairs, records in self._read_prompts(entry.record_kind, X)], axis=0)
 
     @one_per_call
     def predict(self, X) -> np.ndarray:
@@ -863,12 +1005,24 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             ``step_labels`` (label names, in generation order; ``none_label``
             may appear); ``step_distributions`` (ndarray (n_steps, n_labels + 1),
             columns ``label_names_ + [none_label]``); ``label_mass`` (probability
-            on label tokens at each step); ``has_steps``.
+            on label tokens at each step); ``has_steps``. With ``n_prompts > 1``
+            the generation is the first prompt's, and ``prompt_probabilities``
+            (ndarray (n_prompts, n_labels)) holds each prompt's probabilities
+            under the generation-step ``aggregation`` (their mean is
+            ``predict_proba``; their spread is how much the demonstrations
+            move them).
         """
-        records = self._records(X)
+        self._check_fitted()
+        prompts = self._read_prompts("steps", X)
+        records = prompts[0][1]
+        entry = self._aggregation_entry()
+        per_prompt = None
+        if len(prompts) > 1 and entry.record_kind == "steps":
+            per_prompt = np.stack([self._apply(entry, found, pairs) for pairs, found in prompts],
+                                  axis=1)
         names = [*self.label_names_, self.none_label]
         traces = []
-        for r in records:
+        for i, r in enumerate(records):
             traces.append({
                 "generated_text": r.text,
                 "parsed_labels": list(r.parsed),
@@ -877,6 +1031,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 "step_distributions": _step_distributions(r.step_scores),
                 "label_mass": r.label_mass[r.step_positions] if r.has_steps else r.label_mass[:1],
                 "has_steps": r.has_steps,
+                **({} if per_prompt is None else {"prompt_probabilities": per_prompt[i]}),
             })
         return traces
 
@@ -917,8 +1072,17 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         if not isinstance(text, str):
             raise TypeError(f"text must be one str, got {type(text).__name__}.")
         self._check_fitted()
-        scorer = self._scorer_of(self._aggregation_entry().record_kind)
-        return scorer.prompt_ids(scorer.prepare_queries(self._texts([text]))[0])
+        kind = self._aggregation_entry().record_kind
+        texts = self._texts([text])
+        if kind == "steps" and self.demo_selection == "knn":
+            from .backends._registry import build_scorer
+
+            (rows, _), = self._retrieved(texts)
+            scorer = build_scorer(self._spec("steps", [self.demo_pool_[r] for r in rows]),
+                                  self._loaded_model())
+        else:  # with n_prompts > 1: the first prompt's
+            scorer = self._scorer_of(kind)
+        return scorer.prompt_ids(scorer.prepare_queries(texts)[0])
 
     def __sklearn_tags__(self):
         return text_multilabel_tags(super().__sklearn_tags__())

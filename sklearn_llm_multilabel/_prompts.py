@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -345,6 +346,49 @@ def select_demonstrations(
             DemonstrationWarning,
         )
     return rng.permutation(np.asarray(chosen, dtype=int))
+
+
+def draw_demonstration_sets(Y_gold: np.ndarray, n_shots: int, n_sets: int, *,
+                            include_empty: bool = False, random_state=None) -> list[np.ndarray]:
+    """Up to ``n_sets`` demonstration draws of :func:`select_demonstrations`, all different.
+
+    The first draw is the one ``n_sets=1`` gives (the sampler seeded with
+    ``random_state``), so one prompt is what it always was; each later draw
+    has its own seed, drawn from ``random_state``. A draw that repeats an
+    earlier set of texts is dropped; when fewer than ``n_sets`` different sets
+    come out of ``3 * n_sets`` draws, a :class:`DemonstrationWarning` says how
+    many are used.
+
+    Examples
+    --------
+    >>> Y = np.array([[1, 1], [1, 0], [0, 1], [1, 1], [0, 1], [1, 0]])
+    >>> sets = draw_demonstration_sets(Y, 2, 3, random_state=0)
+    >>> len(sets), len({frozenset(s.tolist()) for s in sets})
+    (3, 3)
+    >>> sets[0].tolist() == select_demonstrations(Y, 2, random_state=0).tolist()
+    True
+    """
+    first = select_demonstrations(Y_gold, n_shots, include_empty=include_empty,
+                                  random_state=random_state)
+    sets, seen = [first], {frozenset(first.tolist())}
+    if n_sets == 1:
+        return sets
+    seeds = check_random_state(random_state).randint(np.iinfo(np.int32).max, size=3 * n_sets)
+    for seed in seeds:
+        if len(sets) == n_sets:
+            break
+        with warnings.catch_warnings():  # a shortfall was reported by the first draw
+            warnings.simplefilter("ignore", DemonstrationWarning)
+            drawn = select_demonstrations(Y_gold, n_shots, include_empty=include_empty,
+                                          random_state=int(seed))
+        if frozenset(drawn.tolist()) not in seen:
+            seen.add(frozenset(drawn.tolist()))
+            sets.append(drawn)
+    if len(sets) < n_sets:
+        warn(f"n_prompts={n_sets}, but the training data give only {len(sets)} different sets "
+             f"of n_shots={n_shots} demonstrations; using {len(sets)} prompts.",
+             DemonstrationWarning)
+    return sets
 
 
 def select_demonstrations_official(Y_gold: np.ndarray, n_shots: int, seed: int) -> np.ndarray:

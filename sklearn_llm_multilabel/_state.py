@@ -46,6 +46,11 @@ OPENED_FOLDERS: set[str] = set()
 #: what ``_warnings.warn_once`` has already reported in this process (an unwritable folder,
 #: a damaged or foreign file), by key
 WARNED_ONCE: set[str] = set()
+#: encoders that embed texts for retrieved demonstrations ``spec -> (model, tokenizer)``
+ENCODERS: dict[str, tuple] = {}
+#: sentence embeddings of texts ``(encoder spec, text) -> vector`` (``backends._embed``)
+EMBEDDINGS: OrderedDict[tuple, object] = OrderedDict()
+MAX_EMBEDDINGS = 200_000
 #: counters of model work (see ``get_scoring_stats``)
 STATS: Counter = Counter()
 #: loads running with transformers' progress bars switched off, and whether they were on

@@ -314,7 +314,8 @@ def _classifier(args, train):
     return LLMMultiLabelClassifier(model=args.model, labels=list(train.label_names),
                                    n_shots=args.n_shots, cache_dir=args.cache_dir,
                                    random_state=args.seed, show_progress=not args.quiet,
-                                   include_empty_demos=args.include_empty_demos)
+                                   include_empty_demos=args.include_empty_demos,
+                                   demo_selection=args.demo_selection, n_prompts=args.n_prompts)
 
 
 def _save_figure(fig, path: Path) -> None:
@@ -340,6 +341,8 @@ def _check_out_file(flag: str, value) -> None:
 
 
 def _check_sizes(args) -> None:
+    if getattr(args, "n_prompts", 1) < 1:
+        raise UsageError(f"--n-prompts must be at least 1; got {args.n_prompts}.")
     if getattr(args, "n_bootstrap", 0) < 0:
         raise UsageError(f"--n-bootstrap must be 0 (no intervals) or a positive number of "
                          f"resamples; got {args.n_bootstrap}.")
@@ -364,6 +367,7 @@ def cmd_evaluate(args) -> int:
     report = evaluate_strategies(
         train, test, strategies=strategies, model=args.model, n_shots=args.n_shots,
         include_empty_demos=args.include_empty_demos,
+        demo_selection=args.demo_selection, n_prompts=args.n_prompts,
         cache_dir=args.cache_dir, random_state=args.seed, calibrate=args.calibrate,
         saved_aggregation=args.strategy, show_progress=not args.quiet,
         settings=_recorded_settings(args), n_bootstrap=args.n_bootstrap)
@@ -693,6 +697,12 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     model.add_argument("--include-empty-demos", action="store_true",
                        help="also show the model demonstrations with no label (for data where "
                             "most items have none; see IdenticalGenerationsWarning)")
+    model.add_argument("--demo-selection", default="stratified", choices=("stratified", "knn"),
+                       help="stratified: one draw of demonstrations for every text; knn: each "
+                            "text's nearest training texts (sentence embeddings)")
+    model.add_argument("--n-prompts", type=int, default=1,
+                       help="stratified: independently drawn demonstration sets, probabilities "
+                            "averaged")
     model.add_argument("--cache-dir", default=default_cache_dir(),
                        help="persist step records here, so that commands share work and re-runs "
                             "score nothing twice ($SKLML_CACHE_DIR, else the user cache folder)")

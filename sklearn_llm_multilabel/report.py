@@ -254,6 +254,8 @@ def evaluate_strategies(
     model: str = DEFAULT_MODEL,
     n_shots: int = 10,
     include_empty_demos: bool = False,
+    demo_selection: str = "stratified",
+    n_prompts: int = 1,
     cache_dir=None,
     random_state: int = 0,
     calibrate: bool = False,
@@ -277,6 +279,10 @@ def evaluate_strategies(
     include_empty_demos : bool, default=False
         Also draw demonstrations with no label (see
         ``LLMMultiLabelClassifier(include_empty_demos=...)``).
+    demo_selection : {"stratified", "knn"}, default="stratified"
+    n_prompts : int, default=1
+        See ``LLMMultiLabelClassifier``: one draw for every text, the nearest
+        training texts per text, or several draws averaged.
     cache_dir : str, path or None, default=None
         Step cache folder (re-runs score nothing twice).
     random_state : int, default=0
@@ -333,6 +339,7 @@ def evaluate_strategies(
     labels = list(train.label_names)
     clf = LLMMultiLabelClassifier(model=model, labels=labels, n_shots=n_shots,
                                   include_empty_demos=include_empty_demos,
+                                  demo_selection=demo_selection, n_prompts=n_prompts,
                                   cache_dir=cache_dir, random_state=random_state,
                                   show_progress=show_progress).fit(train.data, train.target)
     rows: dict[str, dict[str, float]] = {}
@@ -367,6 +374,7 @@ def evaluate_strategies(
     generations = _generation_diagnostics(clf, test.data, strategies)
     run = {"n_train": len(train.data), "n_test": len(test.data), "labels": labels,
            "model": model, "n_shots": n_shots, "include_empty_demos": bool(include_empty_demos),
+           "demo_selection": demo_selection, "n_prompts": n_prompts,
            "seed": random_state, "strategies": strategies,
            "calibrate": bool(calibrate), "saved_aggregation": saved_aggregation,
            "n_bootstrap": n_bootstrap,

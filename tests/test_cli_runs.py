@@ -209,3 +209,22 @@ def test_evaluate_prints_intervals_and_records_them(tiny_llama, split, tmp_path,
     assert main(["evaluate", "--train", str(train), "--test", str(test), "--n-bootstrap", "0",
                  *_run(tiny_llama, "--out", str(out))]) == 0
     assert " ± " not in capsys.readouterr().out
+
+
+def test_evaluate_with_retrieved_demonstrations_and_prompt_ensembles(tiny_llama, split,
+                                                                     tmp_path):
+    from sklearn_llm_multilabel.persistence import load_estimator
+
+    train, test = split
+    out = tmp_path / "report"
+    assert main(["evaluate", "--train", str(train), "--test", str(test), "--n-prompts", "2",
+                 "--n-bootstrap", "0", *_run(tiny_llama, "--out", str(out))]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_prompts"] == 2 and results["options"]["n_prompts"] == 2
+    assert len(load_estimator(out / "estimator.skops").prompt_demonstrations_) == 2
+    # knn reaches the estimator (with the embedded sentence encoder)
+    status = main(["evaluate", "--train", str(train), "--test", str(test), "--demo-selection",
+                   "knn", "--n-bootstrap", "0", *_run(tiny_llama, "--out", str(out))])
+    assert status == 0
+    assert json.loads((out / "results.json").read_text())["demo_selection"] == "knn"
+    assert load_estimator(out / "estimator.skops").demo_selection == "knn"

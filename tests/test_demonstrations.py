@@ -1,0 +1,129 @@
+"""Demonstrations chosen per text (demo_selection="knn") and prompt ensembles (n_prompts)."""
+
+import numpy as np
+import pytest
+
+from sklearn_llm_multilabel import LLMMultiLabelClassifier, get_scoring_stats
+from sklearn_llm_multilabel._retrieval import nearest_demonstrations
+from sklearn_llm_multilabel.exceptions import DemonstrationWarning, ModelLoadError
+from sklearn_llm_multilabel.testing import make_tiny_encoder_dir
+
+from .conftest import LABEL_LISTS, TEXTS
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+TRAIN = [f"{t} {i}" for i in range(3) for t in TEXTS]
+TRAIN_Y = LABEL_LISTS * 3
+QUERIES = ["rain and wind all night", "a late goal won the game", "a vote on the law"]
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    return make_tiny_encoder_dir(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+def knn(tiny_llama, encoder, **params):
+    params = {"n_shots": 3, "show_progress": False, "max_new_tokens": 6, **params}
+    return LLMMultiLabelClassifier(tiny_llama, demo_selection="knn", demo_encoder=encoder,
+                                   **params).fit(TRAIN, TRAIN_Y)
+
+
+def test_nearest_rows_by_hand():
+    pool = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.6, 0.8]])
+    query = np.array([[1.0, 0.0]])
+    # rows 0 and 2 tie at 1.0 (the lower index counts as nearer), then 3 (0.6): farthest first
+    assert nearest_demonstrations(query, pool, 3).tolist() == [[3, 2, 0]]
+    assert nearest_demonstrations(query, pool, 2, exclude=[[0]]).tolist() == [[3, 2]]
+    eligible = np.array([False, True, True, True])
+    assert nearest_demonstrations(query, pool, 2, eligible=eligible).tolist() == [[3, 2]]
+    # fewer candidates than shots after exclusion: -1 in front
+    assert nearest_demonstrations(query, pool, 2, eligible=np.array([1, 0, 0, 0], bool),
+                                  exclude=[[0]]).tolist() == [[-1]]
+
+
+def test_each_text_gets_its_nearest_training_texts_never_itself(tiny_llama, encoder):
+    from sklearn_llm_multilabel.backends._embed import embed_texts
+
+    clf = knn(tiny_llama, encoder)
+    assert len(clf.demo_pool_) == len(TRAIN) and clf.demo_embeddings_.shape[0] == len(TRAIN)
+    texts = QUERIES + TRAIN[:4]
+    sims = embed_texts(encoder, texts) @ clf.demo_embeddings_.T
+    for rows, positions in clf._retrieved(texts):
+        for i in positions:
+            row_sims = sims[i].copy()
+            if texts[i] in TRAIN:  # a training text never gets itself
+                assert TRAIN.index(texts[i]) not in rows
+                row_sims[TRAIN.index(texts[i])] = -np.inf
+            best = np.argsort(-row_sims, kind="stable")[:3]
+            assert list(rows) == best[::-1].tolist()
+    # the prompt holds the nearest demonstration, right before the text
+    (rows, _), = clf._retrieved([QUERIES[0]])
+    nearest = clf.demo_pool_[rows[-1]][0]
+    prompt = clf._base_model().tokenizer.decode(clf.prompt_token_ids(QUERIES[0]))
+    assert prompt.rindex(nearest) < prompt.rindex(QUERIES[0])
+
+
+def test_retrieved_prompts_batched_cached_and_keyed_by_their_demonstrations(tiny_llama, encoder):
+    clf = knn(tiny_llama, encoder)
+    together = clf.predict_proba(QUERIES)
+    scored = get_scoring_stats()["texts_scored"]
+    alone = np.vstack([clf.predict_proba([q]) for q in QUERIES])
+    np.testing.assert_allclose(alone, together, atol=1e-6)
+    assert get_scoring_stats()["texts_scored"] == scored  # served from the cache
+    # the same texts with the fitted draw are other records: scored again
+    clf.set_params(demo_selection="stratified")
+    stratified = LLMMultiLabelClassifier(tiny_llama, n_shots=3, show_progress=False,
+                                         max_new_tokens=6).fit(TRAIN, TRAIN_Y)
+    stratified.predict_proba(QUERIES)
+    assert get_scoring_stats()["texts_scored"] == scored + len(QUERIES)
+
+
+def test_knn_bad_input(tiny_llama, encoder, tmp_path):
+    with pytest.raises(ModelLoadError, match="Could not load encoder"):
+        knn(tiny_llama, str(tmp_path))
+    with pytest.raises(ValueError, match="use n_prompts=1"):
+        knn(tiny_llama, encoder, n_prompts=2)
+    with pytest.raises(ValueError, match="protocol='official' draws one set"):
+        knn(tiny_llama, encoder, protocol="official")
+    clf = knn(tiny_llama, encoder)
+    with pytest.raises(ValueError, match="one scorer spec cannot describe"):
+        clf.scorer_spec("steps")
+    with pytest.warns(DemonstrationWarning, match="only 0 training texts can be shown"):
+        LLMMultiLabelClassifier(tiny_llama, demo_selection="knn", demo_encoder=encoder,
+                                n_shots=2, show_progress=False, max_new_tokens=4,
+                                labels=["weather"]).fit(
+            TRAIN[:3], np.zeros((3, 1))).predict_proba(QUERIES[:1])
+
+
+def test_n_prompts_average_distinct_draws(tiny_llama):
+    params = {"n_shots": 2, "show_progress": False, "max_new_tokens": 6}
+    one = LLMMultiLabelClassifier(tiny_llama, **params).fit(TRAIN, TRAIN_Y)
+    three = LLMMultiLabelClassifier(tiny_llama, n_prompts=3, **params).fit(TRAIN, TRAIN_Y)
+    assert three.prompt_demonstrations_[0] == one.demonstrations_
+    sets = {frozenset(t for t, _ in demos) for demos in three.prompt_demonstrations_}
+    assert len(sets) == 3
+    traces = three.predict_steps(QUERIES)
+    per_prompt = np.stack([t["prompt_probabilities"] for t in traces])
+    assert per_prompt.shape == (len(QUERIES), 3, 3)
+    np.testing.assert_allclose(three.predict_proba(QUERIES), per_prompt.mean(axis=1))
+    np.testing.assert_allclose(per_prompt[:, 0], one.predict_proba(QUERIES))
+    assert "prompt_probabilities" not in one.predict_steps(QUERIES)[0]
+
+
+def test_n_prompts_capped_to_what_the_data_allow(tiny_llama):
+    with pytest.warns(DemonstrationWarning, match="n_prompts=4, but the training data give "
+                                                  "only 1 different sets"):
+        rows = [0, 1, 2, 5]  # two single- and two multi-label texts: one set of 4 shots
+        clf = LLMMultiLabelClassifier(tiny_llama, n_shots=4, n_prompts=4, show_progress=False,
+                                      labels=["weather", "sports", "politics"]).fit(
+            [TEXTS[i] for i in rows], [LABEL_LISTS[i] for i in rows])
+    assert len(clf.prompt_demonstrations_) == 1
+
+
+def test_a_saved_knn_estimator_predicts_the_same(tiny_llama, encoder, tmp_path):
+    from sklearn_llm_multilabel.persistence import load_estimator, save_estimator
+
+    clf = knn(tiny_llama, encoder)
+    save_estimator(clf, tmp_path / "knn.skops")
+    again = load_estimator(tmp_path / "knn.skops")
+    np.testing.assert_array_equal(again.predict_proba(QUERIES), clf.predict_proba(QUERIES))
