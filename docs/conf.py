@@ -1,17 +1,20 @@
 """Sphinx configuration: numpydoc API reference and MyST markdown pages."""
 
+import importlib.metadata
 import os
 import sys
 
 sys.path.insert(0, os.path.abspath(".."))
 
 project = "sklearn_llm_multilabel"
+release = version = importlib.metadata.version("sklearn_llm_multilabel")
 author = "sklearn_llm_multilabel developers"
 copyright = "2026, sklearn_llm_multilabel developers"
 
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
+    "sphinx.ext.viewcode",
     "numpydoc",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
@@ -37,8 +40,23 @@ autodoc_default_options = {"members": True, "inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 myst_heading_anchors = 3
-html_theme = "alabaster"
-html_static_path = []
+myst_enable_extensions = ["dollarmath", "amsmath"]
+html_theme = "pydata_sphinx_theme"
+html_title = f"{project} {release}"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+html_theme_options = {
+    # the paper the library implements (as in pyproject's [project.urls]); the source of
+    # every documented function is one click away through viewcode's [source] links
+    "icon_links": [{"name": "The paper (arXiv 2505.17510)",
+                    "url": "https://arxiv.org/abs/2505.17510",
+                    "icon": "fa-solid fa-file-lines"}],
+    "navbar_end": ["theme-switcher", "navbar-icon-links"],
+    "show_toc_level": 2,
+    "use_edit_page_button": False,
+    "navigation_with_keys": False,
+}
+html_sidebars = {"**": ["sidebar-nav-bs"]}
 suppress_warnings = ["myst.xref_missing"]
 
 

@@ -40,6 +40,15 @@ def load_mfrc(data_home: str | os.PathLike | None = None) -> Bunch:
     picked at least one label, so ``target = count / 3`` over the paper's six
     foundations; ``Non-Moral`` and ``Thin Morality`` mean no label.
 
+    Source: Trager et al. (2022), "The Moral Foundations Reddit Corpus",
+    arXiv:2208.05545; licence CC BY 4.0. Reads
+    ``<data_home>/mfrc/MFRC_nlpforsocialinteractions.csv``: tab-separated
+    despite its name, columns ``ID``, ``text`` and one annotator count per
+    foundation (``Equality``, ``Care``, ``Non-Moral``, ``Authority``,
+    ``Thin Morality``, ``Loyalty``, ``Proportionality``, ``Purity``).
+    ``data_home`` defaults to ``$SKLEARN_LLM_MULTILABEL_DATA`` (see
+    :func:`get_data_home`).
+
     Examples
     --------
     >>> ds = load_mfrc()  # doctest: +SKIP
@@ -173,7 +182,15 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
 def load_hs_brexit(split: str = "train", data_home: str | os.PathLike | None = None) -> Bunch:
     """HS-Brexit (SemEval-2023 Le-Wi-Di) as three labels: hateful, aggressive, offensive.
 
-    ``target`` is the mean of the six annotators' 0/1 values per label.
+    ``target`` is the mean of the six annotators' 0/1 values per label;
+    ``annotator_labels`` holds each annotator's choices.
+
+    Source: Akhtar et al. (2021), HS-Brexit, as released for SemEval-2023
+    Task 11 "Learning With Disagreements" (Leonardelli et al., 2023); see the
+    task's release for its licence. Offensive content. Reads
+    ``<data_home>/hs_brexit/HS-Brexit_{train,dev,test}.json`` (784 / 168 /
+    168 tweets; each item has ``text``, ``annotators``, ``annotations`` and
+    ``other_info`` with the aggressive and offensive streams).
 
     Examples
     --------
@@ -207,6 +224,11 @@ def load_goemotions(split: str = "train", data_home: str | os.PathLike | None = 
 
     Gold sets only (no per-rater data): ``target`` is 0/1 and ``gold_only`` is True.
     ``pooled=False`` keeps the 28 original labels (27 emotions and neutral).
+
+    Source: Demszky et al. (2020), "GoEmotions: A Dataset of Fine-Grained
+    Emotions" (ACL 2020); see its release for the licence. Reads
+    ``<data_home>/goemotions/{train,dev,test}.tsv``: no header, columns text,
+    comma-separated label ids (0..27) and comment id.
 
     Examples
     --------
@@ -249,6 +271,13 @@ def load_goemotions(split: str = "train", data_home: str | os.PathLike | None = 
 
 def load_xed(data_home: str | os.PathLike | None = None) -> Bunch:
     """XED English: gold multi-label Plutchik emotions (``gold_only`` is True).
+
+    Source: Öhman et al. (2020), "XED: A Multilingual Dataset for Sentiment
+    Analysis and Emotion Detection" (COLING 2020); licence CC BY 4.0. Reads
+    ``<data_home>/xed/en-annotated.tsv``: ``text<TAB>1, 4, 7`` per line,
+    labels 1..8 (anger, anticipation, disgust, fear, joy, sadness, surprise,
+    trust).
+
     Examples
     --------
     >>> ds = load_xed()  # doctest: +SKIP
