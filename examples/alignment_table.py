@@ -181,7 +181,7 @@ def to_markdown(results: list[dict], args, command: str, total_seconds: float) -
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--datasets", default="mfrc,hs_brexit")
     parser.add_argument("--strategies", default=",".join(a for _, a in STRATEGIES))
@@ -215,8 +215,30 @@ def main(argv=None):
         out.write_text(to_markdown(results, args, command, total), encoding="utf-8")
         out.with_suffix(".json").write_text(json.dumps(results, indent=2), encoding="utf-8")
         print(f"\nwrote {out} and {out.with_suffix('.json')}")
+    plot_results(results)
     return results
 
+
+def plot_results(results: list[dict]):
+    """One bar chart of the metrics per dataset (baselines in grey), handed to pyplot so that a
+    notebook or the documentation shows it."""
+    import matplotlib.pyplot as plt
+
+    from sklearn_llm_multilabel.plotting import plot_metric_bars
+
+    figures = []
+    for res in results:
+        rows = res["metrics"]
+        baselines = [r for r in rows if r == "constant prior" or r.startswith("TF-IDF")
+                     or "encoder" in r]
+        figures.append(plt.figure(plot_metric_bars(
+            rows, baselines=baselines, title=f"{res['dataset']}: {res['n_test']} test texts")))
+    return figures
+
+
+# %%
+# Each dataset's alignment table: the zero-shot aggregations, the supervised rows that
+# fit the LLM's scores or hidden states, and the baselines (in grey in the figures).
 
 if __name__ == "__main__":
     import sys

@@ -181,7 +181,7 @@ def to_markdown(results: list[dict], args, command: str, total: float) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=["mfrc", "hs_brexit"],
                         choices=["mfrc", "hs_brexit"])
     parser.add_argument("--n-train", type=int, default=160)
@@ -202,8 +202,30 @@ def main(argv=None):
         out.write_text(to_markdown(results, args, command.strip(), total) + "\n", encoding="utf-8")
         out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {out}")
+    plot_results(results)
     return results
 
+
+def plot_results(results: list[dict]):
+    """One bar chart of the metrics per dataset (baselines in grey), handed to pyplot so that a
+    notebook or the documentation shows it."""
+    import matplotlib.pyplot as plt
+
+    from sklearn_llm_multilabel.plotting import plot_metric_bars
+
+    figures = []
+    for res in results:
+        rows = res["metrics"]
+        baselines = [r for r in rows if r == "constant prior" or r.startswith("TF-IDF")
+                     or "encoder" in r]
+        figures.append(plt.figure(plot_metric_bars(
+            rows, baselines=baselines, title=f"{res['dataset']}: {res['n_test']} test texts")))
+    return figures
+
+
+# %%
+# LoRA fine-tuning inside ``fit``, against the frozen model with the same prompt, a
+# linear probe on its hidden states, TF-IDF and the constant prior.
 
 if __name__ == "__main__":
     main()

@@ -30,7 +30,7 @@ from sklearn_llm_multilabel.metrics import alignment_scorers
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--n-shots", type=int, default=6)
     parser.add_argument("--folds", type=int, default=3)
@@ -68,8 +68,32 @@ def main(argv=None):
     for params, f1 in zip(grid.cv_results_["params"], grid.cv_results_["mean_test_example_f1"]):
         if all(params[k] == best[k] for k in ("llm__aggregation", "calibrator__method")):
             print(f"  threshold {params['calibrator__threshold']:.2f}: {f1:.3f}")
+    plot_candidates(grid.cv_results_)
     return grid
 
+
+def plot_candidates(results, n_best: int = 12):
+    """Cross-validated NLL of each (aggregation, calibrator) pair: NLL does not depend on the
+    threshold, so each pair is one bar."""
+    import matplotlib.pyplot as plt
+
+    nll = {}
+    for params, score in zip(results["params"], results["mean_test_nll"]):
+        nll[f"{params['llm__aggregation']} + {params['calibrator__method']}"] = -score
+    names = sorted(nll, key=nll.get)[:n_best]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.barh(names, [nll[n] for n in names], color="tab:blue")
+    ax.invert_yaxis()
+    ax.set_xlabel("mean cross-validated NLL (lower is better)")
+    ax.set_title("LLM aggregation + calibrator, inside one Pipeline")
+    fig.tight_layout()
+    return fig
+
+
+# %%
+# A calibrator fitted on the LLM's scores is the last step of one Pipeline, so the
+# aggregation, the calibration method and the threshold are searched together; the
+# model still decodes each text once per fold prompt.
 
 if __name__ == "__main__":
     main()

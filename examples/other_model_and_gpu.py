@@ -30,7 +30,7 @@ def save_random_model(path: str) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--model-dir", help="a local checkpoint directory (or any model spec)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--n-shots", type=int, default=4)
@@ -46,8 +46,29 @@ def main(argv=None):
         clf.fit(ds.data[:30], ds.target[:30])
         proba = clf.set_params(aggregation="max").predict_proba(ds.data[30:])
         print("max-over-generations probabilities:", proba.shape)
+        plot_probabilities(proba, list(ds.label_names), spec if args.model_dir else
+                           "a randomly initialised Llama (meaningless predictions)")
         return proba
 
+
+def plot_probabilities(proba, names, about: str):
+    """Each label's predicted probability, per test text."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    image = ax.imshow(proba.T, aspect="auto", vmin=0, vmax=1, cmap="viridis")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("test text")
+    ax.set_title(f"max-over-generations probabilities: {about}", fontsize=9)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+# %%
+# Without ``--model-dir`` the script saves a small randomly initialised Llama and loads
+# it back as a checkpoint folder, to show the mechanics offline; its predictions are
+# meaningless.
 
 if __name__ == "__main__":
     main()

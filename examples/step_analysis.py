@@ -13,6 +13,8 @@ Run: ``.venv/bin/python examples/step_analysis.py --out step-analysis``
 import argparse
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from sklearn_llm_multilabel import LLMMultiLabelClassifier
 from sklearn_llm_multilabel.analysis import summarize_steps, summary_markdown
 from sklearn_llm_multilabel.datasets import (
@@ -31,7 +33,7 @@ def load(dataset: str, n_test: int):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--dataset", choices=("mfrc", "illustrative"), default=None)
     parser.add_argument("--n-test", type=int, default=100)
@@ -55,11 +57,18 @@ def main(argv=None):
     print(summary_markdown(summary))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    plot_step_statistics(traces, names).savefig(out / "step_statistics.png")
-    plot_first_step_vs_output(traces, names).savefig(out / "first_step_vs_output.png")
+    for fig, name in ((plot_step_statistics(traces, names), "step_statistics.png"),
+                      (plot_first_step_vs_output(traces, names), "first_step_vs_output.png")):
+        fig.savefig(out / name)
+        plt.figure(fig)  # handed to pyplot, so a notebook or the documentation shows it
     print(f"wrote {out / 'step_statistics.png'} and {out / 'first_step_vs_output.png'}")
     return summary
 
+
+# %%
+# The first figure shows, per label-generation step, how peaked the label distribution
+# is; the second compares the first step's distribution with the labels the model
+# finally wrote: the first step alone misses most of the final label set.
 
 if __name__ == "__main__":
     main()

@@ -427,6 +427,12 @@ def cmd_analyze(args) -> int:
     summary["unknown_labels"] = unknown_label_summary([t["unknown_labels"] for t in traces])
     summary["dominant_generation"] = dominant_generation(
         list(test.data), [t["generated_text"] for t in traces])
+    if any("prompt_probabilities" in t for t in traces):
+        spread = np.stack([t["prompt_probabilities"] for t in traces]).std(axis=1)
+        summary["demonstration_sensitivity"] = {
+            "n_prompts": int(traces[0]["prompt_probabilities"].shape[0]),
+            "mean_spread_per_label": dict(zip(clf.label_names_, spread.mean(axis=0).round(4)
+                                              .tolist()))}
     summary.update(_recorded_settings(args))
     (out / "steps.json").write_text(json.dumps(summary, indent=2))
     markdown = summary_markdown(summary)
@@ -436,6 +442,11 @@ def cmd_analyze(args) -> int:
     print(f"wrote {out / 'steps.json'}, {out / 'steps.md'}")
     _save_figure(plot_step_statistics(traces, names), out / "step_statistics.png")
     _save_figure(plot_first_step_vs_output(traces, names), out / "first_step_vs_output.png")
+    if any("prompt_probabilities" in t for t in traces):  # --n-prompts > 1
+        from .plotting import plot_demonstration_sensitivity
+
+        _save_figure(plot_demonstration_sensitivity(traces, list(clf.label_names_)),
+                     out / "demonstration_sensitivity.png")
     first = clf.set_params(aggregation="first").predict_proba(test.data)  # from the cache
     best = clf.set_params(aggregation="max").predict_proba(test.data)
     _save_figure(plot_label_alignment(test.target, first, best, list(clf.label_names_),

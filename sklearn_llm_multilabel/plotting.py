@@ -319,3 +319,47 @@ def plot_metric_bars(results: Mapping[str, Mapping[str, float]],
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_demonstration_sensitivity(traces: Sequence[dict], label_names: Sequence[str]):
+    """How much each label's probability moves with the demonstration set.
+
+    Reads the ``prompt_probabilities`` of :meth:`LLMMultiLabelClassifier.predict_steps`
+    (``n_prompts > 1``): per label, the distribution over texts of the
+    standard deviation of its probability across the prompts (a box per
+    label), and the mean probability of each prompt (one line per prompt).
+
+    Examples
+    --------
+    >>> traces = [{"prompt_probabilities": np.array([[0.2, 0.9], [0.4, 0.8]])},
+    ...           {"prompt_probabilities": np.array([[0.1, 0.5], [0.1, 0.7]])}]
+    >>> fig = plot_demonstration_sensitivity(traces, ["a", "b"])
+    >>> [ax.get_title() for ax in fig.axes]  # doctest: +NORMALIZE_WHITESPACE
+    ['spread across demonstration sets, per text', 'mean probability per demonstration set']
+    """
+    names = list(label_names)
+    found = [np.asarray(t["prompt_probabilities"], dtype=float) for t in traces
+             if "prompt_probabilities" in t]
+    if not found:
+        raise ValueError("the traces have no prompt_probabilities: predict_steps gives them "
+                         "for an estimator with n_prompts > 1.")
+    per_text = np.stack(found)  # (n_texts, n_prompts, n_labels)
+    spread = per_text.std(axis=1)
+    fig = _figure(max(9, 1.2 * len(names) + 4), 4)
+    left, right = fig.subplots(1, 2)
+    left.boxplot([spread[:, j] for j in range(len(names))], showfliers=True)
+    left.set_xticks(range(1, len(names) + 1), names, rotation=45, ha="right")
+    left.set(ylabel="standard deviation across prompts",
+             title="spread across demonstration sets, per text")
+    left.grid(axis="y", alpha=0.3)
+    means = per_text.mean(axis=0)  # (n_prompts, n_labels)
+    for k, row in enumerate(means):
+        right.plot(range(len(names)), row, marker="o", label=f"prompt {k + 1}")
+    right.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    right.set(ylabel="mean probability", ylim=(0, 1),
+              title="mean probability per demonstration set")
+    right.legend(fontsize=7)
+    right.grid(alpha=0.3)
+    fig.suptitle(f"Demonstration sensitivity ({per_text.shape[1]} prompts, "
+                 f"{per_text.shape[0]} texts)")
+    return fig

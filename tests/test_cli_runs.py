@@ -228,3 +228,18 @@ def test_evaluate_with_retrieved_demonstrations_and_prompt_ensembles(tiny_llama,
     assert status == 0
     assert json.loads((out / "results.json").read_text())["demo_selection"] == "knn"
     assert load_estimator(out / "estimator.skops").demo_selection == "knn"
+
+
+def test_analyze_with_prompt_ensembles_draws_the_demonstration_sensitivity(tiny_llama, split,
+                                                                           tmp_path):
+    train, test = split
+    out = tmp_path / "steps"
+    assert main(["analyze", "--train", str(train), "--test", str(test), "--format",
+                 "annotations", "--model", tiny_llama, "--n-shots", "2", "--n-prompts", "3",
+                 "--quiet", "--out", str(out)]) == 0
+    summary = json.loads((out / "steps.json").read_text())
+    sensitivity = summary["demonstration_sensitivity"]
+    assert sensitivity["n_prompts"] == 3
+    assert set(sensitivity["mean_spread_per_label"]) == set(LABELS)
+    assert all(v >= 0 for v in sensitivity["mean_spread_per_label"].values())
+    assert (out / "demonstration_sensitivity.png").stat().st_size > 10_000
