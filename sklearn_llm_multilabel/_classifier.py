@@ -133,10 +133,15 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         text is scored with every prompt and the probabilities are averaged;
         ``predict_steps`` gives each prompt's probabilities. Fewer distinct
         sets than asked (small training data) are used with a warning.
-    include_empty_demos : bool, default=False
-        By default half the demonstrations have two or more labels and half
+    include_empty_demos : bool or "auto", default="auto"
+        False: half the demonstrations have two or more labels and half
         exactly one (the paper's sampler); True also draws a third from
-        zero-label examples.
+        zero-label examples (and lets retrieval show them). ``"auto"``: True
+        when at least half of the training texts have no label (most
+        annotator tables: a model never shown an empty answer rarely writes
+        one; measured on the demonstrations results page), False otherwise;
+        the choice is ``include_empty_demos_``. ``protocol="official"`` never
+        shows zero-label examples, as the paper's code.
     label_format : {"comma", "json"}, default="comma"
         How label lists are written: ``care, purity`` or
         ``{"label": ["care", "purity"]}``; the empty set is ``none_label``.
@@ -253,6 +258,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     key_recipes_ : dict
         What finds stored records without loading the model (see the user
         guide, "A fully stored prediction"); empty when it cannot apply.
+    include_empty_demos_ : bool
+        Whether the demonstrations could be texts with no label (``"auto"``
+        resolved on the training data).
     demonstration_indices_ : ndarray of int
         Their row indices in the training data.
     breakdown_demonstrations_ : list of (str, int, int, bool, bool)
@@ -309,7 +317,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "aggregation": [StrOptions(set(AGGREGATIONS)), callable],
         "threshold": [Interval(Real, 0, 1, closed="neither"), "array-like"],
         "n_shots": [Interval(Integral, 0, None, closed="left")],
-        "include_empty_demos": ["boolean"],
+        "include_empty_demos": ["boolean", StrOptions({"auto"})],
         "demo_selection": [StrOptions({"stratified", "knn"})],
         "demo_encoder": [str],
         "n_prompts": [Interval(Integral, 1, None, closed="left")],
@@ -352,7 +360,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         aggregation="max",
         threshold=0.5,
         n_shots: int = 10,
-        include_empty_demos: bool = False,
+        include_empty_demos: bool | str = "auto",
         demo_selection: str = "stratified",
         demo_encoder: str = DEFAULT_ENCODER,
         n_prompts: int = 1,
@@ -462,6 +470,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         check_cache_dir(self.cache_dir)
         gold = Y >= 0.5
         official = self.protocol == "official"
+        empty = (self.include_empty_demos if self.include_empty_demos != "auto"
+                 else bool(len(gold)) and float(np.mean(~gold.any(axis=1))) >= 0.5)
+        self.include_empty_demos_ = bool(empty) and not official
         if official and (self.demo_selection != "stratified" or self.n_prompts > 1):
             raise ValueError("protocol='official' draws one set of demonstrations, as the "
                              "paper's released code does: use demo_selection='stratified' and "
@@ -475,7 +486,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             breakdown = select_breakdown_demonstrations_official(gold, self.n_shots, seed)
         else:
             draws = draw_demonstration_sets(gold, self.n_shots, self.n_prompts,
-                                            include_empty=self.include_empty_demos,
+                                            include_empty=self.include_empty_demos_,
                                             random_state=self.random_state)
             breakdown = select_breakdown_demonstrations(gold, self.n_shots,
                                                         random_state=self.random_state)
@@ -532,7 +543,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         from ._retrieval import nearest_demonstrations
         from .backends._embed import embed_texts
 
-        eligible = np.array([bool(labels) or self.include_empty_demos
+        eligible = np.array([bool(labels) or self.include_empty_demos_
                              for _, labels in self.demo_pool_])
         digests = {}
         for row, digest in enumerate(self.demo_pool_digests_):
@@ -850,7 +861,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                                batch_size=self.batch_size, show_progress=self.show_progress)
                 found = [(scorer.parts.pairs if kind == "binary" else None, records)]
         if kind == "steps":
-            _warn_if_identical(texts, found[0][1], self.include_empty_demos)
+            _warn_if_identical(texts, found[0][1],
+                               getattr(self, "include_empty_demos_", self.include_empty_demos))
             _warn_if_unknown(found[0][1])
         return found
 

@@ -705,9 +705,14 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     model.add_argument("--model", default="smollm2-135m-instruct",
                        help="model alias, .gguf file, checkpoint folder or hub id")
     model.add_argument("--n-shots", type=int, default=10, help="demonstrations in the prompt")
-    model.add_argument("--include-empty-demos", action="store_true",
-                       help="also show the model demonstrations with no label (for data where "
-                            "most items have none; see IdenticalGenerationsWarning)")
+    empty = model.add_mutually_exclusive_group()
+    empty.add_argument("--include-empty-demos", dest="include_empty_demos", default="auto",
+                       action="store_const", const=True,
+                       help="also show the model demonstrations with no label (default: when "
+                            "at least half of the training texts have none)")
+    empty.add_argument("--no-empty-demos", dest="include_empty_demos", action="store_const",
+                       const=False, help="never show demonstrations with no label (the "
+                                         "paper's sampler)")
     model.add_argument("--demo-selection", default="stratified", choices=("stratified", "knn"),
                        help="stratified: one draw of demonstrations for every text; knn: each "
                             "text's nearest training texts (sentence embeddings)")

@@ -253,7 +253,7 @@ def evaluate_strategies(
     strategies: Sequence[str] = ("first", "max", "hard"),
     model: str = DEFAULT_MODEL,
     n_shots: int = 10,
-    include_empty_demos: bool = False,
+    include_empty_demos: bool | str = "auto",
     demo_selection: str = "stratified",
     n_prompts: int = 1,
     cache_dir=None,
@@ -276,7 +276,7 @@ def evaluate_strategies(
         Aggregations to report, from ``first, max, mean, hard, unary, binary``.
     model : str, default="smollm2-135m-instruct"
     n_shots : int, default=10
-    include_empty_demos : bool, default=False
+    include_empty_demos : bool or "auto", default="auto"
         Also draw demonstrations with no label (see
         ``LLMMultiLabelClassifier(include_empty_demos=...)``).
     demo_selection : {"stratified", "knn"}, default="stratified"
@@ -373,7 +373,7 @@ def evaluate_strategies(
     clf.set_params(aggregation=saved_aggregation)
     generations = _generation_diagnostics(clf, test.data, strategies)
     run = {"n_train": len(train.data), "n_test": len(test.data), "labels": labels,
-           "model": model, "n_shots": n_shots, "include_empty_demos": bool(include_empty_demos),
+           "model": model, "n_shots": n_shots, "include_empty_demos": clf.include_empty_demos_,
            "demo_selection": demo_selection, "n_prompts": n_prompts,
            "seed": random_state, "strategies": strategies,
            "calibrate": bool(calibrate), "saved_aggregation": saved_aggregation,

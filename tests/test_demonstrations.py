@@ -91,7 +91,7 @@ def test_knn_bad_input(tiny_llama, encoder, tmp_path):
     with pytest.warns(DemonstrationWarning, match="only 0 training texts can be shown"):
         LLMMultiLabelClassifier(tiny_llama, demo_selection="knn", demo_encoder=encoder,
                                 n_shots=2, show_progress=False, max_new_tokens=4,
-                                labels=["weather"]).fit(
+                                labels=["weather"], include_empty_demos=False).fit(
             TRAIN[:3], np.zeros((3, 1))).predict_proba(QUERIES[:1])
 
 
@@ -127,3 +127,20 @@ def test_a_saved_knn_estimator_predicts_the_same(tiny_llama, encoder, tmp_path):
     save_estimator(clf, tmp_path / "knn.skops")
     again = load_estimator(tmp_path / "knn.skops")
     np.testing.assert_array_equal(again.predict_proba(QUERIES), clf.predict_proba(QUERIES))
+
+
+def test_empty_demonstrations_auto_follows_the_share_of_texts_without_a_label(tiny_llama):
+    params = {"n_shots": 3, "show_progress": False, "labels": ["weather", "sports", "politics"]}
+    mostly_empty = [[] if i % 4 else labels for i, labels in enumerate(TRAIN_Y)]  # 3 of 4
+    auto = LLMMultiLabelClassifier(tiny_llama, **params).fit(TRAIN, mostly_empty)
+    assert auto.include_empty_demos_ is True
+    explicit = LLMMultiLabelClassifier(tiny_llama, include_empty_demos=True, **params)
+    assert auto.demonstrations_ == explicit.fit(TRAIN, mostly_empty).demonstrations_
+    assert any(not labels for _, labels in auto.demonstrations_)
+    labelled = LLMMultiLabelClassifier(tiny_llama, **params).fit(TRAIN, TRAIN_Y)
+    assert labelled.include_empty_demos_ is False
+    off = LLMMultiLabelClassifier(tiny_llama, include_empty_demos=False, **params)
+    assert labelled.demonstrations_ == off.fit(TRAIN, TRAIN_Y).demonstrations_
+    # the paper's sampler never shows an empty answer
+    official = LLMMultiLabelClassifier(tiny_llama, protocol="official", **params)
+    assert official.fit(TRAIN, mostly_empty).include_empty_demos_ is False
