@@ -605,8 +605,10 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         found = getattr(self, "key_recipes_", {}).get(kind)
         if not found:
             return None
+        from .backends._specs import model_files
+
         recipe = KeyRecipe(**found)
-        return recipe if recipe.holds(self.get_params(deep=False)) else None
+        return recipe if recipe.holds(self.get_params(deep=False), model_files(self.model)) else None
 
     def _stored(self, kind: str, texts: list[str]) -> list | None:
         """Every text's stored record of ``kind``, found by key without the model; None when

@@ -122,11 +122,15 @@ class KeyRecipe:
     versions: tuple[str, ...]
     checks: dict = field(default_factory=dict)
 
-    def holds(self, params: dict) -> bool:
-        """Whether the recipe still gives the scorer's keys for an estimator with ``params``."""
-        return (params_signature(params) == self.signature
+    def holds(self, params: dict, files: Sequence[Path] | None) -> bool:
+        """Whether the recipe still gives the scorer's keys for an estimator with ``params``
+        whose model spec now names ``files`` (a relative path may name other files from
+        another working directory: then it does not hold)."""
+        return (files is not None
+                and [str(p) for p in files] == [p for p, _, _ in self.stamps]
+                and params_signature(params) == self.signature
                 and software_versions() == self.versions
-                and file_stamps([Path(p) for p, _, _ in self.stamps]) == self.stamps)
+                and file_stamps(files) == self.stamps)
 
     def _sealed(self, query: str) -> bool:
         if not self.spellings:

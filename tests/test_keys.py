@@ -81,6 +81,23 @@ def test_the_model_decides_when_the_recipe_may_not_hold(change, stored, monkeypa
         np.testing.assert_array_equal(proba, expected["max"])
 
 
+def test_a_relative_model_path_from_another_folder_is_not_trusted(tiny_llama, tmp_path,
+                                                                  monkeypatch):
+    import shutil
+
+    from sklearn_llm_multilabel import LLMMultiLabelClassifier
+
+    from .conftest import LABEL_LISTS
+
+    saved_checkpoint_estimator(tiny_llama, tmp_path / "ckpt")
+    shutil.copytree(tmp_path / "ckpt", tmp_path / "elsewhere" / "ckpt")
+    monkeypatch.chdir(tmp_path)
+    clf = LLMMultiLabelClassifier("ckpt", n_shots=2, show_progress=False).fit(TEXTS, LABEL_LISTS)
+    assert clf._recipe("steps") is not None
+    monkeypatch.chdir(tmp_path / "elsewhere")  # "ckpt" now names other files
+    assert clf._recipe("steps") is None
+
+
 def test_no_recipe_for_a_registered_model(tiny_llama):
     from sklearn_llm_multilabel import LLMMultiLabelClassifier
 
