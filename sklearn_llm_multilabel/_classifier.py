@@ -61,6 +61,10 @@ from .metrics import example_f1
 from .store._files import StepCache, check_cache_dir
 from .store._records import BreakdownRecord, StepRecord
 
+#: ``include_empty_demos="auto"`` shows demonstrations with no label from this share of
+#: training texts without a label (measured: docs/results/demonstrations.md)
+EMPTY_SHARE = 0.25
+
 if TYPE_CHECKING:  # the engine imports torch: only when a model is used
     from .backends._breakdown import BreakdownScorer
     from .backends._hf import StepScorer
@@ -137,9 +141,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         False: half the demonstrations have two or more labels and half
         exactly one (the paper's sampler); True also draws a third from
         zero-label examples (and lets retrieval show them). ``"auto"``: True
-        when at least half of the training texts have no label (most
-        annotator tables: a model never shown an empty answer rarely writes
-        one; measured on the demonstrations results page), False otherwise;
+        when at least a quarter of the training texts have no label (a model
+        never shown an empty answer rarely writes one; measured on the
+        demonstrations results page), False otherwise;
         the choice is ``include_empty_demos_``. ``protocol="official"`` never
         shows zero-label examples, as the paper's code.
     label_format : {"comma", "json"}, default="comma"
@@ -471,7 +475,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         gold = Y >= 0.5
         official = self.protocol == "official"
         empty = (self.include_empty_demos if self.include_empty_demos != "auto"
-                 else bool(len(gold)) and float(np.mean(~gold.any(axis=1))) >= 0.5)
+                 else bool(len(gold)) and float(np.mean(~gold.any(axis=1))) >= EMPTY_SHARE)
         self.include_empty_demos_ = bool(empty) and not official
         if official and (self.demo_selection != "stratified" or self.n_prompts > 1):
             raise ValueError("protocol='official' draws one set of demonstrations, as the "

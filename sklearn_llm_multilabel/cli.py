@@ -709,7 +709,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     empty.add_argument("--include-empty-demos", dest="include_empty_demos", default="auto",
                        action="store_const", const=True,
                        help="also show the model demonstrations with no label (default: when "
-                            "at least half of the training texts have none)")
+                            "at least a quarter of the training texts have none)")
     empty.add_argument("--no-empty-demos", dest="include_empty_demos", action="store_const",
                        const=False, help="never show demonstrations with no label (the "
                                          "paper's sampler)")

@@ -144,3 +144,11 @@ def test_empty_demonstrations_auto_follows_the_share_of_texts_without_a_label(ti
     # the paper's sampler never shows an empty answer
     official = LLMMultiLabelClassifier(tiny_llama, protocol="official", **params)
     assert official.fit(TRAIN, mostly_empty).include_empty_demos_ is False
+
+
+@pytest.mark.parametrize("n_empty, expected", [(5, False), (6, True)])
+def test_empty_demonstrations_auto_threshold_is_a_quarter(tiny_llama, n_empty, expected):
+    y = [[] if i < n_empty else labels for i, labels in enumerate(TRAIN_Y)]  # of 24 texts
+    clf = LLMMultiLabelClassifier(tiny_llama, n_shots=3, show_progress=False,
+                                  labels=["weather", "sports", "politics"]).fit(TRAIN, y)
+    assert clf.include_empty_demos_ is expected
