@@ -781,9 +781,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategies", default="first,max,hard",
                    help=f"comma-separated, from {', '.join(STRATEGIES)}")
     p.add_argument("--n-bootstrap", type=int, default=1000,
-                   help="resamples of the test texts for 95%% intervals (± in the table; * "
-                        "marks a paired difference from the constant prior that excludes 0); "
-                        "0 for none")
+                   help="resamples of the test texts for 95%% intervals (± in the table; ▲/▼ "
+                        "mark a row better/worse than the constant prior, where the paired "
+                        "interval of the difference excludes 0); 0 for none")
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a Platt calibrator on the training texts' scores")
     p.add_argument("--strategy", default="max", choices=STRATEGIES,

@@ -125,8 +125,9 @@ class EvaluationReport:
         if any(f"{m}_ci" in row for row in self.rows.values() for m in metrics):
             confidence = self.settings.get("confidence", 0.95)
             lines.append(f"\n± half the width of a {100 * confidence:.0f}% bootstrap interval "
-                         f"over test texts ({self.settings.get('n_bootstrap')} resamples); * the "
-                         "paired interval of the difference from the constant prior excludes 0.")
+                         f"over test texts ({self.settings.get('n_bootstrap')} resamples); ▲ better, "
+                         "▼ worse than the constant prior, where the paired interval of the "
+                         "difference excludes 0.")
         lines += ["\n" + note for note in self.notes()]
         return "\n".join(lines)
 
@@ -199,16 +200,23 @@ class EvaluationReport:
 
 
 def _cell(row: dict, metric: str) -> str:
-    """``0.123``, or ``0.123 ± 0.010`` with an interval, starred when the paired difference
-    from the constant prior excludes 0."""
+    """``0.123``, or ``0.123 ± 0.010`` with an interval, marked ▲ (better) or ▼ (worse) when
+    the paired interval of the difference from the constant prior excludes 0."""
     text = f"{row[metric]:.3f}"
     if f"{metric}_ci" in row:
         low, high = row[f"{metric}_ci"]
         text += f" ± {(high - low) / 2:.3f}"
+    return text + prior_mark(row, metric)
+
+
+def prior_mark(row: dict, metric: str) -> str:
+    """`` ▲`` when the row is better than the constant prior on ``metric`` with a paired
+    interval that excludes 0, `` ▼`` when worse, else ``""``."""
     diff = row.get(f"{metric}_vs_prior_ci")
-    if diff is not None and (diff[0] > 0 or diff[1] < 0):
-        text += " *"
-    return text
+    if diff is None or diff[0] <= 0 <= diff[1]:
+        return ""
+    greater = ALIGNMENT_METRICS[metric][1]
+    return " ▲" if (diff[0] > 0) == greater else " ▼"
 
 
 def _generation_diagnostics(clf, texts, strategies: Sequence[str]) -> dict:
