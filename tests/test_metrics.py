@@ -188,3 +188,14 @@ def test_lewidi_metrics_by_hand():
         perspectivist_error_rate(truth, [[["a"], ["b"]], []], ["a", "b"])
     with pytest.raises(ValueError, match=r"label\(s\) \['c'\]"):
         perspectivist_error_rate(truth, [["c"], []], ["a", "b"])
+
+
+def test_report_marks_a_difference_from_the_prior_by_its_direction():
+    from sklearn_llm_multilabel.report import prior_mark
+
+    assert prior_mark({"nll_vs_prior_ci": (-0.3, -0.1)}, "nll") == " ▲"  # lower loss: better
+    assert prior_mark({"nll_vs_prior_ci": (0.1, 0.3)}, "nll") == " ▼"
+    assert prior_mark({"example_f1_vs_prior_ci": (0.1, 0.3)}, "example_f1") == " ▲"
+    assert prior_mark({"example_f1_vs_prior_ci": (-0.3, -0.1)}, "example_f1") == " ▼"
+    assert prior_mark({"nll_vs_prior_ci": (-0.1, 0.2)}, "nll") == ""
+    assert prior_mark({}, "nll") == ""
