@@ -288,20 +288,31 @@ def recorded_options(path: str, parser: argparse.ArgumentParser) -> dict:
 
 
 def command_line(parser: argparse.ArgumentParser, options: dict) -> str:
-    """The command line that repeats a run: ``options`` that differ from the defaults."""
+    """The command line that repeats a run: ``options`` that differ from the defaults.
+
+    The defaults are a fresh parser's: after ``--from`` the running parser's defaults are
+    the recorded options.
+    """
     import shlex
 
-    words = [*parser.prog.split()]
-    for action in parser._actions:
-        if action.dest not in options or options[action.dest] == action.default:
+    name = parser.prog.split()[-1]
+    fresh = next(a for a in build_parser()._actions
+                 if isinstance(a, argparse._SubParsersAction)).choices[name]
+    words = [*fresh.prog.split()]
+    for action in fresh._actions:
+        if action.dest not in options or action.dest in _NOT_RECORDED:
             continue
         value = options[action.dest]
+        if isinstance(action, argparse._StoreConstAction):  # flags (store_true included)
+            if value == action.const and value != fresh.get_default(action.dest):
+                words.append(action.option_strings[0])
+            continue
+        if value == fresh.get_default(action.dest) or value is None:
+            continue
         if action.dest == "delimiter" and value == "\t":
             value = "tab"
         if not action.option_strings:
             words.append(str(value))
-        elif isinstance(action, argparse._StoreTrueAction):
-            words.append(action.option_strings[0])
         else:
             words += [action.option_strings[-1], str(value)]
     return shlex.join(words)

@@ -110,8 +110,10 @@ class EvaluationReport:
                     f"proportion is below {threshold:g}), and {100 * empty:.0f}% of the test "
                     "items have no label that half their annotators chose; an item with no label "
                     "on both sides scores an example-F1 of 1, hence the prior's high example_f1. "
-                    "Read it with nll and l1, and consider --include-empty-demos, which lets the "
-                    "model see demonstrations with no label.")
+                    "Read it with nll and l1." + (
+                        "" if self.settings.get("include_empty_demos", True) else
+                        " Consider --include-empty-demos, which lets the model see "
+                        "demonstrations with no label."))
         return notes
 
     def to_markdown(self) -> str:

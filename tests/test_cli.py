@@ -133,7 +133,10 @@ def test_report_explains_the_priors_example_f1_when_most_items_have_no_label():
                   label_names=["a", "b"], y_test=y_test, settings={"threshold": 0.5})
     notes = EvaluationReport(prior=np.array([0.2, 0.1]), **kwargs).notes()
     assert any("predicts no label for any text" in n and "75% of the test items" in n
-               for n in notes)
+               and "--include-empty-demos" not in n for n in notes)
+    kwargs["settings"] = {"threshold": 0.5, "include_empty_demos": False}
+    notes = EvaluationReport(prior=np.array([0.2, 0.1]), **kwargs).notes()
+    assert any("Consider --include-empty-demos" in n for n in notes)
     # a prior that predicts a label: no such note
     notes = EvaluationReport(prior=np.array([0.6, 0.1]), **kwargs).notes()
     assert not any("predicts no label" in n for n in notes)

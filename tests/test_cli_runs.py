@@ -150,7 +150,8 @@ def test_a_run_repeated_from_its_results_gives_the_same_results(tiny_llama, spli
     train, test = split
     first, second = tmp_path / "first", tmp_path / "second"
     assert main(["evaluate", "--train", str(train), "--test", str(test), "--max-test", "5",
-                 "--seed", "3", *_run(tiny_llama, "--out", str(first), "--no-cache")]) == 0
+                 "--seed", "3", "--no-empty-demos",
+                 *_run(tiny_llama, "--out", str(first), "--no-cache")]) == 0
     recorded = json.loads((first / "results.json").read_text())
     assert recorded["options"]["seed"] == 3 and recorded["options"]["max_test"] == 5
     assert recorded["options"]["model"] == tiny_llama
@@ -161,6 +162,16 @@ def test_a_run_repeated_from_its_results_gives_the_same_results(tiny_llama, spli
                  "--quiet", "--no-cache"]) == 0
     again = json.loads((second / "results.json").read_text())
     assert again["results"] == recorded["results"] and again["options"] == recorded["options"]
+    assert again["command"] == recorded["command"]  # against the defaults, not the recorded
+    # the recorded command line repeats the run too
+    import shlex
+
+    words = shlex.split(recorded["command"])[1:]
+    assert "--no-empty-demos" in words and "auto" not in words
+    from_command = tmp_path / "from-command"
+    assert main([*words, "--out", str(from_command), "--quiet", "--no-cache"]) == 0
+    assert json.loads((from_command / "results.json").read_text())["results"] == \
+        recorded["results"]
     assert (first / "test_predictions.csv").read_text() == \
         (second / "test_predictions.csv").read_text()
     # an option given with --from wins over the recorded one
