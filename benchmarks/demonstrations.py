@@ -42,6 +42,7 @@ SETTINGS = {  # name -> (demo_selection, include_empty_demos)
     "stratified + empty": ("stratified", True),
     "knn": ("knn", False),
     "knn + empty": ("knn", True),
+    "annotator prompts + empty": ("annotator", True),  # Le-Wi-Di files and annotator tables
 }
 METRICS = ("nll", "l1", "example_f1")
 
@@ -136,7 +137,10 @@ def main(argv=None):
     parser.add_argument("--n-shots", type=int, default=10)
     parser.add_argument("--n-bootstrap", type=int, default=1000)
     parser.add_argument("--datasets", default="mfrc,hs_brexit,goemotions")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default=",".join(s for s in SETTINGS
+                                                         if "annotator" not in s),
+                        help=f"from {', '.join(SETTINGS)} (annotator prompts need a dataset "
+                             "with annotator ids: hs_brexit)")
     parser.add_argument("--cache-dir", default=None, help="a step cache (re-runs score nothing)")
     parser.add_argument("--out", default="demonstrations", help="writes OUT.md, OUT.json, OUT.png")
     parser.add_argument("--from-json", help="rewrite the page and figure from this saved run")
@@ -187,7 +191,7 @@ def main(argv=None):
         for method, row in found["rows"].items():
             lines.append(f"| {method} | " + " | ".join(interval(row, m) for m in METRICS) + " |")
         lines.append("")
-    (out.with_suffix(".md")).write_text("\n".join(lines), encoding="utf-8")
+    (out.with_suffix(".md")).write_text("\n".join(lines) + "\n", encoding="utf-8")
     if not args.from_json:
         (out.with_suffix(".json")).write_text(json.dumps(results, indent=2), encoding="utf-8")
     figure(results, out.with_suffix(".png"))

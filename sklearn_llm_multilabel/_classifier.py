@@ -36,6 +36,7 @@ from ._prompts import (
     draw_demonstration_sets,
     join_label_names,
     label_separator,
+    select_demonstrations,
     select_demonstrations_official,
 )
 from ._scoring import fill
@@ -61,6 +62,8 @@ from .metrics import example_f1
 from .store._files import StepCache, check_cache_dir
 from .store._records import BreakdownRecord, StepRecord
 
+#: ``demo_selection="annotator"`` prompts at most this many annotators (most labels first)
+MAX_ANNOTATOR_PROMPTS = 10
 #: ``include_empty_demos="auto"`` shows demonstrations with no label from this share of
 #: training texts without a label (measured: docs/results/demonstrations.md)
 EMPTY_SHARE = 0.25
@@ -119,15 +122,21 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         Number of demonstrations (0 allowed). With ``demo_selection=
         "stratified"`` they are drawn once in ``fit`` and shared by every
         query.
-    demo_selection : {"stratified", "knn"}, default="stratified"
+    demo_selection : {"stratified", "knn", "annotator"}, default="stratified"
         ``"stratified"``: one seeded draw from the training data (the paper's
         sampler). ``"knn"``: for each text, the ``n_shots`` training texts
         nearest to it by cosine similarity of ``demo_encoder``'s sentence
         embeddings (exact neighbours; ties to the earlier training text; the
         nearest last, next to the query; a text never gets itself; texts with
         no label only with ``include_empty_demos``). Texts that get the same
-        demonstrations share one prompt. The generation steps use them; the
-        unary and binary breakdowns keep their fitted demonstrations.
+        demonstrations share one prompt. ``"annotator"`` (perspectivist):
+        one prompt per annotator (the 10 with the most labels), whose
+        demonstrations are drawn from that annotator's own labels (``fit``
+        needs ``annotator_labels`` and ``annotator_ids``); each text is scored
+        with every annotator's prompt and the probabilities are averaged into
+        soft labels, each annotator's in ``predict_steps``. The generation
+        steps use these; the unary and binary breakdowns keep their fitted
+        demonstrations.
     demo_encoder : str, default="all-minilm-l6-v2"
         The encoder of ``demo_selection="knn"``: the embedded
         all-MiniLM-L6-v2, an encoder checkpoint folder, or a hub id in the
@@ -253,7 +262,10 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     demonstrations_ : list of (str, list of str)
         The demonstrations (text, gold labels) of the (first) prompt.
     prompt_demonstrations_ : list of lists of (str, list of str)
-        The demonstrations of each of the ``n_prompts`` prompts.
+        The demonstrations of each prompt (``n_prompts`` draws, or one set
+        per prompted annotator).
+    prompt_annotators_ : list of str
+        ``demo_selection="annotator"``: the annotator of each prompt.
     demo_pool_ : list of (str, list of str)
         ``demo_selection="knn"``: every training text (truncated as shown) and
         its gold labels, the candidates of retrieval.
@@ -322,7 +334,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         "threshold": [Interval(Real, 0, 1, closed="neither"), "array-like"],
         "n_shots": [Interval(Integral, 0, None, closed="left")],
         "include_empty_demos": ["boolean", StrOptions({"auto"})],
-        "demo_selection": [StrOptions({"stratified", "knn"})],
+        "demo_selection": [StrOptions({"stratified", "knn", "annotator"})],
         "demo_encoder": [str],
         "n_prompts": [Interval(Integral, 1, None, closed="left")],
         "label_format": [StrOptions(set(LABEL_FORMATS))],
@@ -440,7 +452,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ fit
     @one_per_call
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, annotator_labels=None):
+    def fit(self, X, y, annotator_labels=None, annotator_ids=None):
         """Pick the demonstrations and build the prompt (and fine-tune, if asked).
 
         The model's tokenizer is loaded (once per process) and checked; no text
@@ -459,8 +471,13 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             choose demonstrations) or label-name lists.
         annotator_labels : sequence of lists of label lists or None, default=None
             Per text, every annotator's label list (the ``annotator_labels`` of
-            the dataset loaders): the targets of ``finetune_targets="annotators"``.
-            Ignored otherwise.
+            the dataset loaders): the targets of ``finetune_targets="annotators"``
+            and the demonstrations of ``demo_selection="annotator"``. Ignored
+            otherwise.
+        annotator_ids : sequence of lists of str or None, default=None
+            Per text, the ids of those annotators, aligned with
+            ``annotator_labels`` (the loaders' ``annotator_ids``); needed by
+            ``demo_selection="annotator"`` only.
 
         Returns
         -------
@@ -481,9 +498,10 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             raise ValueError("protocol='official' draws one set of demonstrations, as the "
                              "paper's released code does: use demo_selection='stratified' and "
                              "n_prompts=1 with it.")
-        if self.demo_selection == "knn" and self.n_prompts > 1:
+        if self.demo_selection != "stratified" and self.n_prompts > 1:
             raise ValueError("n_prompts draws several stratified demonstration sets; "
-                             "demo_selection='knn' chooses one per text: use n_prompts=1.")
+                             f"demo_selection={self.demo_selection!r} chooses its own: use "
+                             "n_prompts=1.")
         if official:
             seed = self._official_seed()
             draws = [select_demonstrations_official(gold, self.n_shots, seed)]
@@ -494,17 +512,24 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                                             random_state=self.random_state)
             breakdown = select_breakdown_demonstrations(gold, self.n_shots,
                                                         random_state=self.random_state)
+        # per prompt: (training row, the labels shown with it)
+        demo_sets = [[(int(i), [names[j] for j in np.flatnonzero(gold[i])]) for i in drawn]
+                     for drawn in draws]
+        if self.demo_selection == "annotator":
+            self.prompt_annotators_, demo_sets = self._annotator_sets(
+                names, len(texts), annotator_labels, annotator_ids)
+            draws = [np.array([i for i, _ in demos], dtype=int) for demos in demo_sets]
         indices = draws[0]
         loaded = self._base_model()
         check_tokenizer(loaded.tokenizer, self.use_chat_template)
         self.label_names_ = np.array(names, dtype=object)
         self.classes_ = [np.array([0, 1]) for _ in names]
         self.prompt_demonstrations_ = []
-        for drawn in draws:
-            shown = truncate_texts(loaded.tokenizer, [texts[i] for i in drawn],
+        for demos in demo_sets:
+            shown = truncate_texts(loaded.tokenizer, [texts[i] for i, _ in demos],
                                    self.max_text_tokens, what="demonstrations")
             self.prompt_demonstrations_.append(
-                [(t, [names[j] for j in np.flatnonzero(gold[i])]) for t, i in zip(shown, drawn)])
+                [(t, labels) for t, (_, labels) in zip(shown, demos)])
         self.demonstrations_ = self.prompt_demonstrations_[0]
         self.demonstration_indices_ = np.asarray(indices, dtype=int)
         if self.demo_selection == "knn":
@@ -522,6 +547,49 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         self._fit_adapter(texts, Y, names, annotator_labels, loaded)
         self.key_recipes_ = self._key_recipes(loaded)
         return self
+
+    def _annotator_sets(self, names: list[str], n_texts: int, annotator_labels,
+                        annotator_ids) -> tuple[list[str], list[list]]:
+        """``demo_selection="annotator"``: the prompted annotators (most labels first, at most
+        :data:`MAX_ANNOTATOR_PROMPTS`) and, per annotator, demonstrations drawn from that
+        annotator's own labels (the paper's sampler on their label sets)."""
+        from collections import Counter
+
+        if annotator_labels is None or annotator_ids is None:
+            raise ValueError(
+                "demo_selection='annotator' needs annotator_labels and annotator_ids in fit: "
+                "per text, each annotator's label list and id. The loaders return them for "
+                "annotator tables and Le-Wi-Di files: fit(X, y, annotator_labels="
+                "bunch.annotator_labels, annotator_ids=bunch.annotator_ids).")
+        if len(annotator_labels) != n_texts or len(annotator_ids) != n_texts or any(
+                len(a) != len(b) for a, b in zip(annotator_labels, annotator_ids)):
+            raise ValueError("annotator_labels and annotator_ids must have one entry per text, "
+                             "each with one id per label list.")
+        rows: dict[str, list[tuple[int, list[str]]]] = {}
+        for i, (sets, ids) in enumerate(zip(annotator_labels, annotator_ids)):
+            for labels, annotator in zip(sets, ids):
+                unknown = set(labels) - set(names)
+                if unknown:
+                    raise ValueError(f"annotator_labels of text {i} (annotator {annotator!r}) "
+                                     f"name label(s) {sorted(unknown)} outside {names}.")
+                rows.setdefault(str(annotator), []).append(
+                    (i, [n for n in names if n in set(labels)]))
+        counts = Counter({a: len(r) for a, r in rows.items()})
+        chosen = [a for a, _ in sorted(counts.items(), key=lambda kv: -kv[1])]
+        if len(chosen) > MAX_ANNOTATOR_PROMPTS:
+            warn(f"{len(chosen)} annotators: one prompt each for the {MAX_ANNOTATOR_PROMPTS} "
+                 "with the most labels (demo_selection='annotator' scores every text once per "
+                 "prompted annotator).", DemonstrationWarning)
+            chosen = chosen[:MAX_ANNOTATOR_PROMPTS]
+        sets = []
+        for annotator in chosen:
+            own = rows[annotator]
+            gold = np.array([[n in labels for n in names] for _, labels in own], dtype=bool)
+            picked = select_demonstrations(gold, self.n_shots,
+                                           include_empty=self.include_empty_demos_,
+                                           random_state=self.random_state)
+            sets.append([own[k] for k in picked])
+        return chosen, sets
 
     def _fit_retrieval(self, texts: list[str], gold: np.ndarray, names: list[str],
                        loaded) -> None:

@@ -431,7 +431,10 @@ def cmd_analyze(args) -> int:
     train, test = load_data(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    clf = _classifier(args, train).fit(train.data, train.target)
+    from .report import annotator_fit_params
+
+    clf = _classifier(args, train).fit(train.data, train.target,
+                                       **annotator_fit_params(train, args.demo_selection))
     traces = clf.predict_steps(test.data)
     names = [*clf.label_names_, clf.none_label]
     summary = summarize_steps(traces, names)
@@ -724,8 +727,11 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     empty.add_argument("--no-empty-demos", dest="include_empty_demos", action="store_const",
                        const=False, help="never show demonstrations with no label (the "
                                          "paper's sampler)")
-    model.add_argument("--demo-selection", default="stratified", choices=("stratified", "knn"),
-                       help="stratified: one draw of demonstrations for every text; knn: each "
+    model.add_argument("--demo-selection", default="stratified",
+                       choices=("stratified", "knn", "annotator"),
+                       help="stratified: one draw of demonstrations for every text; annotator: "
+                            "one prompt per annotator with that annotator's own labels, "
+                            "averaged (annotations with annotator ids, lewidi); knn: each "
                             "text's nearest training texts (sentence embeddings)")
     model.add_argument("--n-prompts", type=int, default=1,
                        help="stratified: independently drawn demonstration sets, probabilities "

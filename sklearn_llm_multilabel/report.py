@@ -244,6 +244,17 @@ def _generation_diagnostics(clf, texts, strategies: Sequence[str]) -> dict:
                 list(texts), [t["generated_text"] for t in traces])}
 
 
+def annotator_fit_params(train, demo_selection: str) -> dict:
+    """The ``fit`` keywords of ``demo_selection="annotator"`` from a dataset Bunch."""
+    if demo_selection != "annotator":
+        return {}
+    if train.get("annotator_labels") is None or train.get("annotator_ids") is None:
+        raise ValueError("demo_selection='annotator' needs each annotator's labels and id: "
+                         "an annotator table with an annotator column or annotator columns "
+                         "(--format annotations) or a Le-Wi-Di file (--format lewidi).")
+    return {"annotator_labels": train.annotator_labels, "annotator_ids": train.annotator_ids}
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -289,10 +300,11 @@ def evaluate_strategies(
     include_empty_demos : bool or "auto", default="auto"
         Also draw demonstrations with no label (see
         ``LLMMultiLabelClassifier(include_empty_demos=...)``).
-    demo_selection : {"stratified", "knn"}, default="stratified"
+    demo_selection : {"stratified", "knn", "annotator"}, default="stratified"
     n_prompts : int, default=1
         See ``LLMMultiLabelClassifier``: one draw for every text, the nearest
-        training texts per text, or several draws averaged.
+        training texts per text, one prompt per annotator (``train`` must hold
+        ``annotator_labels`` and ``annotator_ids``), or several draws averaged.
     cache_dir : str, path or None, default=None
         Step cache folder (re-runs score nothing twice).
     random_state : int, default=0
@@ -351,7 +363,8 @@ def evaluate_strategies(
                                   include_empty_demos=include_empty_demos,
                                   demo_selection=demo_selection, n_prompts=n_prompts,
                                   cache_dir=cache_dir, random_state=random_state,
-                                  show_progress=show_progress).fit(train.data, train.target)
+                                  show_progress=show_progress).fit(
+        train.data, train.target, **annotator_fit_params(train, demo_selection))
     rows: dict[str, dict[str, float]] = {}
     probas: dict[str, np.ndarray] = {}
     calibration = None

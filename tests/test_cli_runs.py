@@ -254,3 +254,19 @@ def test_analyze_with_prompt_ensembles_draws_the_demonstration_sensitivity(tiny_
     assert set(sensitivity["mean_spread_per_label"]) == set(LABELS)
     assert all(v >= 0 for v in sensitivity["mean_spread_per_label"].values())
     assert (out / "demonstration_sensitivity.png").stat().st_size > 10_000
+
+
+def test_evaluate_with_annotator_prompts(tiny_llama, split, tmp_path, capsys):
+    train, test = split
+    out = tmp_path / "report"
+    assert main(["evaluate", "--train", str(train), "--test", str(test), "--demo-selection",
+                 "annotator", "--n-bootstrap", "0", *_run(tiny_llama, "--out", str(out))]) == 0
+    from sklearn_llm_multilabel.persistence import load_estimator
+
+    assert load_estimator(out / "estimator.skops").prompt_annotators_ == ["a1", "a2"]
+    # a table without annotator ids cannot give annotator prompts
+    table = tmp_path / "props.csv"
+    table.write_text("text,a,b\n" + "".join(f"t{i},{i % 2},0.5\n" for i in range(8)))
+    assert "needs each annotator's labels and id" in _error(
+        ["evaluate", str(table), "--format", "csv", "--demo-selection", "annotator",
+         "--model", tiny_llama, "--quiet"], capsys)

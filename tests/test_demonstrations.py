@@ -152,3 +152,63 @@ def test_empty_demonstrations_auto_threshold_is_a_quarter(tiny_llama, n_empty, e
     clf = LLMMultiLabelClassifier(tiny_llama, n_shots=3, show_progress=False,
                                   labels=["weather", "sports", "politics"]).fit(TRAIN, y)
     assert clf.include_empty_demos_ is expected
+
+
+def _annotated():
+    """Two annotators with opposite habits: a1 labels weather only, a2 sports only."""
+    labels, ids = [], []
+    for chosen in TRAIN_Y:
+        labels.append([[x for x in chosen if x == "weather"], [x for x in chosen if x == "sports"]])
+        ids.append(["a1", "a2"])
+    return labels, ids
+
+
+def test_annotator_prompts_show_each_annotators_own_labels(tiny_llama):
+    labels, ids = _annotated()
+    clf = LLMMultiLabelClassifier(tiny_llama, n_shots=4, show_progress=False, max_new_tokens=6,
+                                  demo_selection="annotator", include_empty_demos=True,
+                                  labels=["weather", "sports", "politics"])
+    clf.fit(TRAIN, TRAIN_Y, annotator_labels=labels, annotator_ids=ids)
+    assert clf.prompt_annotators_ == ["a1", "a2"]
+    shown = [{x for _, demo in demos for x in demo} for demos in clf.prompt_demonstrations_]
+    assert shown[0] <= {"weather"} and shown[1] <= {"sports"} and shown[0] and shown[1]
+    traces = clf.predict_steps(QUERIES)
+    per_annotator = np.stack([t["prompt_probabilities"] for t in traces])
+    assert per_annotator.shape == (len(QUERIES), 2, 3)
+    np.testing.assert_allclose(clf.predict_proba(QUERIES), per_annotator.mean(axis=1))
+    with pytest.raises(ValueError, match="one scorer spec cannot describe"):
+        clf.scorer_spec("steps")
+
+
+def test_annotator_prompts_bad_input(tiny_llama):
+    labels, ids = _annotated()
+    clf = LLMMultiLabelClassifier(tiny_llama, n_shots=2, show_progress=False,
+                                  demo_selection="annotator")
+    with pytest.raises(ValueError, match="needs annotator_labels and annotator_ids in fit"):
+        clf.fit(TRAIN, TRAIN_Y, annotator_labels=labels)
+    with pytest.raises(ValueError, match="one entry per text"):
+        clf.fit(TRAIN, TRAIN_Y, annotator_labels=labels, annotator_ids=ids[:-1])
+    with pytest.raises(ValueError, match="use n_prompts=1"):
+        clf.set_params(n_prompts=2).fit(TRAIN, TRAIN_Y, annotator_labels=labels,
+                                         annotator_ids=ids)
+    many = [[["weather"]] * 1 for _ in TRAIN]
+    many_ids = [[f"r{i % 12}"] for i in range(len(TRAIN))]
+    with pytest.warns(DemonstrationWarning, match="12 annotators: one prompt each for the 10"):
+        clf.set_params(n_prompts=1).fit(TRAIN, TRAIN_Y, annotator_labels=many,
+                                         annotator_ids=many_ids)
+    assert len(clf.prompt_annotators_) == 10
+
+
+def test_loaders_name_the_annotators(tmp_path):
+    from sklearn_llm_multilabel.datasets import load_annotations, subset
+
+    path = tmp_path / "long.csv"
+    path.write_text("id,text,annotator,labels\n1,hi,ann7,a\n1,hi,ann2,\n2,yo,ann2,b\n")
+    ds = load_annotations(path)
+    assert ds.annotator_ids == [["ann7", "ann2"], ["ann2"]]
+    assert ds.annotator_labels == [[["a"], []], [["b"]]]
+    assert subset(ds, [1]).annotator_ids == [["ann2"]]
+    wide = tmp_path / "wide.csv"
+    wide.write_text("text,A1_a,A1_b,A2_a,A2_b\nhi,1,0,1,1\nyo,0,0,,\n")
+    ds = load_annotations(wide, annotator_columns=r"(?P<annotator>A\d)_(?P<label>\w)")
+    assert ds.annotator_ids == [["A1", "A2"], ["A1"]]

@@ -8,6 +8,10 @@ gold-only datasets), ``target_gold`` (0/1: ``target >= 0.5``), ``label_names``,
 records them (per-annotator tables, Le-Wi-Di files), else None. They are the
 targets of ``LLMMultiLabelClassifier(finetune="lora",
 finetune_targets="annotators")``: pass them to ``fit(..., annotator_labels=...)``.
+``annotator_ids``: per item, the ids of those annotators (aligned with
+``annotator_labels``) when the source names them (a long table's annotator
+column, a wide table's annotator columns, a Le-Wi-Di file's ``annotators``),
+else None; ``demo_selection="annotator"`` needs them.
 """
 
 from __future__ import annotations
@@ -62,12 +66,14 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
 
 
 def make_bunch(texts, target, label_names, *, n_annotators=None, ids=None, descr="",
-               gold_only=False, annotator_labels=None) -> Bunch:
+               gold_only=False, annotator_labels=None, annotator_ids=None) -> Bunch:
     """Assemble the standard Bunch (validating shapes and ranges).
 
     ``annotator_labels``, when the source names its annotators' choices, is
     per item the list of every annotator's label list (label-name order); it
     is None for sources that store counts or proportions only.
+    ``annotator_ids``, when the source identifies its annotators, is per item
+    the list of their ids, aligned with ``annotator_labels`` (None otherwise).
 
     Examples
     --------
@@ -88,9 +94,15 @@ def make_bunch(texts, target, label_names, *, n_annotators=None, ids=None, descr
                             for sets in annotator_labels]
         if len(annotator_labels) != n:
             raise ValueError(f"annotator_labels has {len(annotator_labels)} items for {n} texts.")
+    if annotator_ids is not None:
+        if annotator_labels is None or len(annotator_ids) != n or any(
+                len(a) != len(b) for a, b in zip(annotator_ids, annotator_labels)):
+            raise ValueError("annotator_ids must give one id per entry of annotator_labels.")
+        annotator_ids = [[str(a) for a in ids] for ids in annotator_ids]
     return Bunch(
         data=list(texts),
         annotator_labels=annotator_labels,
+        annotator_ids=annotator_ids,
         target=target,
         target_gold=(target >= 0.5).astype(int),
         label_names=list(label_names),
@@ -326,6 +338,7 @@ def load_annotations(
     order: list[str] = []
     texts: dict[str, str] = {}
     votes: dict[str, list[set[str]]] = {}
+    raters: dict[str, list[str]] = {}
     seen: dict[tuple[str, str], int] = {}
     for line, row in _read_rows(path, delimiter, required, encoding):
         item = row[item_column]
@@ -357,9 +370,12 @@ def load_annotations(
             order.append(item)
             texts[item] = row[text_column]
             votes[item] = []
+            raters[item] = []
         elif texts[item] != row[text_column]:
             raise DatasetFormatError(f"{path}:{line}: item {item!r} appears with another text.")
         votes[item].append(chosen)
+        if annotator_column is not None and annotator_column in row:
+            raters[item].append(row[annotator_column])
     if not order:
         raise DatasetFormatError(f"{path}: no data rows.")
     names = list(label_names) if label_names is not None else (
@@ -367,9 +383,11 @@ def load_annotations(
                                                                       for v in vs])))
     n_ann = np.array([len(votes[i]) for i in order])
     counts = np.array([[sum(n in v for v in votes[i]) for n in names] for i in order], float)
+    named = all(len(raters[i]) == len(votes[i]) for i in order)
     return make_bunch([texts[i] for i in order], counts / n_ann[:, None], names,
                       n_annotators=n_ann, ids=order, descr=descr,
-                      annotator_labels=[votes[i] for i in order])
+                      annotator_labels=[votes[i] for i in order],
+                      annotator_ids=[raters[i] for i in order] if named else None)
 
 
 _WIDE_FORMS = ("r'(?P<annotator>Annotator\\d+)_(?P<label>\\w+)' for one 0/1 column per "
@@ -414,7 +432,7 @@ def _load_wide(path: Path, text_column: str, item_column: str, pattern: str, lab
                separator: str, delimiter: str | None, encoding: str, descr: str,
                repeats: str) -> Bunch:
     """:func:`load_annotations` for a wide table (one row per item, annotator columns)."""
-    texts, ids, votes, sets = [], [], [], []
+    texts, ids, votes, sets, raters = [], [], [], [], []
     columns: dict[str, tuple[str, str | None]] | None = None
     binary = False
     for line, row in _read_rows(path, delimiter, [text_column], encoding):
@@ -448,6 +466,7 @@ def _load_wide(path: Path, text_column: str, item_column: str, pattern: str, lab
         ids.append(row[item_column] if item_column in row else str(line))
         votes.append(list(item_votes.values()))
         sets.append([{k for k, x in v.items() if x >= 0.5} for v in item_votes.values()])
+        raters.append(list(item_votes))
     if not texts:
         raise DatasetFormatError(f"{path}: no data rows.")
     if label_names is not None:
@@ -459,7 +478,7 @@ def _load_wide(path: Path, text_column: str, item_column: str, pattern: str, lab
     n_ann = np.array([len(vs) for vs in votes])
     counts = np.array([[sum(v.get(n, 0.0) for v in vs) for n in names] for vs in votes], float)
     return make_bunch(texts, counts / n_ann[:, None], names, n_annotators=n_ann, ids=ids,
-                      descr=descr, annotator_labels=sets)
+                      descr=descr, annotator_labels=sets, annotator_ids=raters)
 
 
 def load_counts(
@@ -617,10 +636,12 @@ def subset(bunch: Bunch, indices) -> Bunch:
     """
     indices = np.asarray(indices, dtype=int)
     sets = bunch.get("annotator_labels")
+    raters = bunch.get("annotator_ids")
     return Bunch(**{
         **bunch,
         "data": [bunch.data[i] for i in indices],
         "annotator_labels": None if sets is None else [sets[i] for i in indices],
+        "annotator_ids": None if raters is None else [raters[i] for i in indices],
         "target": bunch.target[indices],
         "target_gold": bunch.target_gold[indices],
         "n_annotators": bunch.n_annotators[indices],

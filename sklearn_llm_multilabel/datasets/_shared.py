@@ -139,7 +139,7 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
             "keep only the last copy.")
     if not isinstance(items, dict) or not items:
         raise DatasetFormatError(f"{path}: expected a non-empty object of items.")
-    texts, ids, target, n_ann, per_annotator = [], [], [], [], []
+    texts, ids, target, n_ann, per_annotator, raters = [], [], [], [], [], []
     for item_id, item in items.items():
         try:
             streams = [item["annotations"] if key is None else _other_streams(item)[key]
@@ -175,8 +175,11 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
         names = list(label_streams)
         per_annotator.append([[names[j] for j, col in enumerate(columns) if col[k]]
                               for k in range(n_ann[-1])])
+        named = [a.strip() for a in str(item.get("annotators", "")).split(",") if a.strip()]
+        raters.append(named if len(named) == n_ann[-1] else None)
     return make_bunch(texts, target, list(label_streams), n_annotators=n_ann, ids=ids,
-                      descr=f"Le-Wi-Di file {path.name}", annotator_labels=per_annotator)
+                      descr=f"Le-Wi-Di file {path.name}", annotator_labels=per_annotator,
+                      annotator_ids=None if None in raters else raters)
 
 
 def load_hs_brexit(split: str = "train", data_home: str | os.PathLike | None = None) -> Bunch:
