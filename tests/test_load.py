@@ -170,3 +170,25 @@ def test_transformers_loading_bar_follows_show_progress(show_progress, tiny_llam
     err = capfd.readouterr().err
     assert ("Loading weights" in err) is show_progress
     assert hf_logging.is_progress_bar_enabled() is before
+
+
+def test_a_checkpoint_is_known_by_its_files_as_they_are_now(tiny_tokenizer, tmp_path,
+                                                            monkeypatch):
+    """The same spec string names another model when its files differ: a relative path from
+    another working directory, or weights rewritten in place, are loaded anew."""
+    for folder, seed in (("a", 0), ("b", 1)):
+        (tmp_path / folder).mkdir()
+        make_tiny_model(tiny_tokenizer, "llama", seed=seed).save_pretrained(
+            tmp_path / folder / "ckpt")
+        tiny_tokenizer.save_pretrained(tmp_path / folder / "ckpt")
+    monkeypatch.chdir(tmp_path / "a")
+    first = load_model("ckpt", device="cpu")
+    assert load_model("ckpt", device="cpu") is first  # unchanged files: the same entry
+    monkeypatch.chdir(tmp_path / "b")
+    second = load_model("ckpt", device="cpu")
+    assert second.fingerprint != first.fingerprint
+    # rewritten in place (another model saved into the same folder)
+    make_tiny_model(tiny_tokenizer, "llama", seed=2).save_pretrained(tmp_path / "b" / "ckpt")
+    third = load_model("ckpt", device="cpu")
+    assert third.fingerprint not in (first.fingerprint, second.fingerprint)
+    assert not torch.equal(next(third.model.parameters()), next(second.model.parameters()))

@@ -38,11 +38,12 @@ from pathlib import Path
 import torch
 
 from .. import _state
+from .._keys import file_stamps
 from ..exceptions import MissingModelPackageError, ModelLoadError
 from ._attention import prepare_model
 from ._checkpoint import check_weight_files
 from ._convert import find_conversion, write_conversion
-from ._specs import DEFAULT_MODEL, MODEL_ALIASES, package_folder
+from ._specs import DEFAULT_MODEL, MODEL_ALIASES, model_files, package_folder
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -538,7 +539,11 @@ def load_model(
         raise ModelLoadError(f"model must be a non-empty string spec; got {spec!r}.")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    key = (spec, str(dev), str(dt), bool(trust_remote_code))
+    # a model read from files is known by its files as they are now: a relative path from
+    # another working directory, or a file rewritten in place, is another model
+    files = model_files(spec)
+    key = (spec, str(dev), str(dt), bool(trust_remote_code),
+           file_stamps(files) if files else None)
     with _LOCK:
         loading = _state.LOADING.setdefault(key, threading.Lock())
     # one load per key at a time, without holding the process lock during a long load
@@ -550,6 +555,8 @@ def load_model(
         if entry is None:
             entry = _load_uncached(spec, dev, dt, bool(trust_remote_code))
             with _LOCK:
+                for stale in [k for k in _REGISTRY if k[:4] == key[:4] and k != key]:
+                    del _REGISTRY[stale]  # the same spec's files as they were: not served again
                 _REGISTRY[key] = entry
     if not lazy:
         entry.model  # noqa: B018 -- reads the weights now (once; later calls find them)
