@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -36,6 +35,22 @@ from pathlib import Path
 #: parameters that do not change what a record holds or its key
 _NOT_IN_KEYS = frozenset({"aggregation", "threshold", "show_progress", "batch_size",
                           "cache_dir"})
+
+
+def record_key(fingerprint: str, query: str, sealed: bool) -> str:
+    """The content address of one query's record under a scorer's ``fingerprint``.
+
+    A query whose text holds a special-token spelling (``sealed``) gets its own
+    key: it is encoded sealed, so a record written before prompts were sealed
+    is never reused. The engine's keys and the recipe's are both this function.
+
+    Examples
+    --------
+    >>> record_key("fp", "Input: hi", False) != record_key("fp", "Input: hi", True)
+    True
+    """
+    salt = "\x00sealed" if sealed else ""
+    return hashlib.sha256((fingerprint + salt + "\x00" + query).encode()).hexdigest()
 
 
 def params_signature(params: dict) -> str:
@@ -132,15 +147,11 @@ class KeyRecipe:
                 and software_versions() == self.versions
                 and file_stamps(files) == self.stamps)
 
-    def _sealed(self, query: str) -> bool:
-        if not self.spellings:
-            return False
-        start, end = len(self.head), len(query) - len(self.tail)
-        pattern = re.compile("|".join(map(re.escape, self.spellings)))
-        return any(m.start() < end and start < m.end() for m in pattern.finditer(query))
-
     def keys(self, texts: Sequence[str]) -> list[str] | None:
         """Each text's record key, or None when a text might have been truncated."""
+        from .backends._seal import spelling_pattern, unsealed_spans
+
+        pattern = spelling_pattern(tuple(self.spellings))
         keys = []
         for text in texts:
             try:
@@ -150,9 +161,9 @@ class KeyRecipe:
             if n_bytes + 1 > self.max_text_tokens:
                 return None
             query = self.head + text + self.tail
-            salt = "\x00sealed" if self._sealed(query) else ""
-            keys.append(hashlib.sha256((self.fingerprint + salt + "\x00" + query).encode())
-                        .hexdigest())
+            span = (len(self.head), len(query) - len(self.tail))
+            keys.append(record_key(self.fingerprint, query,
+                                   bool(unsealed_spans(pattern, query, [span]))))
         return keys
 
     def check_record(self, record) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import inspect
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import _state
+from .._keys import record_key
 from .._warnings import warn
 from ..exceptions import ContextLengthError, PerformanceWarning
 from ._attention import DECODE_QUERIES, PREFIX_KWARG, SharedPrefix, is_prepared
@@ -176,8 +176,8 @@ class PrefixEngine:
         such texts are encoded sealed, so a record written before prompts were
         sealed (where the spelling was a control token) is never reused.
         """
-        salt = "\x00sealed" if self.sealer.needs_sealing(query, self.query_data(query)) else ""
-        return hashlib.sha256((self.fingerprint + salt + "\x00" + query).encode()).hexdigest()
+        return record_key(self.fingerprint, query,
+                          self.sealer.needs_sealing(query, self.query_data(query)))
 
     def prompt_ids(self, query: str) -> list[int]:
         """Every token id the model reads for one query: the prefix, then the query."""

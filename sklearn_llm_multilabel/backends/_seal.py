@@ -19,6 +19,7 @@ tokenizer's state is never flipped.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Sequence
@@ -39,6 +40,27 @@ def special_spellings(tokenizer) -> list[str]:
     decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
     found.update(str(tok) for tok in decoder.values() if getattr(tok, "special", False) and str(tok))
     return sorted(found, key=lambda s: (-len(s), s))
+
+
+@functools.lru_cache(maxsize=64)
+def spelling_pattern(spellings: tuple[str, ...]) -> re.Pattern | None:
+    """One regular expression matching any of ``spellings`` (longest first), or None."""
+    return re.compile("|".join(map(re.escape, spellings))) if spellings else None
+
+
+def unsealed_spans(pattern: re.Pattern | None, text: str, data: Sequence[Span]) -> list[Span]:
+    """Spans of ``pattern``'s spellings in ``text`` that touch a data span (those a plain
+    tokenizer would read as control tokens). Used by the encoder and by the record keys that
+    are computed without a tokenizer (``_keys``), so both decide alike.
+
+    Examples
+    --------
+    >>> unsealed_spans(spelling_pattern(("</s>",)), "Input: </s> </s>", [(7, 11)])
+    [(7, 11)]
+    """
+    if pattern is None or not data:
+        return []
+    return [m.span() for m in pattern.finditer(text) if _overlaps(m.span(), data)]
 
 
 def _overlaps(span: Span, spans: Sequence[Span]) -> bool:
@@ -67,15 +89,13 @@ class SealedEncoder:
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         spellings = special_spellings(tokenizer)
-        self._pattern = re.compile("|".join(map(re.escape, spellings))) if spellings else None
+        self._pattern = spelling_pattern(tuple(spellings))
         self._lock = threading.Lock()
         self._backend = None
 
     def unsealed(self, text: str, data: Sequence[Span]) -> list[Span]:
         """Spans of special-token spellings in ``text`` that touch a data span."""
-        if self._pattern is None or not data:
-            return []
-        return [m.span() for m in self._pattern.finditer(text) if _overlaps(m.span(), data)]
+        return unsealed_spans(self._pattern, text, data)
 
     def needs_sealing(self, text: str, data: Sequence[Span]) -> bool:
         """Whether the tokenizer alone would read a control token out of the data."""
