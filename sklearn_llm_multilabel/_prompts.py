@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -311,7 +310,17 @@ def select_demonstrations(
     >>> sorted(select_demonstrations(Y, 2, random_state=0).tolist()) in ([0, 1], [0, 2], [1, 3], [2, 3])
     True
     """
-    rng = check_random_state(random_state)
+    indices, shortfall = _draw_demonstrations(Y_gold, n_shots, include_empty,
+                                              check_random_state(random_state))
+    if shortfall:
+        warn(shortfall, DemonstrationWarning)
+    return indices
+
+
+def _draw_demonstrations(Y_gold: np.ndarray, n_shots: int, include_empty: bool,
+                         rng: np.random.RandomState) -> tuple[np.ndarray, str | None]:
+    """:func:`select_demonstrations`'s draw, and what its warning would say (None: no
+    shortfall)."""
     counts = np.asarray(Y_gold).sum(axis=1)
     pools = {
         "multi": np.flatnonzero(counts >= 2),
@@ -319,7 +328,7 @@ def select_demonstrations(
         "empty": np.flatnonzero(counts == 0),
     }
     if n_shots == 0:
-        return np.zeros(0, dtype=int)
+        return np.zeros(0, dtype=int), None
     if include_empty:
         n_empty = n_shots // 3
         n_multi = (n_shots - n_empty) // 2
@@ -336,16 +345,15 @@ def select_demonstrations(
         if name != "empty" or include_empty:
             remaining.extend(pool[take:].tolist())
     shortfall = n_shots - len(chosen)
+    message = None
     if shortfall > 0:
         extra = rng.permutation(np.asarray(remaining, dtype=int))[:shortfall].tolist()
         chosen.extend(extra)
-        warn(
+        message = (
             f"n_shots={n_shots} demonstrations were requested with {want} per pool, but the "
             f"training data hold {', '.join(f'{len(v)} {k}' for k, v in pools.items())}; "
-            f"using {len(chosen)} demonstrations.{_empty_hint(pools, include_empty)}",
-            DemonstrationWarning,
-        )
-    return rng.permutation(np.asarray(chosen, dtype=int))
+            f"using {len(chosen)} demonstrations.{_empty_hint(pools, include_empty)}")
+    return rng.permutation(np.asarray(chosen, dtype=int)), message
 
 
 def draw_demonstration_sets(Y_gold: np.ndarray, n_shots: int, n_sets: int, *,
@@ -377,10 +385,9 @@ def draw_demonstration_sets(Y_gold: np.ndarray, n_shots: int, n_sets: int, *,
     for seed in seeds:
         if len(sets) == n_sets:
             break
-        with warnings.catch_warnings():  # a shortfall was reported by the first draw
-            warnings.simplefilter("ignore", DemonstrationWarning)
-            drawn = select_demonstrations(Y_gold, n_shots, include_empty=include_empty,
-                                          random_state=int(seed))
+        # a shortfall was reported by the first draw (no process-wide warning filter here)
+        drawn, _ = _draw_demonstrations(Y_gold, n_shots, include_empty,
+                                        np.random.RandomState(int(seed)))
         if frozenset(drawn.tolist()) not in seen:
             seen.add(frozenset(drawn.tolist()))
             sets.append(drawn)
