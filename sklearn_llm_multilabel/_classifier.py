@@ -594,24 +594,19 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     def _fit_retrieval(self, texts: list[str], gold: np.ndarray, names: list[str],
                        loaded) -> None:
         """The candidates of ``demo_selection="knn"`` and their embeddings."""
-        import hashlib
-
         from .backends._embed import embed_texts
 
         shown = truncate_texts(loaded.tokenizer, texts, self.max_text_tokens,
                                what="demonstration candidates")
         self.demo_pool_ = [(t, [names[j] for j in np.flatnonzero(row)])
                            for t, row in zip(shown, gold)]
-        self.demo_pool_digests_ = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest()
-                                   for t in texts]
+        self.demo_pool_digests_ = [_text_digest(t) for t in texts]
         self.demo_embeddings_ = embed_texts(self.demo_encoder, texts,
                                             show_progress=self.show_progress)
 
     def _retrieved(self, texts: list[str]) -> list[tuple[tuple[int, ...], list[int]]]:
         """``demo_selection="knn"``: ``(pool rows, text positions)`` per distinct
         demonstration set, in order of first use."""
-        import hashlib
-
         from ._retrieval import nearest_demonstrations
         from .backends._embed import embed_texts
 
@@ -620,8 +615,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         digests = {}
         for row, digest in enumerate(self.demo_pool_digests_):
             digests.setdefault(digest, []).append(row)
-        own = [digests.get(hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest(), [])
-               for t in texts]
+        own = [digests.get(_text_digest(t), []) for t in texts]
         chosen = nearest_demonstrations(embed_texts(self.demo_encoder, texts,
                                                     show_progress=self.show_progress),
                                         self.demo_embeddings_, self.n_shots, eligible=eligible,
@@ -1172,6 +1166,13 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         return text_multilabel_tags(super().__sklearn_tags__())
+
+
+def _text_digest(text: str) -> str:
+    """What identifies a text among the retrieval candidates (a text never retrieves itself)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _check_room_for_a_text(loaded, parts, names: list[str], n_demos: int, max_new: int) -> None:
