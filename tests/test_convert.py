@@ -81,3 +81,25 @@ def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("SKLML_MODEL_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _convert.converted_root() == Path(tmp_path / "xdg" / "sklearn_llm_multilabel-models")
+
+
+def test_tied_weights_are_stored_under_the_name_that_loads_without_initialising(
+        gguf, tiny_tokenizer):
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    config = make_tiny_model(tiny_tokenizer).config.to_dict()
+    torch.manual_seed(5)
+    model = LlamaForCausalLM(LlamaConfig(**{**config, "tie_word_embeddings": True})).eval()
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    folder = write_conversion(gguf, model, tiny_tokenizer, torch.float32, "ab" * 32)
+    from safetensors import safe_open
+
+    with safe_open(folder / "model.safetensors", "pt") as fh:
+        names = set(fh.keys())
+    assert "model.embed_tokens.weight" in names and "lm_head.weight" not in names
+    again, info = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32,
+                                                       output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert again.lm_head.weight.data_ptr() == again.model.embed_tokens.weight.data_ptr()
+    ids = tiny_tokenizer.encode("the rain fell on the game", add_special_tokens=False)
+    np.testing.assert_array_equal(logits(again.eval(), ids), logits(model, ids))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sklearn_llm_multilabel import LLMMultiLabelClassifier, get_scoring_stats
-from sklearn_llm_multilabel._retrieval import nearest_demonstrations
+from sklearn_llm_multilabel import LLMMultiLabelClassifier, _retrieval, get_scoring_stats
+from sklearn_llm_multilabel._retrieval import nearest_demonstrations, top_k
 from sklearn_llm_multilabel.exceptions import DemonstrationWarning, ModelLoadError
 from sklearn_llm_multilabel.testing import make_tiny_encoder_dir
 
@@ -39,6 +39,35 @@ def test_nearest_rows_by_hand():
     # fewer candidates than shots after exclusion: -1 in front
     assert nearest_demonstrations(query, pool, 2, eligible=np.array([1, 0, 0, 0], bool),
                                   exclude=[[0]]).tolist() == [[-1]]
+
+
+def reference_nearest(queries, pool, k, eligible, exclude):
+    """The full stable sort that the partial selection must agree with."""
+    sims = queries.astype(np.float32) @ pool.astype(np.float32).T
+    sims[:, ~eligible] = -np.inf
+    for row, banned in enumerate(exclude):
+        sims[row, banned] = -np.inf
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.where(np.take_along_axis(sims, order, axis=1) == -np.inf, -1, order)[:, ::-1]
+
+
+@pytest.mark.parametrize("block", [_retrieval._MAX_BLOCK, 40, 1])
+def test_the_blocked_partial_search_equals_the_full_sort_with_ties(monkeypatch, block):
+    rng = np.random.default_rng(0)
+    # few distinct values, so many similarities tie at the k-th place
+    pool = rng.integers(-2, 3, size=(30, 4)).astype(float)
+    queries = rng.integers(-2, 3, size=(12, 4)).astype(float)
+    eligible = rng.random(30) > 0.2
+    exclude = [list(rng.choice(30, size=i % 4, replace=False)) for i in range(12)]
+    monkeypatch.setattr(_retrieval, "_MAX_BLOCK", block)
+    for k in (1, 5, 24, 30):
+        expected = reference_nearest(queries, pool, min(k, eligible.sum()), eligible, exclude)
+        got = nearest_demonstrations(queries, pool, k, eligible=eligible, exclude=exclude)
+        np.testing.assert_array_equal(got, expected)
+    values = np.array([3.0, 1.0, 3.0, 2.0, 3.0, -np.inf])
+    assert top_k(values, 2).tolist() == [0, 2]
+    assert top_k(values, 4).tolist() == [0, 2, 4, 3]
+    assert top_k(values, 9).tolist() == [0, 2, 4, 3, 1, 5]
 
 
 def test_each_text_gets_its_nearest_training_texts_never_itself(tiny_llama, encoder):

@@ -37,7 +37,7 @@ from ..exceptions import ModelLoadError, PerformanceWarning
 from ._checkpoint import check_weight_files
 
 #: bumped when the converted folder's content changes
-CONVERSION_VERSION = "1"
+CONVERSION_VERSION = "2"  # 2: tied weights stored under their source name
 #: the metadata file, written last: a folder without it is incomplete
 META = "sklml_conversion.json"
 _CONFIG_DROP = ("quantization_config",)
@@ -89,8 +89,6 @@ def find_conversion(gguf: Path, dtype) -> tuple[Path, dict] | None:
 def write_conversion(gguf: Path, model, tokenizer, dtype, sha256: str) -> Path | None:
     """Write the conversion of ``gguf`` (its loaded ``model`` and ``tokenizer``); None if the
     cache cannot be written (one warning per process)."""
-    from safetensors.torch import save_model
-
     root = converted_root()
     folder = root / conversion_key(gguf, dtype)
     if folder.is_dir():
@@ -98,7 +96,7 @@ def write_conversion(gguf: Path, model, tokenizer, dtype, sha256: str) -> Path |
     tmp = root / f".tmp-{folder.name}-{uuid.uuid4().hex}"
     try:
         tmp.mkdir(parents=True)
-        save_model(model, str(tmp / "model.safetensors"))  # shared (tied) tensors stored once
+        _save_weights(model, tmp / "model.safetensors")
         config = model.config.to_dict()
         for name in _CONFIG_DROP:  # the weights are floats now: no quantization to undo
             config.pop(name, None)
@@ -123,6 +121,30 @@ def write_conversion(gguf: Path, model, tokenizer, dtype, sha256: str) -> Path |
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def _save_weights(model, path: Path) -> None:
+    """Write ``model``'s weights, each tied pair once, under the name ``from_pretrained`` loads.
+
+    A tied output layer (``lm_head.weight``, the same tensor as the input
+    embeddings) is left out and the embeddings are kept, as ``save_pretrained``
+    does: were only ``lm_head.weight`` stored, every load would first fill the
+    missing embeddings with random numbers (a quarter of a second for the
+    embedded model) before tying them back.
+    """
+    from safetensors.torch import save_file, save_model
+
+    state = model.state_dict()
+    tied = getattr(model, "all_tied_weights_keys", None) or {}
+    for target, source in tied.items():
+        if (target in state and source in state
+                and state[target].data_ptr() == state[source].data_ptr()):
+            del state[target]
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path),
+                  metadata={"format": "pt"})
+    except RuntimeError:  # other tensors share memory: let safetensors choose the names
+        save_model(model, str(path))
 
 
 def cache_contents() -> tuple[Path, list[Path], int]:
