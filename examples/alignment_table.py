@@ -78,6 +78,7 @@ def evaluate(name: str, args) -> dict:
     clf = LLMMultiLabelClassifier(
         model=args.model, labels=train.label_names, n_shots=args.n_shots,
         batch_size=args.batch_size, cache_dir=args.cache_dir, random_state=args.seed,
+        include_empty_demos=EMPTY_DEMOS[args.include_empty_demos],
     ).fit(train.data, train.target)
     probas, seconds = {}, {}
     probas["constant prior"] = np.tile(train.target.mean(axis=0), (len(test.data), 1))
@@ -143,11 +144,16 @@ def diagnostics(traces: list[dict], target: np.ndarray) -> dict:
             "no_majority_label": float(np.mean(~(np.asarray(target) >= 0.5).any(axis=1)))}
 
 
+#: --include-empty-demos -> the classifier's include_empty_demos
+EMPTY_DEMOS = {"auto": "auto", "true": True, "false": False}
+
+
 def to_markdown(results: list[dict], args, command: str, total_seconds: float) -> str:
     lines = [
         "# Alignment table (reproduction on real data)", "",
         f"Command: `{command}`", "",
-        f"Model: `{args.model}` (float32, CPU), {args.n_shots} shots, seed {args.seed}. "
+        f"Model: `{args.model}` (float32, CPU), {args.n_shots} shots, seed {args.seed}, "
+        f"include_empty_demos={EMPTY_DEMOS[args.include_empty_demos]!r}. "
         f"Machine: {platform.machine()}, {platform.system()}, Python {platform.python_version()}. "
         f"Wall time of this run: {total_seconds / 60:.1f} min, in which the model scored "
         f"{get_scoring_stats()['texts_scored']} texts (records already in the step cache "
@@ -191,6 +197,10 @@ def main(argv=None):
     parser.add_argument("--encoder-model", default="all-minilm-l6-v2",
                         help="encoder of the fine-tuned row")
     parser.add_argument("--n-shots", type=int, default=10)
+    parser.add_argument("--include-empty-demos", choices=sorted(EMPTY_DEMOS), default="false",
+                        help="show training texts with no label as demonstrations: 'false' is "
+                             "the paper's draw, with which the published table was measured; "
+                             "'auto' is the library's default")
     parser.add_argument("--mfrc-train", type=int, default=2000)
     parser.add_argument("--mfrc-test", type=int, default=200)
     parser.add_argument("--limit-train", type=int, default=None,
