@@ -633,6 +633,19 @@ def cmd_score(args) -> int:
 def cmd_cache(args) -> int:
     from .store._files import StepCache
 
+    if args.action == "prune":
+        import shutil
+
+        from .backends._convert import cache_contents, folder_bytes, stale_conversions
+
+        converted, models, _ = cache_contents()
+        stale = stale_conversions(models)
+        size = folder_bytes(stale)
+        for folder in stale:
+            shutil.rmtree(folder)
+        print(f"{converted}: removed {len(stale)} stale converted GGUF model(s), "
+              f"{size / 2**20:.1f} MiB; kept {len(models) - len(stale)}")
+        return 0
     root = Path(args.cache_dir)
     cache = StepCache(root, create=False)  # refuses a folder that is not a step cache
     if args.action == "info":
@@ -642,11 +655,14 @@ def cmd_cache(args) -> int:
         print(f"{root}: {len(contents.entries)} cached texts, "
               f"{contents.entry_bytes / 2**20:.1f} MiB; {len(contents.orphans)} orphaned "
               f"temporary files; {len(contents.foreign)} {other}")
-        from .backends._convert import cache_contents
+        from .backends._convert import cache_contents, folder_bytes, stale_conversions
 
         converted, models, size = cache_contents()
+        stale = stale_conversions(models)
         print(f"{converted}: {len(models)} converted GGUF model(s), {size / 2**20:.1f} MiB "
-              "(SKLML_MODEL_CACHE; delete the folder to convert again)")
+              "(SKLML_MODEL_CACHE; delete the folder to convert again); "
+              f"{len(stale)} stale ({folder_bytes(stale) / 2**20:.1f} MiB: another version's, or "
+              "of a GGUF file that changed or is gone; 'sklml cache prune' removes them)")
     else:
         entries, orphans = cache.clear()
         print(f"{root}: removed {entries} cached texts and {orphans} orphaned temporary files")
@@ -861,10 +877,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "instead of stopping with an error")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_score)
-    p = sub.add_parser("cache", help="inspect or clear an on-disk step cache")
-    p.add_argument("action", choices=("info", "clear"),
-                   help="info: count entries, orphans and other files; clear: remove the "
-                        "cache's own entries and orphans")
+    p = sub.add_parser("cache", help="inspect or clear an on-disk step cache and the "
+                                     "converted models")
+    p.add_argument("action", choices=("info", "clear", "prune"),
+                   help="info: count entries, orphans and other files, and the converted GGUF "
+                        "models; clear: remove the step cache's own entries and orphans; "
+                        "prune: remove the converted GGUF models this version no longer reads "
+                        "(another version's, or of a file that changed or is gone)")
     p.add_argument("--cache-dir", default=default_cache_dir(), help="the cache folder")
     p.set_defaults(func=cmd_cache)
     return parser

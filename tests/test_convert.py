@@ -103,3 +103,31 @@ def test_tied_weights_are_stored_under_the_name_that_loads_without_initialising(
     assert again.lm_head.weight.data_ptr() == again.model.embed_tokens.weight.data_ptr()
     ids = tiny_tokenizer.encode("the rain fell on the game", add_special_tokens=False)
     np.testing.assert_array_equal(logits(again.eval(), ids), logits(model, ids))
+
+
+def test_stale_conversions_are_shown_and_pruned_and_the_current_one_kept(gguf, tiny_tokenizer,
+                                                                         capsys):
+    from sklearn_llm_multilabel.cli import main
+
+    model = make_tiny_model(tiny_tokenizer)
+    old = write_conversion(gguf, model, tiny_tokenizer, torch.float32, "0" * 64)
+    stat = gguf.stat()
+    os.utime(gguf, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the file changed
+    current = write_conversion(gguf, model, tiny_tokenizer, torch.float32, "1" * 64)
+    gone = gguf.parent / "gone.gguf"
+    gone.write_bytes(b"GGUF" + bytes(10))
+    of_gone = write_conversion(gone, model, tiny_tokenizer, torch.float32, "2" * 64)
+    gone.unlink()
+    assert len({old, current, of_gone}) == 3
+    assert _convert.stale_conversions([old, current, of_gone]) == [old, of_gone]
+    from sklearn_llm_multilabel.store._files import StepCache
+
+    steps = gguf.parent / "steps"
+    StepCache(steps)  # an empty step cache
+    assert main(["cache", "info", "--cache-dir", str(steps)]) == 0
+    out = capsys.readouterr().out
+    assert "3 converted GGUF model(s)" in out and "2 stale" in out
+    assert main(["cache", "prune"]) == 0
+    assert "removed 2 stale converted GGUF model(s)" in capsys.readouterr().out
+    assert not old.exists() and not of_gone.exists()
+    assert find_conversion(gguf, torch.float32)[0] == current

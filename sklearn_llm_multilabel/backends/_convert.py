@@ -147,10 +147,35 @@ def _save_weights(model, path: Path) -> None:
         save_model(model, str(path))
 
 
+def stale_conversions(folders: list[Path]) -> list[Path]:
+    """The complete conversions among ``folders`` that this version never reads.
+
+    A conversion is stale when its folder is not the one this version would
+    name for its source: written by another conversion, library or
+    transformers version, at a source file that has since changed, or of a
+    file that is gone. (Another installation with other versions may still
+    read it; it converts again if it is removed.)
+    """
+    stale = []
+    for folder in folders:
+        try:
+            meta = json.loads((folder / META).read_text(encoding="utf-8"))
+            current = conversion_key(Path(meta["source"]), meta["dtype"])
+        except (OSError, ValueError, KeyError, TypeError):  # gone, or no readable metadata
+            current = None
+        if current != folder.name:
+            stale.append(folder)
+    return stale
+
+
+def folder_bytes(folders: list[Path]) -> int:
+    """The bytes of the files under ``folders``."""
+    return sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
+
+
 def cache_contents() -> tuple[Path, list[Path], int]:
     """The cache folder, its complete conversions and their bytes (for ``sklml cache info``)."""
     root = converted_root()
     folders = sorted(p for p in root.glob("*") if p.is_dir() and (p / META).is_file()) \
         if root.is_dir() else []
-    size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
-    return root, folders, size
+    return root, folders, folder_bytes(folders)
