@@ -75,7 +75,7 @@ def main(argv=None):
                                          random_state=0)
     texts = list(test.data)
     clf = LLMMultiLabelClassifier(model=args.model, labels=train.label_names,
-                                  n_shots=args.n_shots, show_progress=False)
+                                  n_shots=args.n_shots, random_state=0, show_progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(train.data, train.target)

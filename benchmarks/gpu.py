@@ -50,7 +50,7 @@ def varied_texts(texts: list[str], n: int) -> list[str]:
 def fitted(model: str, device: str, dtype: str | None, batch_size, n_shots: int, train):
     clf = LLMMultiLabelClassifier(model=model, labels=train.label_names, n_shots=n_shots,
                                   device=device, dtype=dtype, batch_size=batch_size,
-                                  show_progress=False)
+                                  random_state=0, show_progress=False)
     return clf.fit(train.data, train.target)
 
 

@@ -61,7 +61,7 @@ def main(argv=None):
     train, test = train_test_split_bunch(load_mfrc(), train_size=2000, test_size=args.n,
                                          random_state=0)
     clf = LLMMultiLabelClassifier(model=args.model, labels=train.label_names, n_shots=10,
-                                  show_progress=False)
+                                  random_state=0, show_progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(train.data, train.target).predict_proba(test.data[:1])

@@ -59,7 +59,8 @@ def main(argv=None):
         if not (sizes if name.startswith("MFRC") else sizes_28):
             continue
         clf = LLMMultiLabelClassifier(model=args.model, labels=train.label_names, n_shots=10,
-                                      batch_size=batch_size, show_progress=True)
+                                      batch_size=batch_size, random_state=0,
+                                      show_progress=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clf.fit(train.data, train.target).predict_proba(train.data[:2])

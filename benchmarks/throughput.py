@@ -116,7 +116,7 @@ def main(argv=None):
     texts = list(test.data)
     clf = LLMMultiLabelClassifier(model=args.model, labels=train.label_names, n_shots=args.n_shots,
                                   batch_size=batch_size, device=args.device, dtype=args.dtype,
-                                  show_progress=False)
+                                  random_state=0, show_progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(train.data, train.target)
