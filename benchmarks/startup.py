@@ -29,13 +29,13 @@ PROMPT = """
 import json, warnings
 warnings.simplefilter("ignore")
 from sklearn_llm_multilabel import LLMMultiLabelClassifier
-from sklearn_llm_multilabel.backends._convert import converted_root
+from sklearn_llm_multilabel.backends._convert import cache_contents
 from sklearn_llm_multilabel.datasets import load_illustrative_topics
 ds = load_illustrative_topics()
 clf = LLMMultiLabelClassifier(labels=ds.label_names, n_shots=4, show_progress=False)
 parts = clf.fit(ds.data, ds.target)._prompt_parts()
 text = parts.prefix + parts.query_head + "a new text about the weather and a game" + parts.query_tail
-folder = next(p for p in converted_root().iterdir() if p.is_dir() and not p.name.startswith("."))
+folder = cache_contents()[1][0]  # the one conversion of this run's cache
 print(json.dumps({"prompt": text, "folder": str(folder)}))
 """
 ALONE = """

@@ -52,6 +52,8 @@ STRATEGIES = [  # (row name, aggregation)
 ]
 SUPERVISED = ["Platt-calibrated max", "linear probe (hidden states)", "TF-IDF + linear (soft)",
               "fine-tuned encoder (MiniLM, Demux-style)"]
+#: --include-empty-demos -> the classifier's include_empty_demos
+EMPTY_DEMOS = {"auto": "auto", "true": True, "false": False}
 
 
 def load_splits(name: str, args):
@@ -142,10 +144,6 @@ def diagnostics(traces: list[dict], target: np.ndarray) -> dict:
             "mean_steps": float(np.mean([len(t["step_labels"]) for t in traces])),
             "mean_top_probability": float(np.mean(top)) if top else float("nan"),
             "no_majority_label": float(np.mean(~(np.asarray(target) >= 0.5).any(axis=1)))}
-
-
-#: --include-empty-demos -> the classifier's include_empty_demos
-EMPTY_DEMOS = {"auto": "auto", "true": True, "false": False}
 
 
 def to_markdown(results: list[dict], args, command: str, total_seconds: float) -> str:

@@ -628,6 +628,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         for position, rows in enumerate(chosen):
             groups.setdefault(tuple(int(r) for r in rows if r >= 0), []).append(position)
         return list(groups.items())
+
     def _key_recipes(self, loaded) -> dict[str, dict]:
         """What finds each record kind's stored records without the model (``_keys``), for a
         model read from files with a byte-level tokenizer; empty otherwise (and with an

@@ -52,14 +52,18 @@ def converted_root() -> Path:
 
 
 def conversion_key(gguf: Path, dtype) -> str:
-    """The folder name of ``gguf``'s conversion at ``dtype`` (see the module docstring)."""
-    import transformers
+    """The folder name of ``gguf``'s conversion at ``dtype`` (see the module docstring).
+
+    transformers' version is read from its metadata, so naming a folder (as
+    ``sklml cache info`` does for every conversion) imports nothing.
+    """
+    from importlib.metadata import version
 
     from .. import __version__
 
     stat = gguf.stat()
     parts = [str(gguf.resolve()), str(stat.st_size), str(stat.st_mtime_ns), str(dtype),
-             CONVERSION_VERSION, __version__, transformers.__version__]
+             CONVERSION_VERSION, __version__, version("transformers")]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
