@@ -488,10 +488,13 @@ def _load_estimator(args):
     if not path.is_file():
         raise UsageError(f"{path}: no such file (write one with `sklml evaluate --out DIR`).")
     try:
-        clf = load_estimator(path, trust_pickle=trust)
+        clf = load_estimator(path, trust_pickle=trust,
+                             trust_remote_code=getattr(args, "trust_remote_code", False))
     except UntrustedFileError as exc:
         raise UsageError(str(exc).replace("trust_pickle=True (sklml predict --trust-pickle)",
-                                          "--trust-pickle")) from None
+                                          "--trust-pickle").replace(
+            "trust_remote_code=True to load_estimator (sklml --trust-remote-code)",
+            "--trust-remote-code")) from None
     if not hasattr(clf, "predict_proba") or not hasattr(clf, "label_names_"):
         raise UsageError(f"{path}: not a fitted LLMMultiLabelClassifier.")
     if getattr(args, "store", None):
@@ -802,6 +805,20 @@ def _package_version() -> str:
     return version("sklearn_llm_multilabel")
 
 
+def _estimator_options(p: argparse.ArgumentParser) -> None:
+    """Where ``predict`` and ``score`` read the fitted estimator, and what they trust in it."""
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
+    which.add_argument("--estimator", help="a fitted estimator file (.skops, as `sklml evaluate` "
+                                           "and persistence.save_estimator write it)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="also read a joblib/pickle estimator (it runs any code it holds: only "
+                        "for files you wrote yourself)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="accept an estimator saved with trust_remote_code=True (its model "
+                        "folder's own Python code runs): only for a model you trust")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sklml", epilog=EXAMPLES,
                      description="From a table of annotated texts to a report, without writing "
@@ -827,13 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(p)
     p.set_defaults(func=cmd_analyze, parser_=p)
     p = sub.add_parser("predict", help="per-label probabilities for the texts of a CSV")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
-    which.add_argument("--estimator", help="a fitted estimator file (.skops, as `sklml evaluate` "
-                                           "and persistence.save_estimator write it)")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="also read a joblib/pickle estimator (it runs any code it holds: only "
-                        "for files you wrote yourself)")
+    _estimator_options(p)
     p.add_argument("--input", required=True, help="CSV (or TSV) with a text column")
     p.add_argument("--text-column", default="text", help="column holding the texts")
     p.add_argument("--strategy", choices=STRATEGIES,
@@ -848,13 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
     p = sub.add_parser("score", help="score a corpus into a store (locally or on Ray), to "
                                      "predict, aggregate or calibrate later without the model")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--model-dir", help="an --out folder of `sklml evaluate`")
-    which.add_argument("--estimator", help="a fitted estimator file (.skops, as `sklml evaluate` "
-                                           "and persistence.save_estimator write it)")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="also read a joblib/pickle estimator (it runs any code it holds: only "
-                        "for files you wrote yourself)")
+    _estimator_options(p)
     p.add_argument("--input", required=True, help=".parquet, .csv or .tsv file with a text column")
     p.add_argument("--text-column", default="text", help="column holding the texts")
     p.add_argument("--output", required=True, help="the store folder (sharded Parquet when new)")
