@@ -12,8 +12,10 @@ The recipe is used only when it provably gives the scorer's own keys:
 
 * the estimator's parameters that shape the prompt and the scorer are those
   it was made with (any change: the scorer decides);
-* the model's files have the size and modification time they had (a changed
-  file: the scorer re-hashes it);
+* the model's files have the size, modification time, change time and inode
+  they had (a changed file: the scorer re-hashes it; a file rewritten in
+  place with its size and modification time restored still has a new change
+  time, which no user call can set back);
 * the library, transformers and tokenizers versions are the same;
 * the text cannot have been truncated: the tokenizer is byte-level with no
   normaliser, so a text has at most one token per UTF-8 byte (plus a prefix
@@ -70,16 +72,51 @@ def software_versions() -> tuple[str, ...]:
     return tuple(found)
 
 
-def file_stamps(paths: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
-    """``(path, size, mtime_ns)`` of each file (a missing file: size -1)."""
-    stamps = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-            stamps.append((str(path), st.st_size, st.st_mtime_ns))
-        except OSError:
-            stamps.append((str(path), -1, -1))
-    return tuple(stamps)
+def file_stamp(path: str | os.PathLike) -> tuple[str, int, int, int, int]:
+    """``(path, size, mtime_ns, ctime_ns, inode)`` of a file (a missing file: ``-1`` each).
+
+    Any write to the file changes its change time (``ctime``), which, unlike
+    the modification time, no user call can set back: a file swapped or
+    rewritten in place with its size and modification time restored still
+    gets a new stamp.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path), -1, -1, -1, -1)
+    return (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def file_stamps(paths: Sequence[Path]) -> tuple[tuple[str, int, int, int, int], ...]:
+    """:func:`file_stamp` of each file."""
+    return tuple(file_stamp(path) for path in paths)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's content, computed once per process while its
+    :func:`file_stamp` stays the same (1.8 GB/s here: 0.06 s for the embedded
+    model's GGUF file, 0.3 s for its converted weights).
+
+    A file that changes while it is read is read again.
+    """
+    from . import _state
+
+    path = Path(path).resolve()
+    for _ in range(3):
+        stamp = file_stamp(path)
+        with _state.LOCK:
+            if stamp in _state.FILE_HASHES:
+                return _state.FILE_HASHES[stamp]
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(chunk)
+        if file_stamp(path) == stamp:
+            with _state.LOCK:
+                _state.FILE_HASHES[stamp] = digest.hexdigest()
+            return digest.hexdigest()
+    raise OSError(f"{path}: the file kept changing while it was read; read it again when it "
+                  "is no longer being written.")
 
 
 def byte_level(tokenizer) -> bool:
@@ -142,7 +179,7 @@ class KeyRecipe:
         whose model spec now names ``files`` (a relative path may name other files from
         another working directory: then it does not hold)."""
         return (files is not None
-                and [str(p) for p in files] == [p for p, _, _ in self.stamps]
+                and [str(p) for p in files] == [stamp[0] for stamp in self.stamps]
                 and params_signature(params) == self.signature
                 and software_versions() == self.versions
                 and file_stamps(files) == self.stamps)

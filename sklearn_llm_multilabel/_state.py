@@ -26,7 +26,7 @@ MODELS: dict[tuple, object] = {}
 LOADING: dict[tuple, threading.Lock] = {}
 #: ``name -> (model, tokenizer, fingerprint or None)`` given to ``register_model``
 CUSTOM: dict[str, tuple[object, object, str | None]] = {}
-#: ``(path, size, mtime_ns) -> sha256`` of weight files
+#: ``(path, size, mtime_ns, ctime_ns, inode) -> sha256`` of weight files (``_keys.file_digest``)
 FILE_HASHES: dict[tuple, str] = {}
 #: prepared scorers by their full configuration (LRU, at most :data:`MAX_SCORERS`)
 SCORERS: OrderedDict[tuple, object] = OrderedDict()

@@ -639,15 +639,16 @@ def cmd_cache(args) -> int:
     if args.action == "prune":
         import shutil
 
-        from .backends._convert import cache_contents, folder_bytes, stale_conversions
+        from .backends._convert import cache_contents, folder_bytes, orphaned_temporaries, stale_conversions
 
         converted, models, _ = cache_contents()
-        stale = stale_conversions(models)
-        size = folder_bytes(stale)
-        for folder in stale:
+        stale, orphans = stale_conversions(models), orphaned_temporaries(converted)
+        size = folder_bytes(stale + orphans)
+        for folder in stale + orphans:
             shutil.rmtree(folder)
-        print(f"{converted}: removed {len(stale)} stale converted GGUF model(s), "
-              f"{size / 2**20:.1f} MiB; kept {len(models) - len(stale)}")
+        print(f"{converted}: removed {len(stale)} stale converted GGUF model(s) and "
+              f"{len(orphans)} unfinished conversion(s), {size / 2**20:.1f} MiB; kept "
+              f"{len(models) - len(stale)}")
         return 0
     root = Path(args.cache_dir)
     cache = StepCache(root, create=False)  # refuses a folder that is not a step cache
@@ -658,14 +659,17 @@ def cmd_cache(args) -> int:
         print(f"{root}: {len(contents.entries)} cached texts, "
               f"{contents.entry_bytes / 2**20:.1f} MiB; {len(contents.orphans)} orphaned "
               f"temporary files; {len(contents.foreign)} {other}")
-        from .backends._convert import cache_contents, folder_bytes, stale_conversions
+        from .backends._convert import cache_contents, folder_bytes, orphaned_temporaries, stale_conversions
 
         converted, models, size = cache_contents()
-        stale = stale_conversions(models)
+        stale, unfinished = stale_conversions(models), orphaned_temporaries(converted)
         print(f"{converted}: {len(models)} converted GGUF model(s), {size / 2**20:.1f} MiB "
               "(SKLML_MODEL_CACHE; delete the folder to convert again); "
               f"{len(stale)} stale ({folder_bytes(stale) / 2**20:.1f} MiB: another version's, or "
-              "of a GGUF file that changed or is gone; 'sklml cache prune' removes them)")
+              "of a GGUF file that changed or is gone); "
+              f"{len(unfinished)} unfinished ({folder_bytes(unfinished) / 2**20:.1f} MiB: a "
+              "conversion killed mid-write); 'sklml cache prune' removes stale and unfinished "
+              "ones")
     else:
         entries, orphans = cache.clear()
         print(f"{root}: removed {entries} cached texts and {orphans} orphaned temporary files")

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from .. import _state
-from .._keys import file_stamps
+from .._keys import file_digest, file_stamps
 from ..exceptions import MissingModelPackageError, ModelLoadError
 from ._attention import prepare_model
 from ._checkpoint import check_weight_files
@@ -126,7 +126,6 @@ class LoadedModel:
 _LOCK = _state.LOCK
 _REGISTRY = _state.MODELS
 _CUSTOM = _state.CUSTOM
-_FILE_HASHES = _state.FILE_HASHES
 _SAMPLES_PER_TENSOR = 64
 
 
@@ -228,22 +227,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return value
 
 
-def _hash_file(path: Path) -> str:
-    stat = path.stat()
-    memo_key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _LOCK:
-        if memo_key in _FILE_HASHES:
-            return _FILE_HASHES[memo_key]
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    value = digest.hexdigest()
-    with _LOCK:
-        _FILE_HASHES[memo_key] = value
-    return value
-
-
 def _hash_state_dict(model) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
@@ -270,7 +253,7 @@ def _weights_fingerprint(spec: str, model, config=None) -> str | None:
     """File hash, folder hash or hub revision; None when only the loaded weights can tell."""
     path = Path(spec)
     if path.is_file():
-        return "file:" + _hash_file(path)
+        return "file:" + file_digest(path)
     if path.is_dir():
         files = sorted(
             p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES
@@ -278,7 +261,7 @@ def _weights_fingerprint(spec: str, model, config=None) -> str | None:
         digest = hashlib.sha256()
         for p in files:
             digest.update(p.relative_to(path).as_posix().encode())
-            digest.update(_hash_file(p).encode())
+            digest.update(file_digest(p).encode())
         config = path / "config.json"
         if config.is_file():
             digest.update(config.read_bytes())
@@ -410,13 +393,14 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
             "process can load)."
         )
     kwargs = {"trust_remote_code": trust_remote_code}
-    converted = None
+    converted = source_digest = None
     if gguf_file is not None:
-        converted = find_conversion(Path(weights_path), dtype)
+        source_digest = file_digest(weights_path)  # records are keyed by the file's content
+        converted = find_conversion(source_digest, dtype)
         if converted is None:
             kwargs["gguf_file"] = gguf_file
-        else:  # converted once by an earlier process: a float checkpoint, read fast
-            source = str(converted[0])
+        else:  # converted once by an earlier process and checked: a float checkpoint, read fast
+            source = str(converted)
     where = str(weights_path) if weights_path is not None else spec
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -448,8 +432,8 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
         ) from exc
     if weights_path is not None and gguf_file is None:  # a checkpoint folder
         check_weight_files(weights_path, spec)  # headers only: a broken file fails in fit
-    if converted is not None:  # the GGUF file's identity, as if it had been read
-        weights_fp = "file:" + converted[1]["sha256"]
+    if source_digest is not None:  # the GGUF file's content, whichever folder is read
+        weights_fp = "file:" + source_digest
     else:
         weights_fp = _weights_fingerprint(str(weights_path or spec), None, config)
     if gguf_file is not None and converted is None:
@@ -457,8 +441,19 @@ def _load_uncached(spec: str, device: torch.device, dtype: torch.dtype,
 
         def load_weights():  # the first load of a GGUF file converts it for later processes
             model = read_gguf()
-            write_conversion(Path(weights_path), model, tokenizer, dtype, weights_fp[5:])
-            return model
+            folder = write_conversion(Path(weights_path), model, tokenizer, dtype, source_digest)
+            if folder is None:  # the cache cannot be written: every process reads the GGUF
+                return model
+            # this process reads what it wrote, as every later one will: the same weights
+            # under the same record keys, to the bit
+            del model
+            try:
+                return AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype,
+                                                            trust_remote_code=trust_remote_code)
+            except Exception as exc:  # removed or damaged meanwhile
+                raise ModelLoadError(
+                    f"Could not read the conversion of {spec!r} just written to {folder}: "
+                    f"{type(exc).__name__}: {_first_line(exc)}. Load the model again.") from exc
 
     if weights_fp is None:  # only the weights themselves identify the model: load them now
         model = load_weights()
