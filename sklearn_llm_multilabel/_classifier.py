@@ -521,7 +521,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             draws = [np.array([i for i, _ in demos], dtype=int) for demos in demo_sets]
         indices = draws[0]
         loaded = self._base_model()
-        check_tokenizer(loaded.tokenizer, self.use_chat_template)
+        check_tokenizer(loaded.tokenizer, self.use_chat_template, loaded.config)
         self.label_names_ = np.array(names, dtype=object)
         self.classes_ = [np.array([0, 1]) for _ in names]
         self.prompt_demonstrations_ = []

@@ -163,3 +163,22 @@ def test_identical_generations_warn(tiny_llama, tiny_tokenizer):
         warnings.simplefilter("always")
         copycat.predict_proba(half)
     assert not any(issubclass(w.category, IdenticalGenerationsWarning) for w in caught)
+
+
+def test_a_tokenizer_with_more_ids_than_the_embeddings_is_refused_in_fit(tiny_tokenizer, tmp_path):
+    import copy
+
+    from sklearn_llm_multilabel.exceptions import TokenizerError
+
+    model = make_tiny_model(tiny_tokenizer)
+    longer = copy.deepcopy(tiny_tokenizer)
+    longer.add_tokens(["zebra"])
+    rows = model.config.vocab_size
+    assert len(longer) == rows + 1
+    model.save_pretrained(tmp_path / "ckpt")
+    longer.save_pretrained(tmp_path / "ckpt")  # a checkpoint whose tokenizer is not its own
+    register_model("tiny-longer-tokenizer", model, longer)
+    for spec in ("tiny-longer-tokenizer", str(tmp_path / "ckpt")):
+        with pytest.raises(TokenizerError, match=rf"has {rows + 1} token ids but the model embeds "
+                                                 rf"only {rows} .*ids {rows} to {rows}"):
+            make_clf(spec).fit(TEXTS, LABEL_LISTS)

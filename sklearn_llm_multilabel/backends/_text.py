@@ -105,8 +105,9 @@ def truncate_texts(tokenizer, texts: Sequence[str], budget: int, *, what: str = 
     return out
 
 
-def check_tokenizer(tokenizer, use_chat_template: bool) -> None:
-    """Raise :class:`TokenizerError` when the tokenizer lacks what the prompt needs."""
+def check_tokenizer(tokenizer, use_chat_template: bool, config=None) -> None:
+    """Raise :class:`TokenizerError` when the tokenizer lacks what the prompt needs, or
+    (given the model's ``config``) can produce ids the model has no embedding for."""
     for attr in ("encode", "decode", "all_special_ids"):
         if not hasattr(tokenizer, attr):
             raise TokenizerError(f"The tokenizer has no {attr!r}; a transformers tokenizer is needed.")
@@ -115,3 +116,12 @@ def check_tokenizer(tokenizer, use_chat_template: bool) -> None:
             "use_chat_template=True but the tokenizer has no chat template; use the raw "
             "completion prompt (use_chat_template=False) for this model."
         )
+    if config is not None:
+        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+        rows = getattr(text_config, "vocab_size", None)
+        if isinstance(rows, int) and len(tokenizer) > rows:
+            raise TokenizerError(
+                f"The tokenizer has {len(tokenizer)} token ids but the model embeds only {rows} "
+                f"(config vocab_size): ids {rows} to {len(tokenizer) - 1} would fail or read "
+                "another row. The tokenizer files do not belong to these weights (or tokens were "
+                "added without model.resize_token_embeddings); use the checkpoint's own tokenizer.")
