@@ -398,3 +398,24 @@ def test_keys_that_are_not_sha256_hex_are_refused(tmp_path):
             store.get_many([bad])
         with pytest.raises(ValueError, match="64 lowercase hexadecimal"):
             store.put_many([bad], [step_record(2)])
+
+
+def test_records_served_from_memory_are_written_to_the_sharded_store(tiny_llama, tmp_path):
+    """Texts scored in memory first (no cache_dir), then given to a new sharded store or an
+    existing sharded cache_dir: the folder ends up holding every record it served."""
+    from sklearn_llm_multilabel.scoring import score_texts
+
+    params = {"n_shots": 2, "show_progress": False, "max_new_tokens": 6}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = LLMMultiLabelClassifier(tiny_llama, **params).fit(TEXTS, LABEL_LISTS)
+        clf.predict_proba(TEXTS[:6])  # in memory only
+        before = get_scoring_stats()["texts_scored"]
+        keys = score_texts(clf, TEXTS[:6], store=tmp_path / "new")
+        assert get_scoring_stats()["texts_scored"] == before  # served from memory
+        assert ShardedStore(tmp_path / "new").contains(keys).all()
+        folder = tmp_path / "existing"
+        ShardedStore(folder)
+        clf.set_params(cache_dir=folder).predict_proba(TEXTS)  # 6 from memory, the rest scored
+        clear_memory_cache()
+        assert len(StepCache(folder, create=False).info().entries) == len(set(TEXTS))

@@ -295,10 +295,7 @@ class StepCache:
         if self.cache_dir is None:
             return None
         if self.sharded is not None:
-            record = self.sharded.get(key, kind, check)
-            if record is not None:
-                _memory.put_many([(key, record)])
-            return record
+            return self.get_many([key], kind, check)[0]
         path = self.path(key)
         if not path.exists():
             return None
@@ -312,6 +309,7 @@ class StepCache:
         if self.sharded is None or kind is AdapterRecord:
             return [self.get(key, kind, check) for key in keys]
         out = _memory.get_many(keys)
+        self._keep_remembered([(k, r) for k, r in zip(keys, out) if r is not None])
         missing = [i for i, record in enumerate(out) if record is None]
         if missing:
             read = self.sharded.get_many([keys[i] for i in missing], kind=kind, check=check)
@@ -322,6 +320,21 @@ class StepCache:
                     out[i] = record
             _memory.put_many(found)
         return out
+
+    def _keep_remembered(self, found: list[tuple[str, object]]) -> None:
+        """Write to the sharded folder the records served from memory that it lacks (scored
+        before this store was opened, or by an estimator without it): the folder keeps every
+        record it served."""
+        found = [(k, r) for k, r in dict(found).items() if not isinstance(r, AdapterRecord)]
+        if not found:
+            return
+        held = self.sharded.contains([k for k, _ in found])
+        absent = [pair for pair, there in zip(found, held) if not there]
+        if absent:
+            try:
+                self.sharded.put_many([k for k, _ in absent], [r for _, r in absent])
+            except OSError as exc:  # disk full, read-only: the results stay in memory
+                self._report_unwritable(exc)
 
     def put(self, key: str, record) -> None:
         """Store ``record`` in memory and, with a ``cache_dir``, atomically on disk."""
