@@ -100,7 +100,7 @@ def read_texts(data, text_column: str = "text", *, skip_invalid: bool = False,
 
 def _read_delimited(path: Path, text_column: str, skip_invalid: bool, encoding: str,
                     fix: str) -> tuple[list[str], int]:
-    from .datasets._base import _check_unique_header, _delimiter, _undecodable
+    from .datasets._base import _check_unique_header, _delimiter, _undecodable, csv_rows
 
     texts, places = [], []
     try:
@@ -110,7 +110,7 @@ def _read_delimited(path: Path, text_column: str, skip_invalid: bool, encoding: 
             _check_unique_header(path, header)
             if text_column not in header:
                 raise ValueError(f"{path}: no column {text_column!r} (columns: {header}).")
-            for row in reader:
+            for row in csv_rows(reader, path):
                 texts.append(row[text_column])  # None when the row is short
                 places.append(f"{path}:{reader.line_num}")
     except UnicodeDecodeError as exc:

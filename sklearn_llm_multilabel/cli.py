@@ -74,6 +74,14 @@ def guess_format(path: Path) -> str | None:
     return None
 
 
+def _id_column(path: Path, args) -> str | None:
+    """``--id-column`` when the table has it (else the loaders number the rows by line)."""
+    from .datasets._base import read_header
+
+    return args.id_column if args.id_column in read_header(path, args.delimiter,
+                                                              args.encoding) else None
+
+
 def _load_file(path: Path, args):
     from . import datasets as ds
 
@@ -92,7 +100,7 @@ def _load_file(path: Path, args):
             raise UsageError("--format counts needs --labels (the count columns).")
         n = args.n_annotators
         return ds.load_counts(path, label_columns={label: label for label in labels},
-                              text_column=args.text_column,
+                              text_column=args.text_column, id_column=_id_column(path, args),
                               n_annotators=int(n) if n and n.isdigit() else n,
                               none_columns=_labels_arg(args.none_columns) or (),
                               keep_total=args.keep_total, delimiter=args.delimiter,
@@ -108,7 +116,8 @@ def _load_file(path: Path, args):
     if args.format == "xed":
         return ds.load_xed(data_home=path.parent.parent)
     return ds.load_proportions(path, text_column=args.text_column, label_columns=labels,
-                               delimiter=args.delimiter, encoding=args.encoding)
+                               id_column=_id_column(path, args), delimiter=args.delimiter,
+                               encoding=args.encoding)
 
 
 def _load_checked(path: Path, args):
@@ -708,7 +717,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     data.add_argument("--label-rename", help="comma-separated old=new: rename labels after "
                                              "loading (e.g. labels that share a first token)")
     data.add_argument("--text-column", default="text", help="column holding the texts")
-    data.add_argument("--id-column", default="id", help="annotations: column identifying items")
+    data.add_argument("--id-column", default="id",
+                      help="column identifying items, when the table has it (else items are "
+                           "numbered by line); written as the id of test_predictions.csv")
     data.add_argument("--n-annotators", help="counts: a number or the column holding it")
     data.add_argument("--none-columns", help="counts: comma-separated columns counting 'no label'")
     data.add_argument("--keep-total", type=int,

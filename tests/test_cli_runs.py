@@ -270,3 +270,47 @@ def test_evaluate_with_annotator_prompts(tiny_llama, split, tmp_path, capsys):
     assert "needs each annotator's labels and id" in _error(
         ["evaluate", str(table), "--format", "csv", "--demo-selection", "annotator",
          "--model", tiny_llama, "--quiet"], capsys)
+
+
+@pytest.mark.parametrize("fmt", ["counts", "csv"])
+def test_test_predictions_carry_the_files_ids(tiny_llama, fmt, tmp_path):
+    """An id column of a count or proportion table is the id of test_predictions.csv (not the
+    row position), and is not read as a label."""
+    def table(path, offset):
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "id", *LABELS])
+            for i, (text, chosen) in enumerate(zip(TEXTS, LABEL_LISTS)):
+                value = 2 if fmt == "counts" else 1
+                writer.writerow([f"{text} {offset}", str(offset + 100 + i),
+                                 *(value if label in chosen else 0 for label in LABELS)])
+        return path
+
+    train, test = table(tmp_path / "train.csv", 0), table(tmp_path / "test.csv", 1)
+    extra = ["--labels", ",".join(LABELS), "--n-annotators", "2"] if fmt == "counts" else []
+    out = tmp_path / "report"
+    assert main(["evaluate", "--train", str(train), "--test", str(test), "--format", fmt,
+                 "--model", tiny_llama, "--strategies", "max", "--n-shots", "2", "--quiet",
+                 "--n-bootstrap", "0", "--out", str(out), *extra]) == 0
+    assert json.loads((out / "results.json").read_text())["labels"] == LABELS
+    with open(out / "test_predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == [str(101 + i) for i in range(len(TEXTS))]
+
+
+def test_a_csv_cell_past_the_field_limit_names_its_line(tiny_llama, split, tmp_path, capsys):
+    train, test = split
+    with open(test, "a", newline="") as f:
+        csv.writer(f).writerow(["big", "x" * 200_000, "a1", LABELS[0]])
+    line = len(test.read_text().splitlines())
+    err = _error(["evaluate", "--train", str(train), "--test", str(test),
+                  *_run(tiny_llama)], capsys)
+    assert f"{test}:{line}: field larger than field limit" in err and "Parquet" in err
+    source = tmp_path / "in.csv"
+    source.write_text("text\nshort\n" + "y" * 200_000 + "\n")
+    out = tmp_path / "r"
+    assert main(["evaluate", "--train", str(train), "--test", str(train), *_run(tiny_llama),
+                 "--n-bootstrap", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    err = _error(["predict", "--model-dir", str(out), "--input", str(source)], capsys)
+    assert f"{source}:3: field larger than field limit" in err

@@ -157,7 +157,7 @@ def _read_rows(path: Path, delimiter: str | None, required: Sequence[str],
             if unknown:
                 raise DatasetFormatError(
                     f"{path}:1: unknown label column(s) {unknown}; found {header}.")
-            for row in reader:
+            for row in csv_rows(reader, path):
                 if None in row or any(row[c] is None for c in required):
                     raise DatasetFormatError(
                         f"{path}:{reader.line_num}: expected {len(header)} fields, got a "
@@ -166,6 +166,29 @@ def _read_rows(path: Path, delimiter: str | None, required: Sequence[str],
                 yield reader.line_num, row
         except UnicodeDecodeError as exc:
             raise _undecodable(path, encoding, exc) from None
+
+
+def csv_rows(reader, path: Path):
+    """The rows of a csv ``reader``; a malformed row (a cell past the csv module's field
+    limit, 131,072 characters) is an error naming the file and line."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise DatasetFormatError(
+            f"{path}:{reader.line_num + 1}: {exc}. A cell this long is not read from CSV (the model "
+            "reads at most max_text_tokens tokens of a text anyway): shorten the text, or give "
+            "the texts as a Parquet file.") from None
+
+
+def read_header(path: Path, delimiter: str | None = None, encoding: str = "utf-8") -> list[str]:
+    """The column names of a delimited file (empty for an empty file)."""
+    with open(path, newline="", encoding=encoding) as fh:
+        try:
+            return next(csv.reader(fh, delimiter=_delimiter(Path(path), delimiter)))
+        except StopIteration:
+            return []
+        except UnicodeDecodeError as exc:
+            raise _undecodable(Path(path), encoding, exc) from None
 
 
 def _check_unique_header(path: Path, header: Sequence[str]) -> None:
@@ -568,6 +591,7 @@ def load_proportions(
     *,
     text_column: str = "text",
     label_columns: Sequence[str] | None = None,
+    id_column: str | None = None,
     delimiter: str | None = None,
     encoding: str = "utf-8",
     descr: str = "",
@@ -580,7 +604,11 @@ def load_proportions(
         CSV (or TSV, by extension or ``delimiter``) with a header.
     text_column : str, default="text"
     label_columns : sequence of str or None
-        The label columns, in order; None: every column but ``text_column``.
+        The label columns, in order; None: every column but ``text_column``
+        and ``id_column``.
+    id_column : str or None, default=None
+        The column of item ids (the Bunch's ``ids``); None: the file's line
+        numbers.
     delimiter : str or None
     encoding : str, default="utf-8"
 
@@ -598,11 +626,12 @@ def load_proportions(
     (['care', 'purity'], [[1.0, 0.33], [0.0, 0.0]])
     """
     path = Path(path)
-    rows = _read_rows(path, delimiter, [text_column], encoding, labels=label_columns or ())
-    texts, target, labels = [], [], label_columns
+    required = [text_column] + ([id_column] if id_column else [])
+    rows = _read_rows(path, delimiter, required, encoding, labels=label_columns or ())
+    texts, target, labels, ids = [], [], label_columns, []
     for line, row in rows:
         if labels is None:
-            labels = [c for c in row if c != text_column]
+            labels = [c for c in row if c not in required]
         if not labels:
             raise DatasetFormatError(f"{path}:1: no label columns besides {text_column!r}.")
         values = []
@@ -618,10 +647,11 @@ def load_proportions(
             values.append(value)
         texts.append(row[text_column])
         target.append(values)
+        ids.append(row[id_column] if id_column else str(line))
     if not texts:
         raise DatasetFormatError(f"{path}: no data rows.")
     return make_bunch(texts, np.asarray(target, dtype=float).reshape(-1, len(labels)), labels,
-                      descr=descr or f"table {path.name}")
+                      ids=ids, descr=descr or f"table {path.name}")
 
 
 def subset(bunch: Bunch, indices) -> Bunch:
