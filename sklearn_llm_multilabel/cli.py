@@ -19,12 +19,14 @@ import csv
 import json
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ._aggregation import AGGREGATIONS
+from ._jsontext import json_text
 from .exceptions import CacheWarning, SklearnLLMError, UntrustedFileError
 
 FORMATS = ("annotations", "counts", "lewidi", "goemotions", "xed", "csv")
@@ -279,6 +281,8 @@ def recorded_options(path: str, parser: argparse.ArgumentParser) -> dict:
 
     try:
         found = json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise UsageError(f"--from {path}: nested too deeply to be a results file.") from None
     except (OSError, ValueError) as exc:
         raise UsageError(f"--from {path}: cannot read it as JSON ({exc}).") from None
     options = found.get("options") if isinstance(found, dict) else None
@@ -344,9 +348,35 @@ def _save_figure(fig, path: Path) -> None:
 
 
 def _check_out_folder(flag: str, value) -> None:
-    """A folder the command will write: refused at once when it is a file (exit 2)."""
-    if value is not None and Path(value).exists() and not Path(value).is_dir():
+    """A folder the command will write: refused at once (exit 2), before any work, when it is
+    a file or cannot be created or written."""
+    if value is None:
+        return
+    folder = Path(value)
+    if folder.exists() and not folder.is_dir():
         raise UsageError(f"{flag} {value}: is a file; give a folder (it is created when missing).")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {value}: cannot be written ({exc.strerror or exc}); give a "
+                         "writable folder.") from None
+
+
+def _save_report(write, out: Path) -> int:
+    """``write(folder)``, the results of a finished run; when ``out`` fails (a full or
+    read-only disk), the results go to a new temporary folder, and the error says where."""
+    try:
+        written = write(out)
+    except OSError as exc:
+        fallback = Path(tempfile.mkdtemp(prefix="sklml-results-"))
+        written = write(fallback)
+        print(f"sklml: error: {out} could not be written ({exc.strerror or exc}); the results "
+              f"were saved to {fallback} instead", file=sys.stderr)
+        return 1
+    print("\nwrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 def _check_out_file(flag: str, value) -> None:
@@ -363,9 +393,12 @@ def _check_out_file(flag: str, value) -> None:
 def _check_sizes(args) -> None:
     if getattr(args, "n_prompts", 1) < 1:
         raise UsageError(f"--n-prompts must be at least 1; got {args.n_prompts}.")
-    if getattr(args, "n_bootstrap", 0) < 0:
-        raise UsageError(f"--n-bootstrap must be 0 (no intervals) or a positive number of "
-                         f"resamples; got {args.n_bootstrap}.")
+    from .metrics._bootstrap import check_n_bootstrap
+
+    try:
+        check_n_bootstrap(getattr(args, "n_bootstrap", 0))
+    except ValueError as exc:
+        raise UsageError(f"--{exc}".replace("n_bootstrap", "n-bootstrap", 1)) from None
     for flag in ("max_train", "max_test"):
         value = getattr(args, flag, None)
         if value is not None and value < 1:
@@ -397,10 +430,8 @@ def cmd_evaluate(args) -> int:
     _print_generation_notes(report.settings)
     print(f"\nThe saved estimator predicts with aggregation={args.strategy!r} "
           "(sklml predict --strategy to change it).")
-    written = report.save(args.out, title=f"{_data_name(args)}, {args.model}, "
-                                          f"{len(test.data)} test texts")
-    print("\nwrote " + ", ".join(str(p) for p in written))
-    return 0
+    title = f"{_data_name(args)}, {args.model}, {len(test.data)} test texts"
+    return _save_report(lambda folder: report.save(folder, title=title), Path(args.out))
 
 
 def _data_name(args) -> str:
@@ -457,7 +488,7 @@ def cmd_analyze(args) -> int:
             "mean_spread_per_label": dict(zip(clf.label_names_, spread.mean(axis=0).round(4)
                                               .tolist()))}
     summary.update(_recorded_settings(args))
-    (out / "steps.json").write_text(json.dumps(summary, indent=2))
+    (out / "steps.json").write_text(json_text(summary))
     markdown = summary_markdown(summary)
     (out / "steps.md").write_text(markdown)
     print(markdown)
@@ -527,30 +558,55 @@ def cmd_predict(args) -> int:
     aggregation = clf.aggregation if isinstance(clf.aggregation, str) else "custom"
     if args.store:
         _check_store_matches(clf, texts, Path(args.store))
-    proba = clf.predict_proba(texts)
-    predicted = clf.predict(texts)
-    names = list(clf.label_names_)
     output = Path(args.output) if args.output else None
     # written under a temporary name and renamed into place: a failed write never leaves a
-    # half-written file where the user asked for the predictions
+    # half-written file where the user asked for the predictions; opened before the scoring,
+    # so that a folder that cannot be written costs no work
     partial = output.with_name(f".{output.name}.partial") if output else None
-    target = open(partial, "w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        writer = csv.writer(target)
-        writer.writerow(["text", *(f"p_{n}" for n in names), "predicted_labels", "aggregation"])
-        for text, p, y in zip(texts, proba, predicted):
-            labels = ",".join(n for n, flag in zip(names, y) if flag)
-            writer.writerow([text, *(f"{v:.6f}" for v in p), labels, aggregation])
+        target = open(partial, "w", newline="", encoding="utf-8") if output else sys.stdout
+    except OSError as exc:
+        raise UsageError(f"--output {output}: cannot be written ({exc.strerror or exc}).") \
+            from None
+    try:
+        proba = clf.predict_proba(texts)
+        predicted = clf.predict(texts)
     except BaseException:
         if output:
             target.close()
             partial.unlink(missing_ok=True)
         raise
-    if output:
-        target.close()
+    rows = _prediction_rows(texts, proba, predicted, list(clf.label_names_), aggregation)
+    if not output:
+        csv.writer(sys.stdout).writerows(rows)
+        return 0
+    try:
+        with target:
+            csv.writer(target).writerows(rows)
         os.replace(partial, output)
-        print(f"wrote {args.output} ({len(texts)} texts, aggregation={aggregation!r})")
+    except OSError as exc:  # a full disk after the scoring: keep the predictions elsewhere
+        partial.unlink(missing_ok=True)
+        fd, fallback = tempfile.mkstemp(prefix="sklml-predictions-", suffix=".csv")
+        try:
+            with open(fd, "w", newline="", encoding="utf-8") as fh:
+                csv.writer(fh).writerows(rows)
+        except BaseException:
+            os.unlink(fallback)
+            raise
+        print(f"sklml: error: {output} could not be written ({exc.strerror or exc}); the "
+              f"predictions were saved to {fallback} instead", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} ({len(texts)} texts, aggregation={aggregation!r})")
     return 0
+
+
+def _prediction_rows(texts, proba, predicted, names: list[str], aggregation: str) -> list[list]:
+    """The rows of ``sklml predict``'s CSV, its header first."""
+    rows = [["text", *(f"p_{n}" for n in names), "predicted_labels", "aggregation"]]
+    for text, p, y in zip(texts, proba, predicted):
+        labels = ",".join(n for n, flag in zip(names, y) if flag)
+        rows.append([text, *(f"{v:.6f}" for v in p), labels, aggregation])
+    return rows
 
 
 def _check_store_matches(clf, texts: list[str], store: Path) -> None:
@@ -611,6 +667,10 @@ def cmd_score(args) -> int:
     if unknown or not kinds:
         raise UsageError(f"--kinds: unknown {', '.join(unknown) or '(none given)'}; choose from "
                          f"{', '.join(KINDS)}.")
+    for flag, value, least in (("--workers", args.workers, 1), ("--batch-size", args.batch_size, 1),
+                               ("--gpus-per-worker", args.gpus_per_worker, 0)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be at least {least}; got {value}.")
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"{source}: no such file.")
@@ -848,7 +908,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-bootstrap", type=int, default=1000,
                    help="resamples of the test texts for 95%% intervals (± in the table; ▲/▼ "
                         "mark a row better/worse than the constant prior, where the paired "
-                        "interval of the difference excludes 0); 0 for none")
+                        "interval of the difference excludes 0); 0 for none; fewer than 200 "
+                        "resamples or 10 test texts give none (the table says why); at most "
+                        "100000")
     p.add_argument("--calibrate", action="store_true",
                    help="also fit a Platt calibrator on the training texts' scores")
     p.add_argument("--strategy", default="max", choices=STRATEGIES,
@@ -923,7 +985,11 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "from_file", None):
             # the recorded options become the subcommand's defaults: those given on this
             # command line still win
-            args.parser_.set_defaults(**recorded_options(args.from_file, args.parser_))
+            recorded = recorded_options(args.from_file, args.parser_)
+            if any(getattr(args, k, None) is not None for k in _PATH_OPTIONS):
+                # data named on this command line replaces the recorded data, of either form
+                recorded = {k: v for k, v in recorded.items() if k not in _PATH_OPTIONS}
+            args.parser_.set_defaults(**recorded)
             args = parser.parse_args(argv)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="gguf")

@@ -12,7 +12,6 @@ A notebook gets the same report as the command line.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ._aggregation import AGGREGATIONS
+from ._jsontext import json_text
 from .backends._specs import DEFAULT_MODEL
 from .metrics import alignment_report
+from .metrics._bootstrap import check_n_bootstrap, interval_refusal
 from .metrics._scorer import ALIGNMENT_METRICS
 
 PRIOR = "constant prior"
@@ -124,6 +125,10 @@ class EvaluationReport:
                  "|---" * (len(metrics) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(_cell(row, m) for m in metrics) + " |"
                   for name, row in self.rows.items()]
+        for name, error in self.settings.get("failed_baselines", {}).items():
+            lines.append(f"| {name} | failed: {error} |" + " |" * (len(metrics) - 1))
+        if self.settings.get("no_intervals"):
+            lines.append(f"\n{self.settings['no_intervals'].capitalize()}.")
         if any(f"{m}_ci" in row for row in self.rows.values() for m in metrics):
             confidence = self.settings.get("confidence", 0.95)
             lines.append(f"\n± half the width of a {100 * confidence:.0f}% bootstrap interval "
@@ -153,7 +158,7 @@ class EvaluationReport:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "results.json", out / "results.csv", out / ESTIMATOR_FILE]
-        written[0].write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        written[0].write_text(json_text(self.to_dict()), encoding="utf-8")
         metrics = list(ALIGNMENT_METRICS)
         with open(written[1], "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -353,6 +358,10 @@ def evaluate_strategies(
     from .datasets import subset
 
     started = time.perf_counter()
+    check_n_bootstrap(n_bootstrap, len(test.data))  # before any work
+    no_intervals = interval_refusal(len(test.data), n_bootstrap)
+    if no_intervals:
+        n_bootstrap = 0
     strategies = list(strategies)
     unknown = [s for s in [*strategies, saved_aggregation] if s not in AGGREGATIONS]
     if unknown or not strategies:
@@ -390,8 +399,13 @@ def evaluate_strategies(
     llm_rows = list(rows)
     tfidf = make_pipeline(TfidfVectorizer(min_df=2 if len(train.data) > 50 else 1),
                           DistributionCalibrator(method="linear"))
-    probas[TFIDF] = tfidf.fit(train.data, train.target).predict_proba(test.data)
-    rows[TFIDF] = measure(probas[TFIDF])["model"]
+    failed = {}
+    try:
+        probas[TFIDF] = tfidf.fit(train.data, train.target).predict_proba(test.data)
+    except ValueError as exc:  # e.g. texts without a word: an empty vocabulary
+        failed[TFIDF] = " ".join(str(exc).split())
+    else:
+        rows[TFIDF] = measure(probas[TFIDF])["model"]
     rows = {PRIOR: report[PRIOR], **rows}
     clf.set_params(aggregation=saved_aggregation)
     generations = _generation_diagnostics(clf, test.data, strategies)
@@ -400,7 +414,8 @@ def evaluate_strategies(
            "demo_selection": demo_selection, "n_prompts": n_prompts,
            "seed": random_state, "strategies": strategies,
            "calibrate": bool(calibrate), "saved_aggregation": saved_aggregation,
-           "n_bootstrap": n_bootstrap,
+           "n_bootstrap": n_bootstrap, "no_intervals": no_intervals,
+           "failed_baselines": failed,
            "threshold": clf.threshold, **(settings or {}), "versions": _versions(),
            "runtime_seconds": round(time.perf_counter() - started, 1), **generations}
     return EvaluationReport(rows=rows, probas=probas, llm_rows=llm_rows, estimator=clf,

@@ -357,6 +357,10 @@ def test_outputs_and_sizes_are_checked_before_any_work(tiny_llama, table, tmp_pa
         (["score", *estimator, "--output", str(tmp_path / "s"), "--kinds", ""], "--kinds"),
         (["score", *estimator, "--output", str(tmp_path / "s"), "--kinds", "steps,ternary"],
          "--kinds"),
+        (["score", *estimator, "--output", str(tmp_path / "s"), "--runner", "ray",
+          "--gpus-per-worker", "-1"], "--gpus-per-worker"),
+        (["score", *estimator, "--output", str(tmp_path / "s"), "--workers", "0"], "--workers"),
+        (["evaluate", *common, "--out", "/proc/sklml-out"], "--out"),
     ]
     for argv, flag in cases:
         assert cli.main(argv) == 2, argv
@@ -401,9 +405,13 @@ def test_predict_output_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
                 raise OSError(28, "No space left on device")
             self.inner.writerow(row)
 
+        def writerows(self, rows):
+            for row in rows:
+                self.writerow(row)
+
     monkeypatch.setattr(cli.csv, "writer", Failing)
     out.unlink()
-    with pytest.raises(OSError):
+    with pytest.raises(OSError):  # here the fallback file fails too: nothing is left anywhere
         cli.main(["predict", "--estimator", "x", "--input", str(source), "--output", str(out)])
     assert list(tmp_path.iterdir()) == [source]
 

@@ -3,6 +3,7 @@ choice and renaming, recorded options and repeated runs (``--from``), test predi
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -204,10 +205,10 @@ def test_analyze_records_its_options_and_reads_train_and_test(tiny_llama, split,
 def test_evaluate_prints_intervals_and_records_them(tiny_llama, split, tmp_path, capsys):
     train, test = split
     out = tmp_path / "report"
-    assert main(["evaluate", "--train", str(train), "--test", str(test), "--n-bootstrap", "50",
-                 *_run(tiny_llama, "--out", str(out))]) == 0
+    assert main(["evaluate", "--train", str(test), "--test", str(train), "--n-bootstrap", "200",
+                 *_run(tiny_llama, "--out", str(out))]) == 0  # 16 test texts
     printed = capsys.readouterr().out
-    assert "bootstrap interval over test texts (50 resamples)" in printed
+    assert "bootstrap interval over test texts (200 resamples)" in printed
     assert printed.count(" ± ") >= 4 * 8  # every cell of the four rows
     results = json.loads((out / "results.json").read_text())
     row = results["results"]["max"]
@@ -314,3 +315,146 @@ def test_a_csv_cell_past_the_field_limit_names_its_line(tiny_llama, split, tmp_p
     capsys.readouterr()
     err = _error(["predict", "--model-dir", str(out), "--input", str(source)], capsys)
     assert f"{source}:3: field larger than field limit" in err
+
+
+def test_one_test_text_gets_no_intervals_and_says_why(tiny_llama, split, tmp_path, capsys):
+    train, test = split
+    for extra in (["--max-test", "1"], ["--n-bootstrap", "1"]):
+        out = tmp_path / extra[-1]
+        tested = test if extra[0] == "--max-test" else train  # 16 texts: enough
+        assert main(["evaluate", "--train", str(train), "--test", str(tested),
+                     *_run(tiny_llama, "--out", str(out), *extra)]) == 0
+        printed = capsys.readouterr().out
+        assert "▲" not in printed and "▼" not in printed and "±" not in printed
+        why = ("1 text is too few to resample (at least 10)" if extra[0] == "--max-test" else
+               "1 resample is too few for a percentile interval (at least 200)")
+        assert f"No intervals: {why}." in printed
+        results = json.loads((out / "results.json").read_text())
+        assert not any(k.endswith("_ci") for row in results["results"].values() for k in row)
+        assert results["no_intervals"] == f"no intervals: {why}"
+
+
+def test_too_many_resamples_are_refused_before_any_work(tiny_llama, split, capsys):
+    from sklearn_llm_multilabel import get_scoring_stats
+
+    train, test = split
+    before = get_scoring_stats()["texts_scored"]
+    err = _error(["evaluate", "--train", str(train), "--test", str(test),
+                  *_run(tiny_llama, "--n-bootstrap", "2000000000")], capsys)
+    assert "--n-bootstrap must be 0 (no intervals) or at most 100000 resamples" in err
+    assert get_scoring_stats()["texts_scored"] == before
+
+
+def test_a_failing_baseline_is_reported_in_its_row_and_the_rest_saved(tiny_llama, tmp_path,
+                                                                      capsys):
+    """Texts without a word: TF-IDF has no vocabulary; the LLM rows are saved."""
+    rows = [[f"i{i}", "🙂" * (1 + i % 3) + "!" * (i % 2), "a1", LABELS[i % 2]]
+            for i in range(12)]
+    train = _annotations(tmp_path / "train.csv", rows)
+    test = _annotations(tmp_path / "test.csv", rows[:6])
+    out = tmp_path / "report"
+    assert main(["evaluate", "--train", str(train), "--test", str(test),
+                 *_run(tiny_llama, "--out", str(out))]) == 0
+    printed = capsys.readouterr().out
+    assert "| tf-idf + linear | failed: empty vocabulary" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["results"]) == ["constant prior", "first", "max"]
+    assert "empty vocabulary" in results["failed_baselines"]["tf-idf + linear"]
+    assert (out / "test_predictions.csv").is_file() and (out / "estimator.skops").is_file()
+
+
+def test_an_unwritable_out_is_refused_before_work_and_a_failed_save_kept_elsewhere(
+        tiny_llama, split, tmp_path, capsys, monkeypatch):
+    from sklearn_llm_multilabel import get_scoring_stats
+    from sklearn_llm_multilabel.report import EvaluationReport
+
+    train, test = split
+    before = get_scoring_stats()["texts_scored"]
+    err = _error(["evaluate", "--train", str(train), "--test", str(test),
+                  *_run(tiny_llama, "--out", "/proc/sklml-report")], capsys)
+    assert "--out /proc/sklml-report: cannot be written" in err
+    assert get_scoring_stats()["texts_scored"] == before
+    save = EvaluationReport.save
+
+    def fails_once(self, out, **kw):  # the disk fills up after the scoring
+        if Path(out) == tmp_path / "full":
+            raise OSError(28, "No space left on device")
+        return save(self, out, **kw)
+
+    monkeypatch.setattr(EvaluationReport, "save", fails_once)
+    assert main(["evaluate", "--train", str(train), "--test", str(test),
+                 *_run(tiny_llama, "--out", str(tmp_path / "full"))]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err
+    fallback = Path(err.split("were saved to ")[1].split(" instead")[0])
+    assert (fallback / "results.json").is_file() and (fallback / "estimator.skops").is_file()
+
+
+def test_predict_on_a_full_disk_keeps_the_predictions_and_leaves_no_partial(
+        tiny_llama, split, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    train, test = split
+    out = tmp_path / "r"
+    assert main(["evaluate", "--train", str(train), "--test", str(test),
+                 *_run(tiny_llama, "--out", str(out), "--n-bootstrap", "0")]) == 0
+    source = tmp_path / "in.csv"
+    source.write_text("text\n" + "\n".join(TEXTS[:3]) + "\n")
+    target = tmp_path / "p.csv"
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    def opener(path, *a, **kw):
+        fh = real_open(path, *a, **kw)
+        return Full(fh) if str(path).endswith(".p.csv.partial") else fh
+
+    monkeypatch.setattr(builtins, "open", opener)
+    capsys.readouterr()
+    assert main(["predict", "--model-dir", str(out), "--input", str(source), "--output",
+                 str(target)]) == 1
+    err = capsys.readouterr().err
+    monkeypatch.undo()
+    fallback = Path(err.split("were saved to ")[1].split(" instead")[0])
+    assert not target.exists() and not list(tmp_path.glob(".p.csv*"))
+    rows = list(csv.reader(real_open(fallback, newline="")))
+    assert rows[0][0] == "text" and [r[0] for r in rows[1:]] == TEXTS[:3]
+
+
+def test_from_a_deeply_nested_file_is_one_line(tmp_path, capsys):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert "nested too deeply" in _error(["evaluate", "--from", str(path)], capsys)
+
+
+def test_data_given_with_from_replaces_the_recorded_train_and_test(tiny_llama, split, tmp_path,
+                                                                   capsys):
+    train, test = split
+    first = tmp_path / "first"
+    assert main(["evaluate", "--train", str(train), "--test", str(test),
+                 *_run(tiny_llama, "--out", str(first), "--n-bootstrap", "0")]) == 0
+    assert main(["evaluate", str(train), "--from", str(first / "results.json"), "--out",
+                 str(tmp_path / "second"), "--quiet"]) == 0
+    again = json.loads((tmp_path / "second" / "results.json").read_text())
+    assert again["data"] == str(train.resolve()) and again["train_file"] is None
+
+
+def test_steps_json_is_strict_json(tiny_llama, split, tmp_path):
+    train, test = split
+    out = tmp_path / "steps"
+    assert main(["analyze", "--train", str(train), "--test", str(test), "--format",
+                 "annotations", "--model", tiny_llama, "--n-shots", "2", "--quiet", "--out",
+                 str(out)]) == 0
+    text = (out / "steps.json").read_text()
+    json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in steps.json"))

@@ -8,6 +8,49 @@ import numpy as np
 from sklearn import config_context
 from sklearn.utils import check_random_state
 
+#: fewest texts a bootstrap interval is drawn from (fewer: no interval, and a reason)
+MIN_TEXTS = 10
+#: fewest resamples for a 95% percentile interval (fewer: no interval, and a reason)
+MIN_RESAMPLES = 200
+#: most resamples accepted
+MAX_RESAMPLES = 100_000
+#: most resampled row indices held at once (resamples × texts; 8 bytes each: 1.6 GB)
+MAX_DRAWN = 2 * 10**8
+
+
+def check_n_bootstrap(n_bootstrap: int, n_samples: int | None = None) -> None:
+    """Raise ValueError for a number of resamples that is negative, above
+    :data:`MAX_RESAMPLES`, or that would draw more than :data:`MAX_DRAWN` indices for
+    ``n_samples`` texts (checked before any work)."""
+    if n_bootstrap < 0 or n_bootstrap > MAX_RESAMPLES:
+        raise ValueError(f"n_bootstrap must be 0 (no intervals) or at most {MAX_RESAMPLES} "
+                         f"resamples; got {n_bootstrap}.")
+    if n_samples is not None and n_bootstrap * n_samples > MAX_DRAWN:
+        raise ValueError(f"n_bootstrap={n_bootstrap} resamples of {n_samples} texts would draw "
+                         f"{n_bootstrap * n_samples:,} indices (at most {MAX_DRAWN:,}); use at "
+                         f"most {MAX_DRAWN // n_samples} resamples.")
+
+
+def interval_refusal(n_samples: int, n_bootstrap: int) -> str | None:
+    """Why ``n_bootstrap`` resamples of ``n_samples`` texts give no interval, or None.
+
+    Examples
+    --------
+    >>> interval_refusal(1, 1000)
+    'no intervals: 1 text is too few to resample (at least 10)'
+    >>> interval_refusal(50, 1000) is None
+    True
+    """
+    if n_bootstrap == 0:
+        return None
+    if n_samples < MIN_TEXTS:
+        return (f"no intervals: {n_samples} text{'s are' if n_samples != 1 else ' is'} too few "
+                f"to resample (at least {MIN_TEXTS})")
+    if n_bootstrap < MIN_RESAMPLES:
+        return (f"no intervals: {n_bootstrap} resample{'s are' if n_bootstrap != 1 else ' is'} "
+                f"too few for a percentile interval (at least {MIN_RESAMPLES})")
+    return None
+
 
 def bootstrap_indices(n_samples: int, n_bootstrap: int, random_state=None) -> np.ndarray:
     """``(n_bootstrap, n_samples)`` row indices drawn with replacement.

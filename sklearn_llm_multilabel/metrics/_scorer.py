@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 from numbers import Integral, Real
 
@@ -9,7 +10,13 @@ import numpy as np
 from sklearn.metrics import make_scorer
 from sklearn.utils._param_validation import Interval, validate_params
 
-from ._bootstrap import bootstrap_indices, bootstrap_metric_values, percentile_interval
+from ._bootstrap import (
+    bootstrap_indices,
+    bootstrap_metric_values,
+    check_n_bootstrap,
+    interval_refusal,
+    percentile_interval,
+)
 from ._distribution import (
     _check_pair,
     brier_score,
@@ -99,7 +106,8 @@ def alignment_report(y_true, y_proba, *, train_proportions=None, n_bootstrap: in
         constant prior, the model row gains ``<metric>_vs_prior_ci``: the
         interval of (model − prior) on the same resamples (paired). An
         interval that excludes 0 is a difference the test set supports. 0:
-        no intervals.
+        no intervals. Fewer than 10 texts or 200 resamples give none either,
+        with a warning saying why; more than 100,000 resamples are an error.
     confidence : float, default=0.95
         The share of the resampled values the interval holds.
     random_state : int, RandomState or None
@@ -118,6 +126,7 @@ def alignment_report(y_true, y_proba, *, train_proportions=None, n_bootstrap: in
     (['constant prior', 'model'], 0.2)
     >>> H = [[1.0, 0.0], [0.5, 0.0], [0.0, 1.0], [0.0, 0.5]]
     >>> P = [[0.9, 0.1], [0.6, 0.1], [0.2, 0.7], [0.1, 0.4]]
+    >>> H, P = H * 3, P * 3  # 12 texts: intervals need at least 10
     >>> report = alignment_report(H, P, train_proportions=H, n_bootstrap=200, random_state=0)
     >>> low, high = report["model"]["l1_ci"]
     >>> bool(low <= report["model"]["l1"] <= high)
@@ -138,7 +147,11 @@ def alignment_report(y_true, y_proba, *, train_proportions=None, n_bootstrap: in
         name: {metric: float(func(H, proba)) for metric, (func, _) in ALIGNMENT_METRICS.items()}
         for name, proba in rows.items()
     }
-    if n_bootstrap:
+    check_n_bootstrap(n_bootstrap, len(H))
+    refusal = interval_refusal(len(H), n_bootstrap)
+    if refusal:
+        warnings.warn(f"alignment_report: {refusal}.", UserWarning, stacklevel=2)
+    elif n_bootstrap:
         indices = bootstrap_indices(len(H), n_bootstrap, random_state)
         funcs = {metric: func for metric, (func, _) in ALIGNMENT_METRICS.items()}
         values = {name: bootstrap_metric_values(H, proba, funcs, indices)
