@@ -46,6 +46,7 @@ from ._validation import (
     check_targets,
     check_texts,
     check_threshold,
+    missing_annotator_id,
     text_multilabel_tags,
 )
 from ._warnings import one_per_call, warn
@@ -277,6 +278,9 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     include_empty_demos_ : bool
         Whether the demonstrations could be texts with no label (``"auto"``
         resolved on the training data).
+    empty_label_share_ : float
+        The share of training texts with no label (no proportion of 0.5 or
+        more).
     demonstration_indices_ : ndarray of int
         Their row indices in the training data.
     breakdown_demonstrations_ : list of (str, int, int, bool, bool)
@@ -494,6 +498,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         empty = (self.include_empty_demos if self.include_empty_demos != "auto"
                  else bool(len(gold)) and float(np.mean(~gold.any(axis=1))) >= EMPTY_SHARE)
         self.include_empty_demos_ = bool(empty) and not official
+        self.empty_label_share_ = float(np.mean(~gold.any(axis=1))) if len(gold) else 0.0
+        self.__dict__.pop("_generations_checked", None)  # a new fit: its prompts are checked
         if official and (self.demo_selection != "stratified" or self.n_prompts > 1):
             raise ValueError("protocol='official' draws one set of demonstrations, as the "
                              "paper's released code does: use demo_selection='stratified' and "
@@ -565,6 +571,13 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 len(a) != len(b) for a, b in zip(annotator_labels, annotator_ids)):
             raise ValueError("annotator_labels and annotator_ids must have one entry per text, "
                              "each with one id per label list.")
+        missing = missing_annotator_id(annotator_ids)
+        if missing is not None:
+            raise ValueError(
+                f"annotator_ids of text {missing[0]} (entry {missing[1]}) is missing "
+                f"({annotator_ids[missing[0]][missing[1]]!r}): demo_selection='annotator' "
+                "prompts each annotator by id, and missing ids would pool unnamed annotators "
+                "into one. Give every annotator an id, or drop those label lists.")
         rows: dict[str, list[tuple[int, list[str]]]] = {}
         for i, (sets, ids) in enumerate(zip(annotator_labels, annotator_ids)):
             for labels, annotator in zip(sets, ids):
@@ -908,34 +921,90 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
 
     def _read_prompts(self, kind: str, X) -> list[tuple]:
         """``(pairs, records)`` per prompt: one for a single prompt or retrieved
-        demonstrations (each text's record from its own prompt), ``n_prompts`` otherwise."""
+        demonstrations (each text's record from its own prompt), ``n_prompts`` otherwise.
+
+        What the model wrote is checked for every prompt that scored texts in this call
+        (:meth:`_check_generations`)."""
         texts = self._texts(X)
+        scored: list[int] = []
+
+        def counter():  # the texts the model scored for one prompt in this call
+            scored.append(0)
+            i = len(scored) - 1
+            return lambda n: scored.__setitem__(i, scored[i] + n)
+
         if kind == "steps" and self.demo_selection == "knn":
-            found = [self._read_retrieved(texts)]
+            found = [self._read_retrieved(texts, counter())]
         elif kind == "steps" and len(self.prompt_demonstrations_) > 1:
             from .backends._registry import get_scorer
 
             loaded = self._loaded_model()
             found = [(None, fill(get_scorer(self._spec("steps", demos), loaded),
                                  StepCache(self.cache_dir), texts, batch_size=self.batch_size,
-                                 show_progress=self.show_progress))
+                                 show_progress=self.show_progress, on_scored=counter()))
                      for demos in self.prompt_demonstrations_]
         else:
             records = self._stored(kind, texts)
             if records is not None:
                 found = [(self.key_recipes_[kind]["checks"].get("pairs"), records)]
+                scored.append(0)
             else:
                 scorer = self._scorer_of(kind)
                 records = fill(scorer, StepCache(self.cache_dir), texts,
-                               batch_size=self.batch_size, show_progress=self.show_progress)
+                               batch_size=self.batch_size, show_progress=self.show_progress,
+                               on_scored=counter())
                 found = [(scorer.parts.pairs if kind == "binary" else None, records)]
         if kind == "steps":
-            _warn_if_identical(texts, found[0][1],
-                               getattr(self, "include_empty_demos_", self.include_empty_demos))
-            _warn_if_unknown(found[0][1])
+            self._check_generations(texts, [records for _, records in found], scored)
         return found
 
-    def _read_retrieved(self, texts: list[str]) -> tuple:
+    def _prompt_names(self, n: int) -> list[str]:
+        """How warnings name each of ``n`` prompts (nothing for a single one)."""
+        if n == 1:
+            return [""]
+        annotators = getattr(self, "prompt_annotators_", None)
+        if self.demo_selection == "annotator" and annotators is not None:
+            return [f"prompt {i + 1} of {n} (annotator {a!r}): " for i, a in enumerate(annotators)]
+        return [f"prompt {i + 1} of {n}: " for i in range(n)]
+
+    def _check_generations(self, texts: list[str], per_prompt: list[list],
+                           scored: list[int]) -> None:
+        """Warn about what the model wrote (one label list for most texts, names outside the
+        label set), for every prompt that scored texts in this call, naming the prompt; each
+        prompt of a fit is checked once (a call served from the store warns again for none)."""
+        checked = self.__dict__.setdefault("_generations_checked", set())
+        identical, unknown = [], []
+        for name, records, n_scored, digest in zip(
+                self._prompt_names(len(per_prompt)), per_prompt, scored,
+                self._prompt_digests(len(per_prompt))):
+            if not n_scored or digest in checked:
+                continue
+            checked.add(digest)
+            message = _identical_message(texts, records, self.none_label,
+                                         getattr(self, "include_empty_demos_", False),
+                                         getattr(self, "empty_label_share_", None))
+            if message:
+                identical.append(name + message)
+            message = unknown_label_message(unknown_label_summary([r.unknown for r in records]))
+            if message:
+                unknown.append(name + message)
+        if identical:
+            warn("; ".join(identical), IdenticalGenerationsWarning)
+        if unknown:
+            text = "; ".join(unknown)
+            warn(text[0].upper() + text[1:] + " predict_steps() shows them per text.",
+                 UnknownLabelWarning)
+
+    def _prompt_digests(self, n: int) -> list[str]:
+        """An identity of each of the ``n`` prompts of this fit (what it shows the model)."""
+        import hashlib
+
+        sets = (self.prompt_demonstrations_ if n == len(self.prompt_demonstrations_)
+                else [None] * n)
+        return [hashlib.sha256(repr((self.prompt_, i, demos)).encode()).hexdigest()
+                for i, demos in enumerate(sets)]
+
+    def _read_retrieved(self, texts: list[str], on_scored=None) -> tuple:
         """Each text's step record from the prompt of its retrieved demonstrations; texts
         sharing demonstrations share one scorer (its prefix encoded once)."""
         from tqdm.auto import tqdm
@@ -953,7 +1022,8 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 scorer = build_scorer(self._spec("steps", demos), loaded)
                 found = fill(scorer, StepCache(self.cache_dir), [texts[i] for i in positions],
                              batch_size=self.batch_size,
-                             show_progress=self.show_progress and len(groups) == 1)
+                             show_progress=self.show_progress and len(groups) == 1,
+                             on_scored=on_scored)
                 for i, record in zip(positions, found):
                     records[i] = record
                 bar.update(len(positions))
@@ -1211,27 +1281,27 @@ def _check_room_for_a_text(loaded, parts, names: list[str], n_demos: int, max_ne
         f"tokens for a one-token text, more than the model's context of {limit} tokens: {cause}.")
 
 
-def _warn_if_identical(texts: list[str], records: list, include_empty_demos: bool) -> None:
-    """Warn when one generated label list is written for most of ten or more distinct texts."""
+def _identical_message(texts: list[str], records: list, none_label: str,
+                       include_empty_demos: bool, empty_share: float | None) -> str | None:
+    """What to say when one generated label list is written for most of ten or more distinct
+    texts (None otherwise): a copied demonstration, or a run of the empty set, which is right
+    when about that share of the texts have no label."""
     found = dominant_generation(texts, [r.text for r in records])
     if found is None:
-        return
+        return None
+    share = f"{found['count']} of {found['n_texts']} generations ({100 * found['share']:.0f}%)"
+    same = [r for r in records if r.text == found["generation"]]
+    if all(not r.parsed and not r.unknown for r in same):  # the empty set
+        seen = ("" if empty_share is None else
+                f" ({100 * empty_share:.0f}% of the training texts had none)")
+        return (f"{share} name no label ({found['generation'].strip()!r}). That is right when "
+                f"about as many of the texts have no label{seen}; if far fewer do, the model "
+                "is not reading the texts: show fewer demonstrations without a label "
+                "(include_empty_demos=False), draw others (random_state, n_shots) or use a "
+                "larger model")
     hint = ("" if include_empty_demos else
             "; with data where most items have no label, include_empty_demos=True (sklml "
-            "--include-empty-demos) also shows "
-            "the model zero-label demonstrations")
-    warn(
-        f"{found['count']} of {found['n_texts']} generations ({100 * found['share']:.0f}%) are "
-        f"the same label list ({found['generation']!r}): the model may be copying a "
-        "demonstration's labels rather than reading the texts. Try other demonstrations "
-        f"(random_state, n_shots) or a larger model{hint}.",
-        IdenticalGenerationsWarning,
-    )
-
-
-def _warn_if_unknown(records: list) -> None:
-    """Warn when the model wrote names outside the label set (they are not scored)."""
-    message = unknown_label_message(unknown_label_summary([r.unknown for r in records]))
-    if message is not None:
-        warn(message[0].upper() + message[1:] + " predict_steps() shows them per text.",
-             UnknownLabelWarning)
+            "--include-empty-demos) also shows the model zero-label demonstrations")
+    return (f"{share} are the same label list ({found['generation']!r}): the model may be "
+            "copying a demonstration's labels rather than reading the texts. Try other "
+            f"demonstrations (random_state, n_shots) or a larger model{hint}")

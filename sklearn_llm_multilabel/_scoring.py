@@ -22,6 +22,7 @@ def fill(
     show_progress: bool = False,
     with_keys: bool = False,
     check_keys: Callable[[list[str]], None] | None = None,
+    on_scored: Callable[[int], None] | None = None,
 ):
     """One :class:`StepRecord` per text, running the model only for texts not cached.
 
@@ -29,7 +30,8 @@ def fill(
     cache immediately, so an interrupted run resumes where it stopped.
     ``with_keys=True`` returns ``(keys, records)``. ``check_keys(keys)`` is
     called with every text's key before the store is read or the model runs
-    (the Ray actors compare them with the driver's).
+    (the Ray actors compare them with the driver's). ``on_scored(n)`` is called once the
+    model has scored ``n`` texts the store lacked (not called when none was missing).
     """
     queries = scorer.prepare_queries(texts)
     keys = [scorer.query_key(q) for q in queries]
@@ -54,5 +56,7 @@ def fill(
             on_batch=persist,
             show_progress=show_progress,
         )
+        if on_scored is not None:
+            on_scored(len(todo_keys))
     records = [found[k] for k in keys]
     return (keys, records) if with_keys else records

@@ -336,3 +336,24 @@ def text_multilabel_tags(tags):
     tags.target_tags.single_output = False
     tags.classifier_tags.multi_label = True
     return tags
+
+
+def missing_annotator_id(annotator_ids) -> tuple[int, int] | None:
+    """``(text, position)`` of the first missing annotator id (None, NaN or blank), or None.
+
+    A missing id would otherwise become one "annotator" named ``'None'`` or
+    ``'nan'`` that pools every unnamed annotator's labels.
+
+    Examples
+    --------
+    >>> missing_annotator_id([["a1", "a2"], ["a1", None]])
+    (1, 1)
+    >>> missing_annotator_id([["a1"], ["a2"]]) is None
+    True
+    """
+    for i, ids in enumerate(annotator_ids):
+        for j, value in enumerate(ids):
+            if (value is None or (isinstance(value, float) and value != value)
+                    or (isinstance(value, str) and not value.strip())):
+                return i, j
+    return None

@@ -1,5 +1,6 @@
 """Prompt integrity and clear errors of the classifier and calibrator."""
 
+import re
 import warnings
 
 import numpy as np
@@ -21,7 +22,7 @@ from sklearn_llm_multilabel.exceptions import (
 )
 from sklearn_llm_multilabel.testing import make_tiny_model
 
-from .conftest import LABEL_LISTS, TEXTS, make_clf
+from .conftest import LABEL_LISTS, LABELS, TEXTS, make_clf
 
 pytestmark = pytest.mark.filterwarnings(f"ignore::{NoLabelStepWarning.__module__}.NoLabelStepWarning")
 
@@ -120,26 +121,25 @@ def test_calibrator_reports_iterations_and_feature_names():
 def test_identical_generations_warn(tiny_llama, tiny_tokenizer):
     """A model that writes the same label list for every text says so (it copies a
     demonstration); varied generations, or too few texts, do not warn."""
-    from sklearn_llm_multilabel._classifier import _warn_if_identical
+    from sklearn_llm_multilabel._classifier import _identical_message
     from sklearn_llm_multilabel._diagnostics import IDENTICAL_MIN_TEXTS
     from sklearn_llm_multilabel.exceptions import IdenticalGenerationsWarning
 
     class Record:
         def __init__(self, text):
-            self.text = text
+            self.text, self.parsed, self.unknown = text, (text.strip(),), ()
 
     texts = [f"text {i}" for i in range(IDENTICAL_MIN_TEXTS)]
-    with pytest.warns(IdenticalGenerationsWarning, match=r"10 of 10 generations \(100%\) are the "
-                                                         r"same label list \('care'\).*include_empty"):
-        _warn_if_identical(texts, [Record("care")] * len(texts), include_empty_demos=False)
+    assert re.search(r"10 of 10 generations \(100%\) are the same label list \('care'\).*"
+                     r"include_empty", _identical_message(
+                         texts, [Record("care")] * len(texts), "none", False, None))
     # most, not all: 69 of 80 (the held-out case that stayed silent)
     many = [f"text {i}" for i in range(80)]
-    with pytest.warns(IdenticalGenerationsWarning, match=r"69 of 80 generations \(86%\)"):
-        _warn_if_identical(many, [Record("care")] * 69 + [Record("purity")] * 11, False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", IdenticalGenerationsWarning)
-        _warn_if_identical(texts, [Record("care")] * 5 + [Record("purity")] * 5, False)
-        _warn_if_identical(texts[:9], [Record("care")] * 9, False)
+    assert "69 of 80 generations (86%)" in _identical_message(
+        many, [Record("care")] * 69 + [Record("purity")] * 11, "none", False, None)
+    assert _identical_message(texts, [Record("care")] * 5 + [Record("purity")] * 5, "none",
+                              False, None) is None
+    assert _identical_message(texts[:9], [Record("care")] * 9, "none", False, None) is None
     from sklearn_llm_multilabel.testing import ScriptedCausalLM
 
     tokenizer = tiny_tokenizer
@@ -182,3 +182,58 @@ def test_a_tokenizer_with_more_ids_than_the_embeddings_is_refused_in_fit(tiny_to
         with pytest.raises(TokenizerError, match=rf"has {rows + 1} token ids but the model embeds "
                                                  rf"only {rows} .*ids {rows} to {rows}"):
             make_clf(spec).fit(TEXTS, LABEL_LISTS)
+
+
+class _Written:
+    """A record's view of what the model wrote (for the generation checks)."""
+
+    def __init__(self, text, parsed=(), unknown=()):
+        self.text, self.parsed, self.unknown = text, tuple(parsed), tuple(unknown)
+
+
+def test_a_run_of_none_is_told_apart_from_a_copied_demonstration():
+    from sklearn_llm_multilabel._classifier import _identical_message
+
+    texts = [f"text {i}" for i in range(20)]
+    message = _identical_message(texts, [_Written(" none")] * 15 + [_Written(" a", ["a"])] * 5,
+                                 "none", True, 0.86)
+    assert message.startswith("15 of 20 generations (75%) name no label ('none'). That is right "
+                              "when about as many of the texts have no label (86% of the "
+                              "training texts had none)")
+    assert "copying" not in message and "include_empty_demos=False" in message
+
+
+def test_every_prompt_is_checked_and_named(tiny_llama):
+    """Several prompts: what each wrote is checked, and the warning names the prompts."""
+    from sklearn_llm_multilabel.exceptions import IdenticalGenerationsWarning, UnknownLabelWarning
+
+    clf = make_clf(tiny_llama, n_prompts=3).fit(TEXTS * 2, LABEL_LISTS * 2)
+    texts = [f"text {i}" for i in range(12)]
+    good = [_Written(f" {LABELS[i % 3]}", [LABELS[i % 3]]) for i in range(12)]
+    invented = [_Written(" yes", unknown=["yes"])] * 11 + good[:1]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        clf._check_generations(texts, [good, good, invented], [12, 12, 12])
+    messages = {w.category: str(w.message) for w in seen}
+    assert messages[UnknownLabelWarning].startswith(
+        "Prompt 3 of 3: the model wrote names outside the label set for 11 of 12 texts")
+    assert messages[IdenticalGenerationsWarning].startswith(
+        "prompt 3 of 3: 11 of 12 generations (92%) are the same label list (' yes')")
+    with warnings.catch_warnings(record=True) as seen:  # checked once per prompt of the fit
+        warnings.simplefilter("always")
+        clf._check_generations(texts, [good, good, invented], [12, 12, 12])
+    assert not seen
+
+
+def test_generation_warnings_come_when_texts_are_scored_once_per_estimator(tiny_llama):
+    from sklearn_llm_multilabel.exceptions import UnknownLabelWarning
+
+    clf = make_clf(tiny_llama).fit(TEXTS, LABEL_LISTS)  # the random model writes noise
+    with pytest.warns(UnknownLabelWarning):
+        clf.predict_proba(TEXTS)
+    for aggregation in ("max", "first", "mean"):  # served from the cache: quiet
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UnknownLabelWarning)
+            clf.set_params(aggregation=aggregation).predict_proba(TEXTS)
+    with pytest.warns(UnknownLabelWarning):  # a new fit has its prompt checked again
+        clf.fit(TEXTS, LABEL_LISTS).predict_proba(["some new text"])

@@ -226,6 +226,16 @@ def test_annotator_prompts_bad_input(tiny_llama):
         clf.set_params(n_prompts=1).fit(TRAIN, TRAIN_Y, annotator_labels=many,
                                          annotator_ids=many_ids)
     assert len(clf.prompt_annotators_) == 10
+    for missing in (None, float("nan"), " "):
+        unnamed = [list(row) for row in ids]
+        unnamed[3][1] = missing
+        with pytest.raises(ValueError, match=r"annotator_ids of text 3 \(entry 1\) is missing"):
+            clf.fit(TRAIN, TRAIN_Y, annotator_labels=labels, annotator_ids=unnamed)
+    from sklearn_llm_multilabel.datasets import make_bunch
+
+    with pytest.raises(ValueError, match=r"annotator_ids of item 1 \(entry 0\) is missing"):
+        make_bunch(["a", "b"], [[1], [0]], ["x"], annotator_labels=[[["x"]], [[]]],
+                   annotator_ids=[["r1"], [None]])
 
 
 def test_loaders_name_the_annotators(tmp_path):

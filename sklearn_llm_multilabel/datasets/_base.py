@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.utils import Bunch, check_random_state
 
+from .._validation import missing_annotator_id
 from .._warnings import warn
 from ..exceptions import DatasetFormatError, DatasetWarning
 
@@ -98,6 +99,10 @@ def make_bunch(texts, target, label_names, *, n_annotators=None, ids=None, descr
         if annotator_labels is None or len(annotator_ids) != n or any(
                 len(a) != len(b) for a, b in zip(annotator_ids, annotator_labels)):
             raise ValueError("annotator_ids must give one id per entry of annotator_labels.")
+        missing = missing_annotator_id(annotator_ids)
+        if missing is not None:
+            raise ValueError(f"annotator_ids of item {missing[0]} (entry {missing[1]}) is "
+                             "missing; give every annotator an id, or annotator_ids=None.")
         annotator_ids = [[str(a) for a in ids] for ids in annotator_ids]
     return Bunch(
         data=list(texts),
