@@ -243,3 +243,34 @@ def test_long_demonstrations_are_truncated_with_a_warning(tiny_llama):
                                       show_progress=False)
         clf.fit(texts, [["weather", "sports"], ["sports", "weather"], ["weather"], ["politics"]])
     assert all(len(t.split()) <= 8 for t, _ in clf.demonstrations_)
+
+
+def test_a_long_text_is_cut_without_tokenising_it_whole(tiny_tokenizer, monkeypatch):
+    """The cut of a long text equals the cut of its whole tokenisation, and the tokenizer
+    never sees more than a bounded prefix of it."""
+    import random
+
+    from sklearn_llm_multilabel.backends import _text
+    from sklearn_llm_multilabel.backends._seal import SealedEncoder
+
+    rng = random.Random(0)
+    words = "the rain fell team game won sunny day snow vote minister match".split()
+    texts = [" ".join(rng.choice(words) for _ in range(n)) for n in (3, 50, 5_000, 200_000)]
+    sealer = SealedEncoder(tiny_tokenizer)
+    whole = [sealer.encode([t], [[(0, len(t))]])[0] for t in texts]
+    seen = []
+    encode = SealedEncoder.encode
+
+    def spy(self, batch, spans):
+        seen.extend(len(t) for t in batch)
+        return encode(self, batch, spans)
+
+    monkeypatch.setattr(SealedEncoder, "encode", spy)
+    for budget in (1, 10, 256):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)
+            cut = _text.truncate_texts(tiny_tokenizer, texts, budget, sealer=sealer)
+        expected = [t if len(ids) <= budget else tiny_tokenizer.decode(ids[:budget])
+                    for t, ids in zip(texts, whole)]
+        assert cut == expected
+    assert max(seen) < 100_000 < len(texts[-1])

@@ -87,12 +87,53 @@ def encode_texts(tokenizer, texts: Sequence[str], *, what: str = "texts",
     return sealer.encode(texts, [[(0, len(text))] for text in texts])
 
 
+#: tokens past the budget a prefix must hold before its first ones are trusted
+_MARGIN = 8
+
+
+def _first_prefix(budget: int) -> int:
+    """The characters of the first prefix tried (texts up to twice as long are encoded whole)."""
+    return max(4096, 16 * (budget + 1 + _MARGIN))
+
+
+def _head_ids(sealer: SealedEncoder, text: str, budget: int) -> list[int]:
+    """Token ids of ``text``, or of a prefix of it whose first ``budget + 1`` ids are the
+    whole text's: a long text is never tokenised whole (an 8 MB text would cost a gigabyte).
+
+    A prefix is trusted when it holds at least ``budget + 1 + _MARGIN`` tokens and a prefix
+    twice as long starts with the same ``budget + 1`` ids (tokens far from a cut do not
+    depend on it); else the prefix grows, up to the whole text.
+    """
+    def encode(part: str) -> list[int]:
+        return sealer.encode([part], [[(0, len(part))]])[0]
+
+    size = _first_prefix(budget)
+    while 2 * size < len(text):
+        head = encode(text[:size])
+        if len(head) > budget + _MARGIN and \
+                encode(text[:2 * size])[:budget + 1] == head[:budget + 1]:
+            return head
+        size *= 4
+    return encode(text)
+
+
 def truncate_texts(tokenizer, texts: Sequence[str], budget: int, *, what: str = "texts",
                    sealer: SealedEncoder | None = None) -> list[str]:
-    """Cut texts to ``budget`` tokens; a :class:`TruncationWarning` counts the cut ones."""
+    """Cut texts to ``budget`` tokens; a :class:`TruncationWarning` counts the cut ones.
+
+    A text is tokenised only as far as the cut needs (:func:`_head_ids`)."""
     if not texts:
         return []
-    encoded = encode_texts(tokenizer, texts, what=what, sealer=sealer)
+    check_encodable(texts, what=what)
+    sealer = SealedEncoder(tokenizer) if sealer is None else sealer
+    short = [i for i, text in enumerate(texts) if len(text) <= 2 * _first_prefix(budget)]
+    encoded: list = [None] * len(texts)
+    for i, ids in zip(short, sealer.encode([texts[i] for i in short],
+                                           [[(0, len(texts[i]))] for i in short])):
+        encoded[i] = ids  # one batch for the usual texts
+    for i, text in enumerate(texts):
+        if encoded[i] is None:
+            encoded[i] = _head_ids(sealer, text, budget)
     out = [text if len(ids) <= budget else tokenizer.decode(ids[:budget])
            for text, ids in zip(texts, encoded)]
     n_truncated = sum(len(ids) > budget for ids in encoded)
