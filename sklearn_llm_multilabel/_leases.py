@@ -29,8 +29,8 @@ import uuid
 from pathlib import Path
 
 from .store._atomic import TMP_PREFIX, atomic_write
+from .store._layout import RUNS
 
-RUNS = "_runs"
 HEARTBEAT_SECONDS = 2.0
 #: a lease not refreshed for this long belongs to a dead process (used across hosts)
 STALE_SECONDS = 30.0

@@ -723,8 +723,8 @@ def cmd_cache(args) -> int:
     cache = StepCache(root, create=False)  # refuses a folder that is not a step cache
     if args.action == "info":
         contents = cache.info()
-        other = ("unreadable shards" if cache.sharded is not None
-                 else "other files (not the cache's)")
+        other = ("unreadable shards or other files (not the store's)"
+                 if cache.sharded is not None else "other files (not the cache's)")
         print(f"{root}: {len(contents.entries)} cached texts, "
               f"{contents.entry_bytes / 2**20:.1f} MiB; {len(contents.orphans)} orphaned "
               f"temporary files; {len(contents.foreign)} {other}")

@@ -419,3 +419,19 @@ def test_records_served_from_memory_are_written_to_the_sharded_store(tiny_llama,
         clf.set_params(cache_dir=folder).predict_proba(TEXTS)  # 6 from memory, the rest scored
         clear_memory_cache()
         assert len(StepCache(folder, create=False).info().entries) == len(set(TEXTS))
+
+
+def test_user_files_in_a_sharded_store_are_counted_as_foreign(tmp_path, capsys):
+    from sklearn_llm_multilabel.cli import main
+
+    store = ShardedStore(tmp_path / "scores")
+    store.put_many([key_of(1)], [step_record(1)])
+    (tmp_path / "scores" / "notes.txt").write_text("mine")
+    (tmp_path / "scores" / "shards" / "README").write_text("mine too")
+    info = StepCache(tmp_path / "scores", create=False).info()
+    assert len(info.entries) == 1 and info.foreign == ["notes.txt", "shards/README"]
+    assert main(["cache", "info", "--cache-dir", str(tmp_path / "scores")]) == 0
+    out = capsys.readouterr().out
+    assert "1 cached texts" in out and "2 unreadable shards or other files" in out
+    assert StepCache(tmp_path / "scores", create=False).clear() == (1, 0)
+    assert (tmp_path / "scores" / "notes.txt").read_text() == "mine"  # never removed

@@ -42,6 +42,7 @@ import uuid
 from pathlib import Path
 
 from .._keys import file_digest
+from .._leases import pid_alive
 from .._warnings import warn_once
 from ..exceptions import ModelLoadError, PerformanceWarning
 from ._checkpoint import check_weight_files
@@ -206,21 +207,9 @@ def orphaned_temporaries(root: Path | None = None) -> list[Path]:
         except (ValueError, IndexError, OSError):
             found.append(path)  # not named as this module names them
             continue
-        if age > _ORPHAN_SECONDS or not _running(pid):
+        if age > _ORPHAN_SECONDS or not pid_alive(pid):
             found.append(path)
     return found
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # another user's process
-        return True
-    return True
 
 
 def folder_bytes(folders: list[Path]) -> int:

@@ -43,6 +43,7 @@ from ..exceptions import CacheWarning
 from . import _memory
 from ._atomic import TMP_PREFIX, atomic_write
 from ._layout import (
+    ADAPTERS,
     FILES,
     FILES_FORMAT_VERSION,
     FILES_MARKER,
@@ -61,7 +62,6 @@ FORMAT_VERSION = FILES_FORMAT_VERSION
 MARKER = FILES_MARKER
 _ENTRY = re.compile(r"^([0-9a-f]{2})/(\1[0-9a-f]{62})\.npz$")
 #: trained adapters live beside the records, one safetensors file each, in either layout
-ADAPTERS = "adapters"
 _ADAPTER = re.compile(r"^adapters/[0-9a-f]{64}\.safetensors$")
 #: largest adapter file read (a 7B model's rank-64 adapter is about 0.6 GB)
 MAX_ADAPTER_BYTES = 8 * 2**30

@@ -32,6 +32,10 @@ SHARDED_MARKER = "SKLML_STORE.json"
 SHARDED_SCHEMA_VERSION = 1
 #: the lock file of layout decisions (the library's own file in either layout)
 LOCK_NAME = ".sklml-open.lock"
+#: the folder of fine-tuned adapters in a store
+ADAPTERS = "adapters"
+#: the folder of the leases of runs writing a store (``_leases``)
+RUNS = "_runs"
 
 _CONTENT = {
     FILES: (FILES_MARKER, {"what": "sklearn_llm_multilabel step cache",

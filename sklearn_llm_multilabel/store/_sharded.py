@@ -36,7 +36,10 @@ from ..exceptions import CacheWarning, StoreError
 from ._atomic import TMP_PREFIX, atomic_write
 from ._columns import Shard, key_digests, split_meta
 from ._layout import (
+    ADAPTERS,
     FILES,
+    LOCK_NAME,
+    RUNS,
     SHARDED,
     SHARDED_MARKER,
     SHARDED_SCHEMA_VERSION,
@@ -326,7 +329,16 @@ class ShardedStore:
         orphans = sorted(f"{_SHARDS}/{e.name}" for e in os.scandir(folder)
                          if e.name.startswith(_TMP_PREFIX))
         entries = [d.decode() for d in self._distinct()]
-        return CacheContents(entries, shard_bytes, orphans, sorted(f"{_SHARDS}/{n}" for n in self._bad))
+        return CacheContents(entries, shard_bytes, orphans,
+                             sorted({f"{_SHARDS}/{n}" for n in self._bad} | set(self._foreign())))
+
+    def _foreign(self) -> list[str]:
+        """Files of the folder that are neither the store's nor its writers' (user files)."""
+        own_top = {MARKER, LOCK_NAME, _SHARDS, ADAPTERS, RUNS}
+        found = [e.name for e in os.scandir(self.folder) if e.name not in own_top]
+        found += [f"{_SHARDS}/{e.name}" for e in os.scandir(self.folder / _SHARDS)
+                  if not e.name.endswith(".parquet") and not e.name.startswith(_TMP_PREFIX)]
+        return found
 
     def clear(self) -> tuple[int, int]:
         """Delete every shard and temporary (never other files); returns (records, orphans)."""
