@@ -19,8 +19,9 @@ def check_texts(X, *, name: str = "X") -> list[str]:
     Parameters
     ----------
     X : iterable of str
-        Texts. A single string is rejected (it would be read character by
-        character).
+        Texts, or a one-column table of them (a numpy array, a pandas or
+        polars DataFrame). A single string is rejected (it would be read
+        character by character).
     name : str, default="X"
         Name used in error messages.
 
@@ -38,13 +39,14 @@ def check_texts(X, *, name: str = "X") -> list[str]:
             f"Sparse data was passed as {name}, but {name} must be an iterable of strings "
             "(one per text); sparse matrices are not supported."
         )
-    if hasattr(X, "ndim") and getattr(X, "ndim", 1) == 2:
-        shape = X.shape
+    shape = getattr(X, "shape", None)
+    if isinstance(shape, tuple) and len(shape) == 2:  # numpy, pandas, polars, ...
         if shape[1] != 1:
             raise ValueError(
                 f"{name} must be a 1-d sequence of texts; got an array of shape {shape}."
             )
-        X = np.asarray(X).ravel()
+        values = X.to_numpy() if hasattr(X, "to_numpy") else np.asarray(X, dtype=object)
+        X = np.asarray(values, dtype=object).ravel()
     if not isinstance(X, Iterable):
         raise TypeError(f"{name} must be an iterable of strings, got {type(X).__name__}.")
     texts = list(X)

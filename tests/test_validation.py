@@ -83,3 +83,18 @@ def test_sparse_targets_are_supported(tiny_llama):
     assert dense.demonstrations_ == sparse.demonstrations_
     cal = DistributionCalibrator().fit(np.clip(Y, 0.05, 0.95), sp.csr_matrix(Y))
     assert cal.predict_proba(np.clip(Y, 0.05, 0.95)).shape == Y.shape
+
+
+def test_one_column_tables_of_texts_are_read_like_a_list():
+    import polars as pl
+
+    from sklearn_llm_multilabel._validation import check_texts
+
+    texts = ["the rain fell", "a late goal", "007"]
+    for X in (pd.DataFrame({"text": texts}), pl.DataFrame({"text": texts}),
+              np.array(texts, dtype=object).reshape(-1, 1), pl.Series("text", texts)):
+        assert check_texts(X) == texts
+    with pytest.raises(ValueError, match=r"1-d sequence of texts; got an array of shape \(3, 2\)"):
+        check_texts(pl.DataFrame({"a": texts, "b": texts}))
+    with pytest.raises(TypeError, match=r"X\[1\] must be a string, got NoneType"):
+        check_texts(pl.DataFrame({"text": ["a", None, "b"]}))
