@@ -182,7 +182,10 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
         None means bfloat16 on CUDA, float32 on CPU.
     cache_dir : str, path or None, default=None
         Folder of a persistent step cache shared across processes; None keeps
-        the cache in memory (per process) only.
+        the cache in memory (per process) only. The estimator reads no
+        environment variable: ``$SKLML_CACHE_DIR`` is the command line's
+        default only (pass ``cache_dir=os.environ["SKLML_CACHE_DIR"]`` to
+        share that cache).
     trust_remote_code : bool, default=False
         Allow checkpoints that ship their own modelling code.
     random_state : int, RandomState instance or None, default=0

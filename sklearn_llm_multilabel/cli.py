@@ -832,7 +832,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
                             "averaged")
     model.add_argument("--cache-dir", default=default_cache_dir(),
                        help="persist step records here, so that commands share work and re-runs "
-                            "score nothing twice ($SKLML_CACHE_DIR, else the user cache folder)")
+                            "score nothing twice ($SKLML_CACHE_DIR, else the user cache folder; "
+                            "the Python estimator reads no environment variable)")
     model.add_argument("--no-cache", dest="cache_dir", action="store_const", const=None,
                        help="keep step records in memory only")
     model.add_argument("--seed", type=int, default=0, help="seed of the split and demonstrations")

@@ -299,3 +299,27 @@ def test_lewidi_repeated_item_id_is_an_error(tmp_path):
     path = write(tmp_path, "n.json", f'{{"1": {nested}}}')
     with pytest.raises(DatasetFormatError, match=r"field\(s\) \['annotations'\] appear more"):
         load_lewidi(path, label_streams={"x": None})
+
+
+def test_the_guide_expands_a_python_literal_cell_into_a_long_table(tmp_path, monkeypatch):
+    """The datasets guide's HateXplain recipe runs as written on a cell with single quotes."""
+    import re
+    from pathlib import Path
+
+    import pandas as pd
+
+    page = (Path(__file__).parents[1] / "docs" / "guide" / "datasets.md").read_text()
+    code = next(block for block in re.findall(r"```python\n(.*?)```", page, re.S)
+                if "literal_eval" in block)
+    rows = [[1, "they are awful", [{"annotator_id": 1, "label": "offensive"},
+                                   {"annotator_id": 2, "label": "normal"}]],
+            [2, "a fine day", [{"annotator_id": 1, "label": "normal"}]]]
+    pd.DataFrame(rows, columns=["id", "text", "annotators"]).to_csv(
+        tmp_path / "hatexplain.csv", index=False)  # written with repr: single quotes
+    assert "'label'" in (tmp_path / "hatexplain.csv").read_text()
+    monkeypatch.chdir(tmp_path)
+    scope = {"load_annotations": load_annotations}
+    exec(code, scope)
+    ds = scope["ds"]
+    assert ds.label_names == ["normal", "offensive"] and ds.target.tolist() == [[0.5, 0.5],
+                                                                                 [1.0, 0.0]]
