@@ -97,17 +97,20 @@ def save_estimator(estimator, path: str | os.PathLike) -> Path:
     except Exception as exc:  # skops cannot describe some object as data
         raise UntrustedFileError(
             f"{type(estimator).__name__} cannot be saved as data ({type(exc).__name__}: {exc}); "
-            f"nothing was written to {path}.") from None
+            f"nothing was written to {path}. {_SAVED}") from None
     untrusted = _untrusted_types(sio.get_untrusted_types(data=data))
     if untrusted:
         raise UntrustedFileError(
             f"{path}: not written: the estimator holds types that load_estimator refuses "
-            f"({', '.join(untrusted)}). save_estimator saves LLMMultiLabelClassifier, "
-            "DistributionCalibrator and scikit-learn Pipelines of them; an "
-            "EncoderMultiLabelClassifier holds torch modules (save its encoder_ with "
-            "save_pretrained).")
+            f"({', '.join(untrusted)}). {_SAVED}")
     atomic_write(path, lambda fh: fh.write(data))
     return path
+
+
+_SAVED = ("save_estimator saves LLMMultiLabelClassifier, DistributionCalibrator and "
+          "scikit-learn Pipelines of them (with a named aggregation); an "
+          "EncoderMultiLabelClassifier holds torch modules: save its encoder_ and tokenizer_ "
+          "with save_pretrained, or pickle it (joblib) for your own use.")
 
 
 def _untrusted_types(found) -> list[str]:

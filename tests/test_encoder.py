@@ -158,3 +158,13 @@ def test_a_label_prefix_longer_than_max_length_is_refused_in_fit(encoder_dir):
         make(encoder_dir, labels=["a", "b", "c"], max_length=8).fit(texts, Y[:, :3])
     assert "raise max_length above 8" in str(too_tight.value)
     make(encoder_dir, labels=["a", "b", "c"], max_length=9).fit(texts, Y[:, :3])  # one text token
+
+
+def test_save_estimator_refuses_the_encoder_and_writes_nothing(encoder_dir, tmp_path):
+    from sklearn_llm_multilabel.exceptions import UntrustedFileError
+    from sklearn_llm_multilabel.persistence import save_estimator
+
+    clf = make(encoder_dir, max_epochs=1).fit(TEXTS, Y)
+    with pytest.raises(UntrustedFileError, match="EncoderMultiLabelClassifier"):
+        save_estimator(clf, tmp_path / "encoder.skops")
+    assert not list(tmp_path.iterdir())
