@@ -35,7 +35,9 @@ def json_text(value) -> str:
 
     Examples
     --------
-    >>> json_text({"x": float("nan")})
-    '{\n  "x": null\n}'
+    >>> print(json_text({"x": float("nan")}))
+    {
+      "x": null
+    }
     """
     return json.dumps(finite(value), indent=2, allow_nan=False)
