@@ -29,7 +29,7 @@ from ._aggregation import AGGREGATIONS
 from ._jsontext import json_text
 from .exceptions import CacheWarning, SklearnLLMError, UntrustedFileError
 
-FORMATS = ("annotations", "counts", "lewidi", "goemotions", "xed", "csv")
+FORMATS = ("annotations", "counts", "lewidi", "lewidi2025", "goemotions", "xed", "csv")
 #: the aggregations, from the one table in ._aggregation
 STRATEGIES = AGGREGATIONS
 
@@ -51,7 +51,7 @@ def guess_format(path: Path) -> str | None:
     except OSError:
         return None
     if head.lstrip().startswith(("{", "[")):
-        return "lewidi"
+        return "lewidi2025" if '"soft_label"' in head and '"split"' in head else "lewidi"
     lines = [line for line in head.splitlines() if line.strip()]
     if not lines:
         return None
@@ -107,6 +107,8 @@ def _load_file(path: Path, args):
                               none_columns=_labels_arg(args.none_columns) or (),
                               keep_total=args.keep_total, delimiter=args.delimiter,
                               encoding=args.encoding)
+    if args.format == "lewidi2025":
+        return ds.load_lewidi2025(path)
     if args.format == "lewidi":
         streams = {"hateful": None, "aggressive": "aggressive language detection",
                    "offensive": "offensive language detection"} if not labels else {
@@ -136,7 +138,7 @@ def _load_checked(path: Path, args):
 
 
 #: the file names a split folder's files may have, per --format (None: any)
-_SPLIT_SUFFIXES = {"lewidi": (".json",), "goemotions": (".tsv",),
+_SPLIT_SUFFIXES = {"lewidi": (".json",), "lewidi2025": (".json",), "goemotions": (".tsv",),
                    "annotations": (".csv", ".tsv", ".tab", ".txt"),
                    "counts": (".csv", ".tsv", ".tab", ".txt"),
                    "csv": (".csv", ".tsv", ".tab", ".txt")}
@@ -768,7 +770,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     data.add_argument("--test", help="the test file (with --train; instead of DATA)")
     data.add_argument("--format", choices=FORMATS,
                       help="layout of DATA: one row per annotator (annotations), one count "
-                           "column per label (counts), Le-Wi-Di JSON (lewidi), the GoEmotions, "
+                           "column per label (counts), Le-Wi-Di JSON (lewidi; the 2025 edition's, "
+                           "VariErrNLI or MP: lewidi2025), the GoEmotions, "
                            "XED files, or a text column and one proportion column per label "
                            "(csv); required unless --from gives it")
     data.add_argument("--labels", help="comma-separated label names: the labels to evaluate, in "

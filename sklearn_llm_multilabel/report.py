@@ -28,6 +28,9 @@ from .metrics._scorer import ALIGNMENT_METRICS
 
 PRIOR = "constant prior"
 TFIDF = "tf-idf + linear"
+#: the column of LeWiDi's perspectivist error rate (each annotator's labels against the
+#: predicted label set), when the test set names each annotator's labels
+ERROR_RATE = "error_rate"
 
 
 @dataclass
@@ -117,10 +120,17 @@ class EvaluationReport:
                         "demonstrations with no label."))
         return notes
 
+    @property
+    def metrics(self) -> list[str]:
+        """The table's columns: the alignment metrics, and ``error_rate`` (LeWiDi's
+        perspectivist error rate) when the test set names each annotator's labels."""
+        found = list(ALIGNMENT_METRICS)
+        return found + ([ERROR_RATE] if any(ERROR_RATE in r for r in self.rows.values()) else [])
+
     def to_markdown(self) -> str:
         """The table (↓ lower is better, ↑ higher is better), then the :meth:`notes`."""
-        metrics = list(ALIGNMENT_METRICS)
-        arrows = {m: "↑" if ALIGNMENT_METRICS[m][1] else "↓" for m in metrics}
+        metrics = self.metrics
+        arrows = {m: "↑" if _greater(m) else "↓" for m in metrics}
         lines = ["| method | " + " | ".join(f"{m} {arrows[m]}" for m in metrics) + " |",
                  "|---" * (len(metrics) + 1) + "|"]
         lines += [f"| {name} | " + " | ".join(_cell(row, m) for m in metrics) + " |"
@@ -159,7 +169,7 @@ class EvaluationReport:
         out.mkdir(parents=True, exist_ok=True)
         written = [out / "results.json", out / "results.csv", out / ESTIMATOR_FILE]
         written[0].write_text(json_text(self.to_dict()), encoding="utf-8")
-        metrics = list(ALIGNMENT_METRICS)
+        metrics = self.metrics
         with open(written[1], "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             intervals = [m for m in metrics if any(f"{m}_ci" in r for r in self.rows.values())]
@@ -222,8 +232,12 @@ def prior_mark(row: dict, metric: str) -> str:
     diff = row.get(f"{metric}_vs_prior_ci")
     if diff is None or diff[0] <= 0 <= diff[1]:
         return ""
-    greater = ALIGNMENT_METRICS[metric][1]
-    return " ▲" if (diff[0] > 0) == greater else " ▼"
+    return " ▲" if (diff[0] > 0) == _greater(metric) else " ▼"
+
+
+def _greater(metric: str) -> bool:
+    """Whether higher is better for a column of the table."""
+    return False if metric == ERROR_RATE else ALIGNMENT_METRICS[metric][1]
 
 
 def _generation_diagnostics(clf, texts, strategies: Sequence[str]) -> dict:
@@ -247,6 +261,29 @@ def _generation_diagnostics(clf, texts, strategies: Sequence[str]) -> dict:
     return {"unknown_labels": unknown_label_summary([t["unknown_labels"] for t in traces]),
             "dominant_generation": dominant_generation(
                 list(texts), [t["generated_text"] for t in traces])}
+
+
+def _add_error_rates(rows: dict, probas: dict, annotator_labels, labels: list[str], threshold,
+                     n_bootstrap: int, random_state) -> None:
+    """Each row's perspectivist error rate (the label set ``proba >= threshold`` predicted for
+    every annotator), with intervals on the same resamples as the other columns."""
+    from .metrics import perspectivist_error_rates
+    from .metrics._bootstrap import bootstrap_indices, percentile_interval
+
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=float), (len(labels),))
+    per_item = {}
+    for name, proba in probas.items():
+        predicted = [[n for n, p, t in zip(labels, row, thresholds) if p >= t] for row in proba]
+        per_item[name] = perspectivist_error_rates(list(annotator_labels), predicted, labels)
+        rows[name][ERROR_RATE] = float(per_item[name].mean())
+    if n_bootstrap:
+        indices = bootstrap_indices(len(annotator_labels), n_bootstrap, random_state)
+        draws = {name: values[indices].mean(axis=1) for name, values in per_item.items()}
+        for name, values in draws.items():
+            rows[name][f"{ERROR_RATE}_ci"] = percentile_interval(values, 0.95)
+            if name != PRIOR:
+                rows[name][f"{ERROR_RATE}_vs_prior_ci"] = percentile_interval(
+                    values - draws[PRIOR], 0.95)
 
 
 def annotator_fit_params(train, demo_selection: str) -> dict:
@@ -407,6 +444,10 @@ def evaluate_strategies(
     else:
         rows[TFIDF] = measure(probas[TFIDF])["model"]
     rows = {PRIOR: report[PRIOR], **rows}
+    prior = np.asarray(train.target, dtype=float).mean(axis=0)
+    if test.get("annotator_labels") is not None:
+        _add_error_rates(rows, {PRIOR: np.tile(prior, (len(test.data), 1)), **probas},
+                         test.annotator_labels, labels, clf.threshold, n_bootstrap, random_state)
     clf.set_params(aggregation=saved_aggregation)
     generations = _generation_diagnostics(clf, test.data, strategies)
     run = {"n_train": len(train.data), "n_test": len(test.data), "labels": labels,
@@ -420,6 +461,6 @@ def evaluate_strategies(
            "runtime_seconds": round(time.perf_counter() - started, 1), **generations}
     return EvaluationReport(rows=rows, probas=probas, llm_rows=llm_rows, estimator=clf,
                             label_names=labels, y_test=np.asarray(test.target, dtype=float),
-                            settings=run, prior=np.asarray(train.target, dtype=float).mean(axis=0),
+                            settings=run, prior=prior,
                             test_ids=[str(i) for i in test.get("ids", range(
                                 len(test.data)))], test_texts=list(test.data))

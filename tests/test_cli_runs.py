@@ -450,3 +450,41 @@ def test_data_given_with_from_replaces_the_recorded_train_and_test(tiny_llama, s
     again = json.loads((tmp_path / "second" / "results.json").read_text())
     assert again["data"] == str(train.resolve()) and again["train_file"] is None
 
+
+
+def test_evaluate_reads_lewidi2025_and_reports_the_error_rate(tiny_llama, tmp_path, capsys):
+    """--format lewidi2025 (guessed too), with LeWiDi's perspectivist error rate as a column:
+    the prior predicts neutral for every annotator (the only training share of 0.5 or more)."""
+    from sklearn_llm_multilabel.cli import guess_format
+    from sklearn_llm_multilabel.metrics import perspectivist_error_rate
+
+    names = ["contradiction", "entailment", "neutral"]
+
+    def item(i, chosen):
+        soft = {n: round(sum(n in c for c in chosen) / len(chosen), 2) for n in names}
+        return {"annotation task": "natural language inference",
+                "text": {"context": TEXTS[i % len(TEXTS)], "statement": f"claim {i}"},
+                "annotators": "Ann1,Ann2", "number of annotations": 2,
+                "annotations": {"Ann1": ",".join(chosen[0]), "Ann2": ",".join(chosen[1])},
+                "soft_label": {n: {"0": round(1 - p, 2), "1": p} for n, p in soft.items()},
+                "split": "train", "lang": "en", "other_info": {"explanations": []}}
+
+    sets = [(["neutral"], ["neutral"]), (["contradiction"], ["neutral"]),
+            (["entailment", "neutral"], ["contradiction"])]
+    folder = tmp_path / "VariErrNLI"
+    folder.mkdir()
+    for split, n in (("train", 12), ("test", 12)):
+        (folder / f"VariErrNLI_{split}.json").write_text(json.dumps(
+            {str(i): item(i, sets[i % 3]) for i in range(n)}))
+    assert guess_format(folder / "VariErrNLI_train.json") == "lewidi2025"
+    out = tmp_path / "report"
+    assert main(["evaluate", str(folder), "--format", "lewidi2025", "--model", tiny_llama,
+                 "--strategies", "max", "--n-shots", "2", "--quiet", "--n-bootstrap", "200",
+                 "--out", str(out)]) == 0
+    assert "error_rate ↓" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())["results"]
+    truth = [[list(a), list(b)] for a, b in (sets[i % 3] for i in range(12))]
+    expected = perspectivist_error_rate(truth, [["neutral"]] * 12, names)
+    assert expected != pytest.approx(perspectivist_error_rate(truth, [[]] * 12, names))
+    assert results["constant prior"]["error_rate"] == pytest.approx(expected)
+    assert {"error_rate", "error_rate_ci", "error_rate_vs_prior_ci"} <= set(results["max"])

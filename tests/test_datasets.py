@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -323,3 +325,108 @@ def test_the_guide_expands_a_python_literal_cell_into_a_long_table(tmp_path, mon
     ds = scope["ds"]
     assert ds.label_names == ["normal", "offensive"] and ds.target.tolist() == [[0.5, 0.5],
                                                                                  [1.0, 0.0]]
+
+
+# ------------------------------------------------------------ LeWiDi 2025
+def _nli_item(annotations, soft=None, text=None):
+    names = ["contradiction", "entailment", "neutral"]
+    chosen = [set(v.split(",")) for v in annotations.values()]
+    soft = soft or {n: round(sum(n in c for c in chosen) / len(chosen), 2) for n in names}
+    return {"annotation task": "natural language inference",
+            "text": text or {"context": "A man sleeps.", "statement": "A man is awake."},
+            "annotators": ",".join(annotations), "annotations": annotations,
+            "soft_label": {n: {"0": round(1 - p, 2), "1": p} for n, p in soft.items()},
+            "split": "train", "lang": "en",
+            "other_info": {"explanations": ["sleeping is not awake"]}}
+
+
+def _write(path, items):
+    import json
+
+    path.write_text(json.dumps(items))
+    return path
+
+
+def test_lewidi2025_varierrnli_items_become_label_sets_with_their_annotators(tmp_path):
+    from sklearn_llm_multilabel.datasets import load_lewidi2025, subset
+
+    path = _write(tmp_path / "VariErrNLI_train.json", {
+        "7": _nli_item({"Ann1": "contradiction", "Ann2": "contradiction,neutral",
+                        "Ann3": "neutral"}),
+        "9": _nli_item({"Ann1": "entailment", "Ann4": "entailment"},
+                       text={"context": "Two  dogs\nrun.", "statement": "Animals move."})})
+    (tmp_path / "VariErrNLI_annotators_meta.json").write_text(
+        '{"Ann1": {"Age": "22",}, "Ann2": {"Age": "33"}}')  # the released file's trailing comma
+    with pytest.warns(DatasetWarning, match="trailing commas"):
+        ds = load_lewidi2025(path)
+    assert ds.label_names == ["contradiction", "entailment", "neutral"]
+    assert ds.data == ["Premise: A man sleeps. Statement: A man is awake.",
+                       "Premise: Two dogs run. Statement: Animals move."]
+    np.testing.assert_allclose(ds.target, [[0.67, 0, 0.67], [0, 1, 0]])
+    assert ds.annotator_labels[0] == [["contradiction"], ["contradiction", "neutral"], ["neutral"]]
+    assert ds.annotator_ids == [["Ann1", "Ann2", "Ann3"], ["Ann1", "Ann4"]]
+    assert list(ds.ids) == ["7", "9"] and ds.n_annotators.tolist() == [3, 2]
+    assert ds.annotator_metadata["Ann1"] == {"Age": "22"}
+    assert ds.explanations == [["sleeping is not awake"]] * 2
+    assert ds.fields[1]["statement"] == "Animals move."
+    part = subset(ds, [1])
+    assert part.explanations == [["sleeping is not awake"]] and part.fields == [ds.fields[1]]
+    templated = load_lewidi2025(path, text_template="{context} [SEP] {statement}",
+                                annotators_meta=None)
+    assert templated.data[0] == "A man sleeps. [SEP] A man is awake."
+    assert templated.annotator_metadata == {}
+
+
+def test_lewidi2025_strictness_names_the_item(tmp_path):
+    from sklearn_llm_multilabel.datasets import load_lewidi2025
+
+    good = {"Ann1": "neutral", "Ann2": "entailment"}
+    cases = [
+        ({"1": _nli_item(good, soft={"contradiction": 0, "entailment": 0.5, "neutral": 0.9})},
+         r"item '1': the soft label of \['neutral'\]"),
+        ({"1": _nli_item({"Ann1": "neutral", "Ann2": "maybe"},
+                         soft={"contradiction": 0, "entailment": 0, "neutral": 0.5})},
+         r"item '1': annotator 'Ann2' chose unknown label\(s\) \['maybe'\]"),
+        ({"1": {**_nli_item(good), "annotations": {}}}, r"item '1': no annotations"),
+    ]
+    for items, message in cases:
+        with pytest.raises(DatasetFormatError, match=message):
+            load_lewidi2025(_write(tmp_path / "x_train.json", items), annotators_meta=None)
+    one = json.dumps(_nli_item(good))
+    text = f'{{"1": {one}, "1": {one}}}'
+    (tmp_path / "dup_train.json").write_text(text)
+    with pytest.raises(DatasetFormatError, match=r"item id\(s\) \['1'\] appear more than once"):
+        load_lewidi2025(tmp_path / "dup_train.json")
+
+
+def test_lewidi2025_binary_sets_are_one_label_and_ordinal_ones_are_refused(tmp_path):
+    from sklearn_llm_multilabel.datasets import load_lewidi2025
+
+    mp = {"3": {"annotation task": "irony detection", "text": {"post": "Nice day.",
+                                                               "reply": "Sure..."},
+                "annotators": "Ann0,Ann10", "annotations": {"Ann0": "1", "Ann10": "0"},
+                "soft_label": {"0.0": 0.5, "1.0": 0.5}, "other_info": {}}}
+    ds = load_lewidi2025(_write(tmp_path / "MP_train.json", mp))
+    assert ds.label_names == ["irony"] and ds.target.tolist() == [[0.5]]
+    assert ds.annotator_labels == [[["irony"], []]] and ds.data == ["Post: Nice day. Reply: Sure..."]
+    csc = {"5": {"annotation task": "sarcasm detection", "text": {"context": "a", "response": "b"},
+                 "annotators": "Ann1", "annotations": {"Ann1": "2"},
+                 "soft_label": {str(k): float(k == 2) for k in range(7)}, "other_info": {}}}
+    with pytest.raises(DatasetFormatError, match=r"ordinal scale \(sarcasm rated from 1 to 6 "
+                                                 r"\(CSC\)\).*not a multi-label task"):
+        load_lewidi2025(_write(tmp_path / "CSC_train.json", csc))
+
+
+def test_the_shared_varierrnli_files_load():
+    from sklearn_llm_multilabel.datasets import load_lewidi2025
+
+    try:
+        folder = get_data_home() / "lewidi2025" / "VariErrNLI"
+    except FileNotFoundError:
+        pytest.skip("../shared/data is absent")
+    if not folder.is_dir():
+        pytest.skip("the LeWiDi 2025 files are absent")
+    with pytest.warns(DatasetWarning, match="trailing commas"):
+        sizes = {s: len(load_lewidi2025(folder / f"VariErrNLI_{s}.json").data)
+                 for s in ("train", "dev", "test")}
+    assert sizes == {"train": 388, "dev": 50, "test": 50}

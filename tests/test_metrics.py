@@ -199,3 +199,72 @@ def test_report_marks_a_difference_from_the_prior_by_its_direction():
     assert prior_mark({"example_f1_vs_prior_ci": (-0.3, -0.1)}, "example_f1") == " ▼"
     assert prior_mark({"nll_vs_prior_ci": (-0.1, 0.2)}, "nll") == ""
     assert prior_mark({}, "nll") == ""
+
+
+# ------------------------------------------------ LeWiDi 2025, as the shared task computes them
+def _official_task_a(targets, predictions):
+    """The published multi-label average Manhattan distance: per item, per label, the distance
+    of the two-outcome distributions (rounded to 5 decimals), the item's mean (rounded), the
+    mean over items (rounded)."""
+    items = []
+    for target, prediction in zip(targets, predictions):
+        distances = [round(sum(abs(p - t) for p, t in zip(pl, tl)), 5)
+                     for tl, pl in zip(target, prediction)]
+        items.append(round(sum(distances) / len(distances), 5))
+    return round(sum(items) / len(items), 5)
+
+
+def _official_task_b(targets, predictions):
+    """The published multi-label error rate: per item, per label, the share of the item's
+    annotators that the prediction misses (rounded to 5 decimals), averaged over labels, then
+    over items. ``targets[i][label]`` is the label's 0/1 vector over the item's annotators."""
+    items = []
+    for target, prediction in zip(targets, predictions):
+        items.append(np.mean([round(sum(abs(t - p) for t, p in zip(tv, pv)) / len(tv), 5)
+                              for tv, pv in zip(target, prediction)]))
+    return float(np.mean(items))
+
+
+def test_the_lewidi_2025_task_a_distance_is_the_shared_tasks():
+    from sklearn_llm_multilabel.metrics import soft_label_manhattan
+
+    # by hand: item 1 labels (.5 vs .25) -> .5, (1 vs 1) -> 0, (0 vs .5) -> 1: mean .5;
+    # item 2 (0 vs 0), (.25 vs .75) -> 1, (1 vs .5) -> 1: mean 2/3; overall 7/12
+    H = np.array([[0.5, 1.0, 0.0], [0.0, 0.25, 1.0]])
+    P = np.array([[0.25, 1.0, 0.5], [0.0, 0.75, 0.5]])
+    assert soft_label_manhattan(H, P) == pytest.approx(7 / 12)
+    as_pairs = [[[1 - h, h] for h in row] for row in H.tolist()]
+    assert _official_task_a(as_pairs, [[[1 - p, p] for p in row] for row in P.tolist()]) == \
+        round(7 / 12, 5)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        H = rng.choice([0, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1], size=(40, 3))
+        P = rng.random((40, 3))
+        official = _official_task_a([[[1 - h, h] for h in r] for r in H.tolist()],
+                                    [[[1 - p, p] for p in r] for r in P.tolist()])
+        assert abs(soft_label_manhattan(H, P) - official) <= 1e-5
+
+
+def test_the_lewidi_2025_error_rate_is_the_shared_tasks():
+    from sklearn_llm_multilabel.metrics import perspectivist_error_rate, perspectivist_error_rates
+
+    names = ["contradiction", "entailment", "neutral"]
+    # by hand: item 1, 2 annotators: 1 miss of 6 decisions; item 2, 3 annotators: 2 of 9
+    truth = [[["neutral"], ["entailment", "neutral"]],
+             [["contradiction"], [], ["contradiction", "neutral"]]]
+    predicted = [["neutral"], [["contradiction"], ["neutral"], ["contradiction"]]]
+    np.testing.assert_allclose(perspectivist_error_rates(truth, predicted, names), [1 / 6, 2 / 9])
+    assert perspectivist_error_rate(truth, predicted, names) == pytest.approx(7 / 36)
+
+    def vectors(sets):  # the shared task's layout: per label, a 0/1 vector over annotators
+        return [[int(n in s) for s in sets] for n in names]
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        truth, guesses = [], []
+        for _ in range(30):
+            k = int(rng.integers(1, 5))
+            truth.append([[n for n in names if rng.random() < 0.4] for _ in range(k)])
+            guesses.append([[n for n in names if rng.random() < 0.5] for _ in range(k)])
+        official = _official_task_b([vectors(t) for t in truth], [vectors(g) for g in guesses])
+        assert abs(perspectivist_error_rate(truth, guesses, names) - official) <= 1e-5

@@ -11,6 +11,7 @@ from ._base import (
 )
 from ._illustrative import load_illustrative_topics
 from ._labels import rename_labels, select_labels
+from ._lewidi2025 import format_fields, load_lewidi2025
 from ._shared import (
     GOEMOTIONS_CLUSTERS,
     HS_BREXIT_LABELS,
@@ -28,6 +29,7 @@ __all__ = [
     "HS_BREXIT_LABELS",
     "MFRC_LABELS",
     "XED_LABELS",
+    "format_fields",
     "get_data_home",
     "load_annotations",
     "load_counts",
@@ -35,6 +37,7 @@ __all__ = [
     "load_hs_brexit",
     "load_illustrative_topics",
     "load_lewidi",
+    "load_lewidi2025",
     "load_mfrc",
     "load_proportions",
     "load_xed",

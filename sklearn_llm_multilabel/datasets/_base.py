@@ -672,8 +672,11 @@ def subset(bunch: Bunch, indices) -> Bunch:
     indices = np.asarray(indices, dtype=int)
     sets = bunch.get("annotator_labels")
     raters = bunch.get("annotator_ids")
+    per_item = {name: [bunch[name][i] for i in indices]  # loaders' other per-item fields
+                for name in ("fields", "explanations") if bunch.get(name) is not None}
     return Bunch(**{
         **bunch,
+        **per_item,
         "data": [bunch.data[i] for i in indices],
         "annotator_labels": None if sets is None else [sets[i] for i in indices],
         "annotator_ids": None if raters is None else [raters[i] for i in indices],

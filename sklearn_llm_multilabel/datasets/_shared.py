@@ -91,6 +91,38 @@ def _item_text(item: dict, text_field: str | None, path: Path, item_id: str) -> 
             f"object with that field; got {str(text)[:60]!r}.") from None
 
 
+def read_json_items(path: Path) -> dict:
+    """The items of a Le-Wi-Di JSON file (an object of id -> item), refusing repeated ids and
+    repeated fields (a JSON reader would keep only the last copy)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    repeated: list[list[str]] = []  # per JSON object, in parse order: its repeated keys
+
+    def unique_keys(pairs):
+        counts = Counter(key for key, _ in pairs)
+        repeated.append(sorted(key for key, n in counts.items() if n > 1))
+        return dict(pairs)
+
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as exc:
+        raise DatasetFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}).") from exc
+    except RecursionError:
+        raise DatasetFormatError(f"{path}: nested too deeply to be a data file.") from None
+    if repeated and repeated[-1]:  # the outermost object is parsed last: the items
+        raise DatasetFormatError(
+            f"{path}: item id(s) {repeated[-1]} appear more than once; a JSON reader would keep "
+            "only the last copy. Give each item its own id.")
+    nested = sorted({key for keys in repeated for key in keys})
+    if nested:
+        raise DatasetFormatError(
+            f"{path}: field(s) {nested} appear more than once in one item; a JSON reader would "
+            "keep only the last copy.")
+    if not isinstance(items, dict) or not items:
+        raise DatasetFormatError(f"{path}: expected a non-empty object of items.")
+    return items
+
+
 def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None],
                 text_field: str | None = None) -> Bunch:
     """A Le-Wi-Di JSON file with several 0/1 annotation streams as labels.
@@ -115,30 +147,7 @@ def load_lewidi(path: str | os.PathLike, *, label_streams: dict[str, str | None]
     ['hateful', 'offensive']
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file.")
-    repeated: list[list[str]] = []  # per JSON object, in parse order: its repeated keys
-
-    def unique_keys(pairs):
-        counts = Counter(key for key, _ in pairs)
-        repeated.append(sorted(key for key, n in counts.items() if n > 1))
-        return dict(pairs)
-
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=unique_keys)
-    except json.JSONDecodeError as exc:
-        raise DatasetFormatError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg}).") from exc
-    if repeated and repeated[-1]:  # the outermost object is parsed last: the items
-        raise DatasetFormatError(
-            f"{path}: item id(s) {repeated[-1]} appear more than once; a JSON reader would keep "
-            "only the last copy. Give each item its own id.")
-    nested = sorted({key for keys in repeated for key in keys})
-    if nested:
-        raise DatasetFormatError(
-            f"{path}: field(s) {nested} appear more than once in one item; a JSON reader would "
-            "keep only the last copy.")
-    if not isinstance(items, dict) or not items:
-        raise DatasetFormatError(f"{path}: expected a non-empty object of items.")
+    items = read_json_items(path)
     texts, ids, target, n_ann, per_annotator, raters = [], [], [], [], [], []
     for item_id, item in items.items():
         try:

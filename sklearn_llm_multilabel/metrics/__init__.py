@@ -8,6 +8,7 @@ from ._distribution import (
     expected_calibration_error,
     label_f1,
     perspectivist_error_rate,
+    perspectivist_error_rates,
     soft_label_manhattan,
 )
 from ._scorer import ALIGNMENT_METRICS, THRESHOLDED_METRICS, alignment_report, alignment_scorers
@@ -24,5 +25,6 @@ __all__ = [
     "expected_calibration_error",
     "label_f1",
     "perspectivist_error_rate",
+    "perspectivist_error_rates",
     "soft_label_manhattan",
 ]

@@ -85,7 +85,11 @@ def soft_label_manhattan(y_true, y_proba) -> float:
     (annotators' share) against ``(1 − p_l, p_l)``; their Manhattan distance
     is ``2|p_l − h_l|``, between 0 and 2. The mean over labels and examples
     equals ``2 · l1 / n_labels``: the L1 rescaled to the shared task's scale,
-    so numbers compare with its leaderboards.
+    so numbers compare with its leaderboards. It is LeWiDi 2025's multi-label
+    average Manhattan distance (Task A of VariErrNLI), which sums
+    ``|p0 − t0| + |p1 − t1|`` per label from the two outcomes as submitted and
+    rounds each label's distance, each item's mean and the result to 5
+    decimals; here nothing is rounded (a difference below 1e-5).
 
     Examples
     --------
@@ -103,7 +107,12 @@ def perspectivist_error_rate(annotator_labels, predicted_labels, label_names) ->
 
     For each item and each of its annotators, the share of labels on which the
     prediction for that annotator and the annotator's own label set disagree;
-    averaged over the item's annotators, then over items (0 is best).
+    averaged over the item's annotators, then over items (0 is best). This is
+    LeWiDi 2025's multi-label error rate (Task B of VariErrNLI): the shared
+    task averages, per item, over labels the share of annotators it misses,
+    which is the same number, E / (n_annotators · n_labels) for E
+    disagreements, except that it rounds each label's share to 5 decimals
+    (a difference below 1e-5).
 
     Parameters
     ----------
@@ -128,9 +137,24 @@ def perspectivist_error_rate(annotator_labels, predicted_labels, label_names) ->
     >>> perspectivist_error_rate(truth, [[["a"], ["a", "b"]], [[], ["b"]]], ["a", "b"])
     0.0
     """
+    return float(np.mean(perspectivist_error_rates(annotator_labels, predicted_labels,
+                                                   label_names)))
+
+
+def perspectivist_error_rates(annotator_labels, predicted_labels, label_names) -> np.ndarray:
+    """Each item's perspectivist error rate (their mean is :func:`perspectivist_error_rate`;
+    resample them for an interval).
+
+    Examples
+    --------
+    >>> perspectivist_error_rates([[["a"], ["a", "b"]], [[], ["b"]]], [["a"], []], ["a", "b"])
+    array([0.25, 0.25])
+    """
     if len(annotator_labels) != len(predicted_labels):
         raise ValueError(f"annotator_labels has {len(annotator_labels)} items but "
                          f"predicted_labels has {len(predicted_labels)}.")
+    if not len(annotator_labels):
+        raise ValueError("annotator_labels is empty: at least one item is needed.")
     known = set(label_names)
     n_labels = len(label_names)
     rates = []
@@ -147,7 +171,7 @@ def perspectivist_error_rate(annotator_labels, predicted_labels, label_names) ->
             if unknown:
                 raise ValueError(f"item {i}: label(s) {sorted(unknown)} are not in label_names.")
         rates.append(np.mean([len(set(t) ^ set(g)) / n_labels for t, g in zip(truth, guesses)]))
-    return float(np.mean(rates))
+    return np.asarray(rates, dtype=float)
 
 
 @validate_params({**_PAIR, "threshold": [Interval(Real, 0, 1, closed="both")],
