@@ -37,8 +37,11 @@ _QUICK_ARGS = {
                         "--cache-dir", _DOCS_CACHE],
     "finetune": ["--datasets", "hs_brexit", "--n-train", "8", "--n-test", "4",
                  "--n-shots", "2"],
+    "lewidi2025_varierrnli": ["--limit-train", "40", "--limit-eval", "12", "--n-shots", "4",
+                              "--max-epochs", "1", "--n-bootstrap", "200",
+                              "--cache-dir", _DOCS_CACHE],
 }
-_NEEDS_DATA = {"alignment_table", "finetune"}
+_NEEDS_DATA = {"alignment_table", "finetune", "lewidi2025_varierrnli"}
 
 
 def _quick_argv(gallery_conf, script_vars):

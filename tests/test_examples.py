@@ -92,3 +92,27 @@ def test_other_model_example_loads_a_local_directory(capsys):
     proba = load("other_model_and_gpu").main(["--device", "cpu", "--n-shots", "2"])
     assert proba.shape == (10, 5) and ((proba >= 0) & (proba <= 1)).all()
     assert "on cpu, torch.float32" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_varierrnli_comparison_on_a_small_slice(tiny_llama, tmp_path):
+    from sklearn_llm_multilabel.datasets import get_data_home
+    from sklearn_llm_multilabel.testing import make_tiny_encoder_dir
+
+    try:
+        if not (get_data_home() / "lewidi2025" / "VariErrNLI").is_dir():
+            pytest.skip("the LeWiDi 2025 files are absent")
+    except FileNotFoundError:
+        pytest.skip("../shared/data is absent")
+    out = tmp_path / "lewidi2025.md"
+    rows = load("lewidi2025_varierrnli").main([
+        "--model", tiny_llama, "--n-shots", "2", "--limit-train", "30", "--limit-eval", "12",
+        "--max-epochs", "1", "--n-bootstrap", "200", "--out", str(out),
+        "--encoder-model", make_tiny_encoder_dir(tmp_path / "encoder")])
+    assert set(rows) >= {"most frequent (library)", "random (library)", "TF-IDF + linear",
+                         "LLM, max over steps", "LLM, one prompt per annotator (max)"}
+    for by_part in rows.values():
+        for scores in by_part.values():
+            assert 0 <= scores["task_a"] <= 2 and 0 <= scores["task_b"] <= 1
+            assert scores["task_b_ci"][0] <= scores["task_b"] <= scores["task_b_ci"][1]
+    assert "0.270 (published)" in out.read_text()

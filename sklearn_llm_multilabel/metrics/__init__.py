@@ -1,5 +1,6 @@
 """Alignment metrics between label probabilities and annotator distributions."""
 
+from ._bootstrap import mean_interval
 from ._distribution import (
     brier_score,
     distribution_l1,
@@ -24,6 +25,7 @@ __all__ = [
     "example_f1",
     "expected_calibration_error",
     "label_f1",
+    "mean_interval",
     "perspectivist_error_rate",
     "perspectivist_error_rates",
     "soft_label_manhattan",

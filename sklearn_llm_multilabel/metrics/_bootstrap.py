@@ -88,3 +88,32 @@ def bootstrap_metric_values(y_true: np.ndarray, y_proba: np.ndarray,
     with config_context(skip_parameter_validation=True):  # checked once by the caller
         return {name: np.array([func(H[rows], P[rows]) for rows in indices])
                 for name, func in metrics.items()}
+
+
+def mean_interval(values, *, n_bootstrap: int = 1000, confidence: float = 0.95,
+                  random_state=None) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of the mean of per-item ``values`` (for a metric that is
+    a mean over items, such as :func:`~sklearn_llm_multilabel.metrics.perspectivist_error_rates`).
+
+    Returns None, with the reason in a warning, where :func:`interval_refusal` refuses
+    (fewer than 10 items or 200 resamples). Items resampled with the same ``random_state``
+    and count are the resamples of :func:`~sklearn_llm_multilabel.metrics.alignment_report`
+    (paired).
+
+    Examples
+    --------
+    >>> low, high = mean_interval([0.0, 1.0] * 10, random_state=0)
+    >>> bool(0.2 < low < 0.5 < high < 0.8)
+    True
+    """
+    import warnings
+
+    values = np.asarray(values, dtype=float)
+    check_n_bootstrap(n_bootstrap, len(values))
+    refusal = interval_refusal(len(values), n_bootstrap)
+    if refusal or not n_bootstrap:
+        if refusal:
+            warnings.warn(f"mean_interval: {refusal}.", UserWarning, stacklevel=2)
+        return None
+    draws = values[bootstrap_indices(len(values), n_bootstrap, random_state)].mean(axis=1)
+    return percentile_interval(draws, confidence)
