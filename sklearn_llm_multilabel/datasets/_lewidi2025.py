@@ -39,7 +39,7 @@ _ORDINAL_TASKS = {"sarcasm detection": "sarcasm rated from 1 to 6 (CSC)",
 
 
 def format_fields(fields: dict, template: str | None = None) -> str:
-    """One line from a text's named fields: ``"Premise: ... Statement: ..."`` by default.
+    """One line of text from an item's named fields, each written as its name and value.
 
     Parameters
     ----------
