@@ -65,6 +65,10 @@ from .store._records import BreakdownRecord, StepRecord
 
 #: ``demo_selection="annotator"`` prompts at most this many annotators (most labels first)
 MAX_ANNOTATOR_PROMPTS = 10
+#: parameters that decide, in ``fit``, which demonstrations each prompt shows: changing one
+#: afterwards needs a new fit (checked before every prediction)
+DEMONSTRATION_PARAMS = ("n_shots", "include_empty_demos", "demo_selection", "demo_encoder",
+                        "n_prompts", "random_state")
 #: ``include_empty_demos="auto"`` shows demonstrations with no label from this share of
 #: training texts without a label (measured: docs/results/demonstrations.md)
 EMPTY_SHARE = 0.25
@@ -281,6 +285,11 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
     include_empty_demos_ : bool
         Whether the demonstrations could be texts with no label (``"auto"``
         resolved on the training data).
+    demonstration_params_ : dict
+        The parameters the demonstrations were drawn with (``n_shots``,
+        ``include_empty_demos``, ``demo_selection``, ``demo_encoder``,
+        ``n_prompts``, ``random_state``); changing one after ``fit`` raises
+        "call fit again" at prediction.
     empty_label_share_ : float
         The share of training texts with no label (no proportion of 0.5 or
         more).
@@ -502,6 +511,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                  else bool(len(gold)) and float(np.mean(~gold.any(axis=1))) >= EMPTY_SHARE)
         self.include_empty_demos_ = bool(empty) and not official
         self.empty_label_share_ = float(np.mean(~gold.any(axis=1))) if len(gold) else 0.0
+        self.demonstration_params_ = {k: getattr(self, k) for k in DEMONSTRATION_PARAMS}
         self.__dict__.pop("_generations_checked", None)  # a new fit: its prompts are checked
         if official and (self.demo_selection != "stratified" or self.n_prompts > 1):
             raise ValueError("protocol='official' draws one set of demonstrations, as the "
@@ -768,6 +778,15 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
                 f"protocol={self.protocol!r} was set after fit with protocol={self.protocol_!r}; "
                 "the demonstrations depend on it: call fit again."
             )
+        drawn = getattr(self, "demonstration_params_", None)  # None: saved by an earlier version
+        changed = [k for k in DEMONSTRATION_PARAMS
+                   if drawn is not None and k in drawn and drawn[k] != getattr(self, k)]
+        if changed:
+            raise ValueError(
+                "; ".join(f"{k}={getattr(self, k)!r} was set after fit with {k}={drawn[k]!r}"
+                          for k in changed)
+                + ": the demonstrations are drawn in fit from it, so predicting now would use "
+                "the old ones: call fit again.")
         self._check_prompt_params(list(self.label_names_))
         fitted = getattr(self, "finetune_params_", None)
         if (fitted is not None and fitted != self._finetune_params()

@@ -80,6 +80,25 @@ def test_set_params_after_fit_is_checked_at_predict(tiny_llama, params, message)
         clf.predict_proba(TEXTS[:1])
 
 
+@pytest.mark.parametrize("params", [{"demo_selection": "knn"}, {"n_prompts": 3},
+                                    {"demo_selection": "annotator"}, {"n_shots": 1},
+                                    {"include_empty_demos": True}, {"random_state": 7},
+                                    {"demo_encoder": "another-encoder"}])
+def test_a_demonstration_parameter_changed_after_fit_needs_a_new_fit(tiny_llama, params):
+    """Never the old prompt silently, never an AttributeError: one line that says what to do,
+    from every entry point that would score (and the refit then takes effect)."""
+    from sklearn_llm_multilabel.scoring import record_keys
+
+    clf = make_clf(tiny_llama).fit(TEXTS, LABEL_LISTS)
+    name = next(iter(params))
+    clf.set_params(**params)
+    message = rf"{name}=.* was set after fit with {name}=.*: call fit again"
+    for call in (clf.predict_proba, clf.predict, clf.predict_steps,
+                 lambda X: record_keys(clf, X)):
+        with pytest.raises(ValueError, match=message):
+            call(TEXTS[:2])
+
+
 def test_label_format_switch_after_fit_is_checked(tiny_llama):
     clf = make_clf(tiny_llama, label_format="json").fit(TEXTS, [["a, b"]] + LABEL_LISTS[1:])
     clf.set_params(label_format="comma")
