@@ -26,7 +26,7 @@ label sets, without and with a sentence naming who the annotator is before
 the instruction. Task B rows that predict one label set give it to every
 annotator.
 
-Run (about 25 minutes on a 2-core CPU)::
+Run (about 11 minutes on a 2-core CPU with an empty step cache)::
 
     .venv/bin/python examples/lewidi2025_varierrnli.py --out docs/results/lewidi2025.md
 """
@@ -212,8 +212,8 @@ def to_markdown(rows: dict, sizes: dict, args, command: str, seconds: float) -> 
     parts = list(next(iter(rows.values())))
     items = ", ".join(f"{k} {v}" for k, v in sizes.items())
     lines = ["# VariErrNLI (LeWiDi 2025) beside the shared task's systems", "",
-             f"Command: `{command}` (this run: {seconds / 60:.0f} min; 10 min with an empty "
-             "step cache on a 2-core CPU, without the two one-estimator-per-annotator rows). Model: "
+             f"Command: `{command}` (this run: {seconds / 60:.0f} min; with an empty step "
+             "cache, about 11 min on a 2-core CPU). Model: "
              f"`{args.model}`, {args.n_shots} shots, threshold {THRESHOLD} (fixed before any "
              "run: no setting was chosen on dev or test; dev is shown for comparison); "
              f"items: {items}. Task A: multi-label average Manhattan distance; Task B: "
