@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it (imported on first access)
 _LAZY = {
+    "ConstantPriorClassifier": "._prior",
     "DistributionCalibrator": "._calibration",
     "EncoderMultiLabelClassifier": "._encoder",
     "LLMHiddenStateFeatures": "._features",

@@ -16,9 +16,42 @@ EPS = 1e-8
 _PAIR = {"y_true": ["array-like"], "y_proba": ["array-like"]}
 
 
+def per_label_proba(y_proba) -> np.ndarray:
+    """``y_proba`` as an (n_samples, n_labels) array of each label's probability.
+
+    Accepts that array, or scikit-learn's multi-output form: a list with one
+    (n_samples, 2) array per label (``MultiOutputClassifier``, a
+    ``RandomForestClassifier`` fitted on a 0/1 label matrix), whose second
+    column is the label's probability.
+
+    Examples
+    --------
+    >>> per_label_proba([np.array([[0.9, 0.1], [0.4, 0.6]]), np.array([[0.5, 0.5], [1.0, 0.0]])])
+    array([[0.1, 0.5],
+           [0.6, 0. ]])
+    """
+    if isinstance(y_proba, (list, tuple)) and y_proba and all(
+            np.ndim(p) == 2 for p in y_proba):
+        columns = []
+        for j, part in enumerate(y_proba):
+            part = np.asarray(part, dtype=float)
+            if part.shape[1] != 2:
+                raise ValueError(
+                    f"y_proba is a list of per-label arrays (scikit-learn's multi-output "
+                    f"predict_proba), and label {j}'s has {part.shape[1]} column(s), not 2: the "
+                    "estimator saw only one class of that label in training (its classes_ "
+                    "say which). Train on data where every label occurs and is absent, or "
+                    "build the (n_samples, n_labels) array yourself.")
+            columns.append(part[:, 1])
+        if len({len(c) for c in columns}) != 1:
+            raise ValueError("y_proba's per-label arrays have different numbers of rows.")
+        return np.column_stack(columns)
+    return np.asarray(y_proba, dtype=float)
+
+
 def _check_pair(y_true, y_proba) -> tuple[np.ndarray, np.ndarray]:
     H = np.asarray(y_true, dtype=float)
-    P = np.asarray(y_proba, dtype=float)
+    P = per_label_proba(y_proba)
     if H.ndim != 2 or P.ndim != 2:
         raise ValueError(
             f"y_true and y_proba must be 2-d (n_samples, n_labels); got {H.shape} and {P.shape}."

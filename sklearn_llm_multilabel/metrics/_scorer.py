@@ -96,8 +96,9 @@ def alignment_report(y_true, y_proba, *, train_proportions=None, n_bootstrap: in
     y_true : array-like of shape (n_samples, n_labels)
         Annotator proportions (or 0/1 gold labels).
     y_proba : array-like of shape (n_samples, n_labels)
-    train_proportions : array-like of shape (n_train, n_labels) or None
-        Training targets; their column means form the constant-prior baseline
+    train_proportions : array-like of shape (n_train, n_labels) or (n_labels,), or None
+        Training targets (or the per-label prior itself); their column means
+        form the constant-prior baseline
         (every ``p_l`` = the label's training frequency), which scores well on
         NLL and L1 when most labels are absent — read those with F1.
     n_bootstrap : int, default=0
@@ -138,10 +139,15 @@ def alignment_report(y_true, y_proba, *, train_proportions=None, n_bootstrap: in
     rows = {"model": P}
     if train_proportions is not None:
         T = np.asarray(train_proportions, dtype=float)
-        if T.ndim != 2 or T.shape[1] != H.shape[1]:
+        if T.shape == (H.shape[1],):  # the prior itself, one rate per label
+            T = T[None, :]
+        if T.ndim != 2 or T.shape[1] != H.shape[1] or not len(T):
             raise ValueError(
-                f"train_proportions must have shape (n_train, {H.shape[1]}); got {T.shape}."
+                f"train_proportions must have shape (n_train, {H.shape[1]}), or ({H.shape[1]},) "
+                f"for the prior itself; got {T.shape}."
             )
+        if not np.all(np.isfinite(T)) or T.min() < 0 or T.max() > 1:
+            raise ValueError("train_proportions must hold finite values in [0, 1].")
         rows["constant prior"] = np.tile(T.mean(axis=0), (len(H), 1))
     report: dict[str, dict] = {
         name: {metric: float(func(H, proba)) for metric, (func, _) in ALIGNMENT_METRICS.items()}
