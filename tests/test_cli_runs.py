@@ -266,6 +266,7 @@ def test_evaluate_with_annotator_prompts(tiny_llama, split, tmp_path, capsys):
     from sklearn_llm_multilabel.persistence import load_estimator
 
     assert load_estimator(out / "estimator.skops").prompt_annotators_ == ["a1", "a2"]
+    capsys.readouterr()  # the run's warnings
     # a table without annotator ids cannot give annotator prompts
     table = tmp_path / "props.csv"
     table.write_text("text,a,b\n" + "".join(f"t{i},{i % 2},0.5\n" for i in range(8)))

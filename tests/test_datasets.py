@@ -430,3 +430,15 @@ def test_the_shared_varierrnli_files_load():
         sizes = {s: len(load_lewidi2025(folder / f"VariErrNLI_{s}.json").data)
                  for s in ("train", "dev", "test")}
     assert sizes == {"train": 388, "dev": 50, "test": 50}
+
+
+def test_a_text_and_labels_table_without_ids_groups_rows_by_text(tmp_path):
+    path = tmp_path / "first.csv"
+    path.write_text('text,labels\nthe rain fell,weather\nthe team won,sports\n'
+                    'the rain fell,"weather,sports"\n')
+    ds = load_annotations(path)
+    assert ds.data == ["the rain fell", "the team won"]
+    assert ds.label_names == ["sports", "weather"] and ds.n_annotators.tolist() == [2, 1]
+    assert ds.target.tolist() == [[0.5, 1.0], [1.0, 0.0]] and list(ds.ids) == ["2", "3"]
+    with pytest.raises(DatasetFormatError, match=r"missing column\(s\) \['item'\]"):
+        load_annotations(path, item_column="item")  # a column the user named must be there

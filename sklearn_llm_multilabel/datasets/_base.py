@@ -304,6 +304,9 @@ def load_annotations(
     path : str or path
         CSV (or TSV, by extension or ``delimiter``) with a header.
     text_column, item_column : str
+        ``item_column`` (default ``"id"``) groups a long table's rows into
+        items; a file without it groups rows by their text (the rows of one
+        text are its annotations) and numbers the items by their first line.
     labels_column : str or None, default="labels"
     label_columns : sequence of str or None
         One 0/1 column per label; takes precedence over ``labels_column``.
@@ -360,7 +363,9 @@ def load_annotations(
     if labels_column is None and label_columns is None:
         raise ValueError("pass labels_column or label_columns.")
     use_columns = label_columns is not None
-    required = [text_column, item_column, *(label_columns if use_columns else [labels_column])]
+    required = [text_column, *(label_columns if use_columns else [labels_column])]
+    if item_column != "id":
+        required.append(item_column)  # named by the user: it must be there
     if annotator_column is not None and annotator_column != "annotator":
         required.append(annotator_column)  # named by the user: it must be there
     order: list[str] = []
@@ -368,8 +373,10 @@ def load_annotations(
     votes: dict[str, list[set[str]]] = {}
     raters: dict[str, list[str]] = {}
     seen: dict[tuple[str, str], int] = {}
+    by_text: dict[str, str] = {}  # without an id column, rows of one text are one item
     for line, row in _read_rows(path, delimiter, required, encoding):
-        item = row[item_column]
+        item = (row[item_column] if item_column in row
+                else by_text.setdefault(row[text_column], str(line)))
         if annotator_column is not None and annotator_column in row:
             pair = (item, row[annotator_column])
             if pair in seen:
