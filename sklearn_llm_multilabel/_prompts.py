@@ -349,10 +349,17 @@ def _draw_demonstrations(Y_gold: np.ndarray, n_shots: int, include_empty: bool,
     if shortfall > 0:
         extra = rng.permutation(np.asarray(remaining, dtype=int))[:shortfall].tolist()
         chosen.extend(extra)
-        message = (
-            f"n_shots={n_shots} demonstrations were requested with {want} per pool, but the "
-            f"training data hold {', '.join(f'{len(v)} {k}' for k, v in pools.items())}; "
-            f"using {len(chosen)} demonstrations.{_empty_hint(pools, include_empty)}")
+        kinds = {"multi": "with several labels", "single": "with one label",
+                 "empty": "with no label"}
+        wanted = " and ".join(f"{want[k]} {kinds[k]}" for k in kinds if want[k])
+        held = " and ".join(f"{len(pools[k])} {kinds[k]}" for k in kinds
+                            if k != "empty" or include_empty)
+        outcome = (f"the prompt shows all {len(chosen)} there are; lower n_shots to "
+                   f"{len(chosen)} to silence this" if len(chosen) < n_shots else
+                   f"the prompt shows {len(chosen)} demonstrations, the missing ones taken from "
+                   "the other kinds")
+        message = (f"n_shots={n_shots} asks for demonstration texts {wanted}, but the training "
+                   f"data have {held}: {outcome}.{_empty_hint(pools, include_empty)}")
     return rng.permutation(np.asarray(chosen, dtype=int)), message
 
 

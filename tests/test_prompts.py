@@ -94,7 +94,10 @@ def test_demonstrations_with_empty_examples():
 def test_demonstrations_zero_shots_and_shortfall():
     Y = _gold()
     assert len(select_demonstrations(Y, 0)) == 0
-    with pytest.warns(DemonstrationWarning, match="using 30 demonstrations"):
+    with pytest.warns(DemonstrationWarning, match=r"n_shots=40 asks for demonstration texts 20 "
+                                                  r"with several labels and 20 with one label, "
+                                                  r".*the prompt shows all 30 there are; lower "
+                                                  r"n_shots to 30 to silence this\."):
         idx = select_demonstrations(Y[10:40], 40, random_state=0)
     assert len(idx) == 30
 
