@@ -964,7 +964,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_score)
     p = sub.add_parser("cache", help="inspect or clear an on-disk step cache and the "
-                                     "converted models")
+                                     "converted models",
+                       description="The step cache is --cache-dir ($SKLML_CACHE_DIR, else "
+                                   "$XDG_CACHE_HOME/sklearn_llm_multilabel). Converted GGUF "
+                                   "models, one per file content, are in $SKLML_MODEL_CACHE, "
+                                   "else $XDG_CACHE_HOME/sklearn_llm_multilabel-models "
+                                   "(~/.cache/... when XDG_CACHE_HOME is unset).")
     p.add_argument("action", choices=("info", "clear", "prune"),
                    help="info: count entries, orphans and other files, and the converted GGUF "
                         "models; clear: remove the step cache's own entries and orphans; "
