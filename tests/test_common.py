@@ -2,7 +2,7 @@
 
 scikit-learn's generic suite runs almost nothing for text input (and the
 multi-output soft targets these estimators take), so the checks that matter
-are written here once and run for all five estimators, as imbalanced-learn's
+are written here once and run for every public estimator, as imbalanced-learn's
 ``test_common.py`` does.
 """
 
@@ -13,6 +13,7 @@ import pytest
 from sklearn.base import clone, is_classifier
 
 from sklearn_llm_multilabel import (
+    ConstantPriorClassifier,
     DistributionCalibrator,
     EncoderMultiLabelClassifier,
     LLMHiddenStateFeatures,
@@ -60,6 +61,8 @@ def _encoder():
 
 
 CASES = {
+    "ConstantPriorClassifier": (lambda: ConstantPriorClassifier(labels=LABELS), _texts_data,
+                                "predict_proba"),
     "EncoderMultiLabelClassifier": (_encoder, _texts_data, "predict_proba"),
     "LLMMultiLabelClassifier": (_llm, _texts_data, "predict_proba"),
     "LLMHiddenStateFeatures": (lambda: LLMHiddenStateFeatures(_llm()), _texts_data, "transform"),
