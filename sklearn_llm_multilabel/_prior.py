@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_targets, check_threshold
+from ._validation import _is_label_lists, check_targets, check_threshold
 from .metrics import example_f1
 
 
@@ -46,6 +46,8 @@ class ConstantPriorClassifier(ClassifierMixin, BaseEstimator):
     array([[0.75, 0.25]])
     >>> prior.predict(["new text"])
     array([[1, 0]])
+    >>> list(prior.label_names_)
+    ['label_0', 'label_1']
     """
 
     _parameter_constraints: dict = {
@@ -63,7 +65,11 @@ class ConstantPriorClassifier(ClassifierMixin, BaseEstimator):
         n = _n_samples(X)
         if n == 0:
             raise ValueError("X is empty: at least one sample is needed.")
-        Y, names = check_targets(y, n, None if self.labels is None else list(self.labels))
+        labels = None if self.labels is None else list(self.labels)
+        if labels is None and not _is_label_lists(y) and not hasattr(y, "columns"):
+            shape = np.shape(y)  # an unnamed matrix: its columns are numbered
+            labels = [f"label_{j}" for j in range(shape[1])] if len(shape) == 2 else None
+        Y, names = check_targets(y, n, labels)
         check_threshold(self.threshold, len(names))
         self.prior_ = Y.mean(axis=0)
         self.label_names_ = np.array(names, dtype=object)
