@@ -1002,7 +1002,7 @@ class LLMMultiLabelClassifier(ClassifierMixin, TransformerMixin, BaseEstimator):
             if not n_scored or digest in checked:
                 continue
             checked.add(digest)
-            message = _identical_message(texts, records, self.none_label,
+            message = _identical_message(texts, records,
                                          getattr(self, "include_empty_demos_", False),
                                          getattr(self, "empty_label_share_", None))
             if message:
@@ -1303,8 +1303,8 @@ def _check_room_for_a_text(loaded, parts, names: list[str], n_demos: int, max_ne
         f"tokens for a one-token text, more than the model's context of {limit} tokens: {cause}.")
 
 
-def _identical_message(texts: list[str], records: list, none_label: str,
-                       include_empty_demos: bool, empty_share: float | None) -> str | None:
+def _identical_message(texts: list[str], records: list, include_empty_demos: bool,
+                       empty_share: float | None) -> str | None:
     """What to say when one generated label list is written for most of ten or more distinct
     texts (None otherwise): a copied demonstration, or a run of the empty set, which is right
     when about that share of the texts have no label."""

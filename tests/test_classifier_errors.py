@@ -151,14 +151,14 @@ def test_identical_generations_warn(tiny_llama, tiny_tokenizer):
     texts = [f"text {i}" for i in range(IDENTICAL_MIN_TEXTS)]
     assert re.search(r"10 of 10 generations \(100%\) are the same label list \('care'\).*"
                      r"include_empty", _identical_message(
-                         texts, [Record("care")] * len(texts), "none", False, None))
+                         texts, [Record("care")] * len(texts), False, None))
     # most, not all: 69 of 80 (the held-out case that stayed silent)
     many = [f"text {i}" for i in range(80)]
     assert "69 of 80 generations (86%)" in _identical_message(
-        many, [Record("care")] * 69 + [Record("purity")] * 11, "none", False, None)
-    assert _identical_message(texts, [Record("care")] * 5 + [Record("purity")] * 5, "none",
+        many, [Record("care")] * 69 + [Record("purity")] * 11, False, None)
+    assert _identical_message(texts, [Record("care")] * 5 + [Record("purity")] * 5,
                               False, None) is None
-    assert _identical_message(texts[:9], [Record("care")] * 9, "none", False, None) is None
+    assert _identical_message(texts[:9], [Record("care")] * 9, False, None) is None
     from sklearn_llm_multilabel.testing import ScriptedCausalLM
 
     tokenizer = tiny_tokenizer
@@ -215,7 +215,7 @@ def test_a_run_of_none_is_told_apart_from_a_copied_demonstration():
 
     texts = [f"text {i}" for i in range(20)]
     message = _identical_message(texts, [_Written(" none")] * 15 + [_Written(" a", ["a"])] * 5,
-                                 "none", True, 0.86)
+                                 True, 0.86)
     assert message.startswith("15 of 20 generations (75%) name no label ('none'). That is right "
                               "when about as many of the texts have no label (86% of the "
                               "training texts had none)")
