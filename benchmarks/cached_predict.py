@@ -1,11 +1,14 @@
 """Wall time of a fully cached ``sklml predict``, against another source tree.
 
-A fitted estimator (the embedded model) is saved (as ``.skops``, and with
-joblib for a tree older than the skops format) and every input
-text is scored once into an on-disk step cache. Then ``sklml predict`` runs in
-a fresh interpreter, alternating between this tree and ``--reference`` (for
-instance a ``git worktree`` of an earlier commit), each time on the same
-estimator, cache and texts; every run is served from the cache. The median of
+A fitted estimator (the embedded model) is saved and every input text is
+scored once into an on-disk step cache. The reference tree fits the same
+estimator in its own process and saves it its own way (``.skops``, or joblib
+for a tree older than the skops format), so each tree reads a file it wrote;
+the record keys are the same, so both find the same records. Then ``sklml
+predict`` runs in a fresh interpreter, alternating between this tree and
+``--reference`` (for instance a ``git worktree`` of an earlier commit), each
+time on its estimator, the same cache and texts; every run is served from the
+cache. The median of
 each is reported with the ratio, and the outputs of the two trees are checked
 to be identical.
 
@@ -29,10 +32,37 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 
 
+FIT_AND_SAVE = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from pathlib import Path
+from sklearn_llm_multilabel import LLMMultiLabelClassifier
+from sklearn_llm_multilabel.datasets import load_illustrative_topics
+folder, model = Path(sys.argv[1]), sys.argv[2]
+ds = load_illustrative_topics()
+clf = LLMMultiLabelClassifier(model, labels=ds.label_names, n_shots=4,
+                              cache_dir=folder / "cache", show_progress=False)
+clf.fit(ds.data, ds.target)
+try:
+    from sklearn_llm_multilabel.persistence import save_estimator
+    save_estimator(clf, folder / "reference.skops")
+except ImportError:  # a tree from before the skops format
+    import joblib
+    joblib.dump(clf, folder / "reference.joblib")
+"""
+
+
+def save_reference(tree: Path, folder: Path, model: str) -> Path:
+    """The reference tree fits the same estimator and saves it as it does."""
+    env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    subprocess.run([sys.executable, "-c", FIT_AND_SAVE, str(folder), model], env=env, cwd=tree,
+                   check=True, capture_output=True)
+    found = [p for p in (folder / "reference.skops", folder / "reference.joblib") if p.is_file()]
+    return found[0]
+
+
 def prepare(folder: Path, n_texts: int, model: str) -> tuple[Path, Path]:
     """Fit, score every text into ``folder/cache`` and save the estimator and the input CSV."""
-    import joblib
-
     from sklearn_llm_multilabel import LLMMultiLabelClassifier
     from sklearn_llm_multilabel.datasets import load_illustrative_topics
     from sklearn_llm_multilabel.persistence import save_estimator
@@ -45,7 +75,6 @@ def prepare(folder: Path, n_texts: int, model: str) -> tuple[Path, Path]:
     texts = [f"{t} ({i})" for i, t in enumerate(texts)]
     clf.predict_proba(texts)
     estimator = save_estimator(clf, folder / "estimator.skops")
-    joblib.dump(clf, folder / "estimator.joblib")  # for a tree that reads only joblib
     source = folder / "input.csv"
     with open(source, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
@@ -56,13 +85,12 @@ def prepare(folder: Path, n_texts: int, model: str) -> tuple[Path, Path]:
 
 def run(tree: Path, estimator: Path, source: Path, output: Path) -> float:
     env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    if not (tree / "sklearn_llm_multilabel" / "persistence.py").is_file():
-        estimator = estimator.with_suffix(".joblib")  # a tree from before the skops format
+    trust = ["--trust-pickle"] if estimator.suffix == ".joblib" else []
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "sklearn_llm_multilabel.cli", "predict",
                              "--estimator", str(estimator), "--input", str(source),
-                             "--output", str(output)], env=env, cwd=tree, capture_output=True,
-                            text=True, check=False)
+                             "--output", str(output), *trust], env=env, cwd=tree,
+                            capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{tree}: sklml predict failed:\n{result.stderr[-2000:]}")
@@ -79,13 +107,15 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         estimator, source = prepare(folder, args.n_texts, args.model)
+        estimators = {"this": estimator,
+                      "reference": save_reference(args.reference, folder, args.model)}
         times = {"reference": [], "this": []}
         outputs = {}
         for i in range(args.repeats):
             order = [("reference", args.reference), ("this", HERE)]
             for name, tree in order if i % 2 == 0 else order[::-1]:
                 out = folder / f"{name}.csv"
-                times[name].append(run(tree, estimator, source, out))
+                times[name].append(run(tree, estimators[name], source, out))
                 outputs[name] = out.read_text(encoding="utf-8")
         same = outputs["reference"] == outputs["this"]
     ref, this = statistics.median(times["reference"]), statistics.median(times["this"])

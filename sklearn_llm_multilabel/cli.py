@@ -511,8 +511,9 @@ def cmd_analyze(args) -> int:
     return 0
 
 
-def _load_estimator(args):
-    from .persistence import ESTIMATOR_FILE, load_estimator
+def _estimator_file(args) -> Path:
+    """The estimator file ``--estimator`` or ``--model-dir`` names (checked to exist)."""
+    from .persistence import ESTIMATOR_FILE
 
     trust = getattr(args, "trust_pickle", False)
     if args.estimator:
@@ -529,6 +530,13 @@ def _load_estimator(args):
             path = legacy
     if not path.is_file():
         raise UsageError(f"{path}: no such file (write one with `sklml evaluate --out DIR`).")
+    return path
+
+
+def _load_estimator(args):
+    from .persistence import load_estimator
+
+    path, trust = _estimator_file(args), getattr(args, "trust_pickle", False)
     try:
         clf = load_estimator(path, trust_pickle=trust,
                              trust_remote_code=getattr(args, "trust_remote_code", False))
@@ -547,14 +555,22 @@ def _load_estimator(args):
 
 
 def cmd_predict(args) -> int:
+    from ._plan import stored_predictor
+
     _check_out_file("--output", args.output)
-    clf = _load_estimator(args)
+    path = _estimator_file(args)
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"{source}: no such file.")
     texts = _input_texts(source, args)
     if not texts:
         raise UsageError(f"{source}: no texts.")
+    if args.store and not Path(args.store).is_dir():
+        raise UsageError(f"{args.store}: no such folder (write one with `sklml score`).")
+    # every record stored: the estimator's plan answers without skops, torch or the model
+    clf = stored_predictor(path, texts, cache_dir=args.store, aggregation=args.strategy)
+    if clf is None:
+        clf = _load_estimator(args)
     if args.strategy:
         clf.set_params(aggregation=args.strategy)
     aggregation = clf.aggregation if isinstance(clf.aggregation, str) else "custom"

@@ -64,7 +64,11 @@ def save_estimator(estimator, path: str | os.PathLike) -> Path:
         them and scikit-learn's own estimators.
     path : str or path-like
         The file to write (``.skops`` by convention); written under a
-        temporary name and renamed into place.
+        temporary name and renamed into place. Beside it,
+        ``<path>.plan.json`` (plain JSON: the parameters, labels and key
+        recipes) lets ``sklml predict`` answer a fully stored prediction
+        without importing skops or torch; it is written for a single-prompt
+        estimator without an adapter, and used only with this file.
 
     Returns
     -------
@@ -104,6 +108,9 @@ def save_estimator(estimator, path: str | os.PathLike) -> Path:
             f"{path}: not written: the estimator holds types that load_estimator refuses "
             f"({', '.join(untrusted)}). {_SAVED}")
     atomic_write(path, lambda fh: fh.write(data))
+    from ._plan import write_plan
+
+    write_plan(estimator, path, data)  # beside it: what a fully stored prediction needs
     return path
 
 

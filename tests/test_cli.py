@@ -387,10 +387,11 @@ def test_predict_output_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
             return np.ones((len(texts), 2), dtype=int)
 
     monkeypatch.setattr(cli, "_load_estimator", lambda args: Est())
+    (tmp_path / "x").write_bytes(b"")  # --estimator names a file (read by _load_estimator)
     source = tmp_path / "in.csv"
     source.write_text("text\nhello\nworld\n")
     out = tmp_path / "pred.csv"
-    assert cli.main(["predict", "--estimator", "x", "--input", str(source), "--output",
+    assert cli.main(["predict", "--estimator", str(tmp_path / "x"), "--input", str(source), "--output",
                      str(out)]) == 0
     assert out.read_text().splitlines()[1].startswith("hello,0.5")
     real_writer = cli.csv.writer
@@ -412,8 +413,9 @@ def test_predict_output_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.setattr(cli.csv, "writer", Failing)
     out.unlink()
     with pytest.raises(OSError):  # here the fallback file fails too: nothing is left anywhere
-        cli.main(["predict", "--estimator", "x", "--input", str(source), "--output", str(out)])
-    assert list(tmp_path.iterdir()) == [source]
+        cli.main(["predict", "--estimator", str(tmp_path / "x"), "--input", str(source),
+                  "--output", str(out)])
+    assert sorted(tmp_path.iterdir()) == sorted([source, tmp_path / "x"])
 
 
 def test_evaluate_can_show_demonstrations_without_labels(tiny_llama, tmp_path):

@@ -133,3 +133,66 @@ def test_a_saved_estimator_predicts_stored_texts_without_the_model_libraries(sto
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["new"] == [] and not found["transformers"]
     np.testing.assert_array_equal(np.array(found["proba"]), expected["max"])
+
+
+PLAN_RUN = """
+import json, sys
+from sklearn_llm_multilabel.cli import main
+status = main(sys.argv[1:])
+print(json.dumps({"status": status, "skops": "skops" in sys.modules,
+                  "torch": "torch" in sys.modules}))
+"""
+
+
+def test_a_fully_stored_sklml_predict_reads_the_plan_without_skops_or_torch(stored, tmp_path):
+    """The plan beside the .skops file answers in a new process without importing skops or
+    torch, with the same bytes as the full estimator; a changed estimator file, or a text
+    whose record is missing, goes through the .skops file."""
+    import csv
+
+    from sklearn_llm_multilabel._plan import plan_path, stored_predictor
+    from sklearn_llm_multilabel.persistence import save_estimator
+
+    clf, _ = stored
+    clf.set_params(cache_dir=tmp_path / "cache")  # a path object, as users pass it
+    path = save_estimator(clf, tmp_path / "estimator.skops")
+    assert plan_path(path).is_file()
+    source = tmp_path / "in.csv"
+    with open(source, "w", newline="") as fh:
+        csv.writer(fh).writerows([["text"], *[[t] for t in TEXTS + ODD_TEXTS]])
+
+    def predict(name, *extra):
+        out = tmp_path / name
+        result = subprocess.run([sys.executable, "-c", PLAN_RUN, "predict", "--estimator",
+                                 str(path), "--input", str(source), "--output", str(out),
+                                 *extra], capture_output=True, text=True, timeout=300)
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+        assert found["status"] == 0, result.stderr
+        return found, out.read_bytes()
+
+    for extra in ([], ["--strategy", "unary"]):
+        fast, fast_bytes = predict("fast.csv", *extra)
+        assert not fast["skops"] and not fast["torch"]
+        plan = plan_path(path).read_bytes()
+        plan_path(path).unlink()  # the .skops path, for the reference bytes
+        full, full_bytes = predict("full.csv", *extra)
+        plan_path(path).write_bytes(plan)
+        assert full["skops"] and fast_bytes == full_bytes
+    assert stored_predictor(path, ["a text the store has not seen"]) is None
+    path.write_bytes(path.read_bytes() + b"\\0")  # another estimator file: its plan is not used
+    assert stored_predictor(path, TEXTS) is None
+
+
+def test_no_plan_where_it_could_not_be_exact(stored, tmp_path):
+    from sklearn_llm_multilabel._plan import plan_path
+    from sklearn_llm_multilabel.persistence import save_estimator
+
+    clf, _ = stored
+    path = tmp_path / "estimator.skops"
+    save_estimator(clf, path)
+    assert plan_path(path).is_file()
+    save_estimator(clf.set_params(aggregation="binary"), path)  # a stale plan is removed
+    assert not plan_path(path).exists()
+    save_estimator(clf.set_params(aggregation="max", threshold=np.array([0.3, 0.5, 0.7])),
+                   path)  # an array parameter: JSON would return a list
+    assert not plan_path(path).exists()
