@@ -153,7 +153,7 @@ class EvaluationReport:
         return {**self.settings, "results": self.rows}
 
     def save(self, out: str | Path, *, title: str = "") -> list[Path]:
-        """Write ``results.json``, ``results.csv``, ``estimator.skops``,
+        """Write ``results.json``, ``results.csv``, ``estimator.skops`` (and its plan),
         ``test_predictions.csv`` (when the report has the test texts) and the figures
         (``metrics.png``, ``reliability.png``, ``reliability_<method>.png``) into ``out``.
 
@@ -179,6 +179,10 @@ class EvaluationReport:
                 writer.writerow([name, *(row[m] for m in metrics),
                                  *(v for m in intervals for v in row.get(f"{m}_ci", ("", "")))])
         save_estimator(self.estimator, written[2])
+        from ._plan import plan_path
+
+        if plan_path(written[2]).is_file():  # what a fully stored sklml predict reads
+            written.append(plan_path(written[2]))
         if self.test_texts is not None:
             written.append(self.write_test_predictions(out / "test_predictions.csv"))
         about = title or f"{self.settings.get('model', '')}, {len(self.y_test)} test texts"
