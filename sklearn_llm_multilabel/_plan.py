@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._keys import file_digest
+
 #: bumped when the plan's content changes
 PLAN_VERSION = 1
 #: the most a plan file may hold (its recipes and demonstrations: kilobytes)
@@ -147,8 +149,7 @@ def stored_predictor(estimator_file: str | Path, texts: list[str], *, cache_dir=
             return None
         plan = json.loads(path.read_text(encoding="utf-8"))
         if (not isinstance(plan, dict) or plan.get("version") != PLAN_VERSION
-                or plan.get("skops_sha256")
-                != hashlib.sha256(estimator_file.read_bytes()).hexdigest()):
+                or plan.get("skops_sha256") != file_digest(estimator_file)):
             return None
         clf = _rebuild(plan)
         if cache_dir is not None:
