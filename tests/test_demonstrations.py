@@ -251,30 +251,3 @@ def test_loaders_name_the_annotators(tmp_path):
     wide.write_text("text,A1_a,A1_b,A2_a,A2_b\nhi,1,0,1,1\nyo,0,0,,\n")
     ds = load_annotations(wide, annotator_columns=r"(?P<annotator>A\d)_(?P<label>\w)")
     assert ds.annotator_ids == [["A1", "A2"], ["A1"]]
-
-
-def test_embeddings_in_batches_equal_each_text_embedded_alone(encoder):
-    """Texts of one token length are embedded together, unpadded: every embedding equals the
-    text's own to the bit, whatever the other texts of the call (order, duplicates, cache)."""
-    import torch
-
-    from sklearn_llm_multilabel import _state
-    from sklearn_llm_multilabel.backends._embed import MAX_LENGTH, _encoder, embed_texts
-
-    model, tokenizer = _encoder(encoder, False)
-
-    def alone(text):
-        enc = tokenizer(text, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
-        with torch.inference_mode():
-            mean = model(**enc).last_hidden_state.float().mean(dim=1)
-        return torch.nn.functional.normalize(mean, dim=-1)[0].numpy()
-
-    texts = TRAIN + QUERIES + [TRAIN[0], "rain " * 300]  # a duplicate and a truncated text
-    expected = np.stack([alone(t) for t in texts])
-    with _state.LOCK:
-        _state.EMBEDDINGS.clear()
-    np.testing.assert_array_equal(embed_texts(encoder, texts), expected)
-    np.testing.assert_array_equal(embed_texts(encoder, texts[::-1]), expected[::-1])  # cached
-    with _state.LOCK:
-        _state.EMBEDDINGS.clear()
-    np.testing.assert_array_equal(embed_texts(encoder, texts[3:9]), expected[3:9])

@@ -28,29 +28,15 @@ def _encoder(spec: str, show_progress: bool):
     return found
 
 
-#: texts per forward pass when texts of one token length are embedded together
-BATCH_SIZE = 64
-
-
-def _embed_one_length(model, rows: list[list[int]]) -> np.ndarray:
-    """Unit-norm mean-pooled embeddings of token-id rows that all have the same length: no
-    padding, so each row's numbers are those it gets on its own."""
-    ids = torch.tensor(rows)
-    hidden = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
-    return torch.nn.functional.normalize(hidden.float().mean(dim=1), dim=-1).numpy()
-
-
 def embed_texts(spec: str, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
     """Unit-norm embeddings of ``texts``, shape ``(n_texts, hidden_size)``, float32.
 
     Each text is the mean of its tokens' last hidden states, as
     sentence-transformers computes all-MiniLM-L6-v2's embeddings, scaled to
-    unit length so that dot products are cosine similarities. Texts are
-    embedded in batches of texts with the same number of tokens, so no text
-    is padded and each embedding equals the text's embedding on its own (the
-    tests check this to the bit): the demonstrations chosen with it never
-    depend on the other texts of a call. Embeddings are kept in memory (per
-    process) for the next call.
+    unit length so that dot products are cosine similarities. Each text is
+    encoded on its own (no padding, no batch), so its embedding, and the
+    demonstrations chosen with it, never depend on the other texts of a call;
+    embeddings are kept in memory (per process) for the next call.
     """
     from tqdm.auto import tqdm
 
@@ -58,26 +44,17 @@ def embed_texts(spec: str, texts: Sequence[str], *, show_progress: bool = False)
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     with _state.LOCK:
         known = [_state.EMBEDDINGS.get((spec, t)) for t in texts]
-    todo = list(dict.fromkeys(texts[i] for i, v in enumerate(known) if v is None))
-    found: dict[str, np.ndarray] = {}
-    if todo:
-        encoded = tokenizer(todo, truncation=True, max_length=MAX_LENGTH)["input_ids"]
-        by_length: dict[int, list[int]] = {}
-        for i, row in enumerate(encoded):
-            by_length.setdefault(len(row), []).append(i)
-        with torch.inference_mode(), tqdm(total=len(todo), desc="Embedding", unit="text",
-                                           disable=not show_progress) as bar:
-            for rows in by_length.values():
-                for start in range(0, len(rows), BATCH_SIZE):
-                    part = rows[start:start + BATCH_SIZE]
-                    vectors = _embed_one_length(model, [encoded[i] for i in part])
-                    found.update((todo[i], v) for i, v in zip(part, vectors))
-                    bar.update(len(part))
+    todo = [i for i, v in enumerate(known) if v is None]
+    with torch.inference_mode():
+        for i in tqdm(todo, desc="Embedding", unit="text", disable=not show_progress or not todo):
+            enc = tokenizer(texts[i], truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+            mean = model(**enc).last_hidden_state.float().mean(dim=1)
+            known[i] = torch.nn.functional.normalize(mean, dim=-1)[0].numpy()
     with _state.LOCK:
-        for text, vector in found.items():
-            _state.EMBEDDINGS[(spec, text)] = vector
+        for i in todo:
+            _state.EMBEDDINGS[(spec, texts[i])] = known[i]
         while len(_state.EMBEDDINGS) > _state.MAX_EMBEDDINGS:
             _state.EMBEDDINGS.popitem(last=False)
     for i, vector in enumerate(known):
-        out[i] = vector if vector is not None else found[texts[i]]
+        out[i] = vector
     return out
