@@ -268,3 +268,51 @@ def test_the_lewidi_2025_error_rate_is_the_shared_tasks():
             guesses.append([[n for n in names if rng.random() < 0.5] for _ in range(k)])
         official = _official_task_b([vectors(t) for t in truth], [vectors(g) for g in guesses])
         assert abs(perspectivist_error_rate(truth, guesses, names) - official) <= 1e-5
+
+
+# ------------------------------------------------ noise-aware metrics
+def test_excess_nll_is_the_nll_beyond_the_targets_own_entropy():
+    from sklearn_llm_multilabel.metrics import distribution_nll, excess_nll
+
+    H = np.array([[0.5, 1.0, 0.0], [0.25, 0.75, 1.0]])
+    P = np.array([[0.4, 0.9, 0.2], [0.25, 0.5, 0.99]])
+    entropy = -(H * np.log(np.where(H > 0, H, 1)) + (1 - H) * np.log(np.where(H < 1, 1 - H, 1)))
+    assert excess_nll(H, P) == pytest.approx(distribution_nll(H, P) - entropy.sum(1).mean())
+    # by hand, text 1 label 1: KL(1/2 || 0.4) = 0.5 ln(0.5/0.4) + 0.5 ln(0.5/0.6)
+    kl = 0.5 * np.log(0.5 / 0.4) + 0.5 * np.log(0.5 / 0.6)
+    assert excess_nll(H[:1, :1], P[:1, :1]) == pytest.approx(kl)
+    assert excess_nll(H, H) == pytest.approx(0.0, abs=1e-6) and excess_nll(H, P) > 0
+
+
+def test_the_debiased_squared_error_removes_the_annotators_sampling_noise():
+    from sklearn_llm_multilabel.metrics import debiased_squared_error
+
+    # by hand: (0.6 - 0.5)^2 - 0.25 / 3 and (0.2 - 0)^2 - 0
+    assert debiased_squared_error([[0.5, 0.0]], [[0.6, 0.2]], [4]) == pytest.approx(
+        ((0.01 - 0.25 / 3) + 0.04) / 2)
+    # unbiased: n annotators drawn at rate pi, the mean over many items is (p - pi)^2
+    rng = np.random.default_rng(0)
+    pi, p, n = 0.3, 0.45, 3
+    H = rng.binomial(n, pi, size=(200_000, 1)) / n
+    estimate = debiased_squared_error(H, np.full_like(H, p), np.full(len(H), n))
+    assert estimate == pytest.approx((p - pi) ** 2, abs=2e-3)
+    naive = float(((p - H) ** 2).mean())
+    assert abs(naive - (p - pi) ** 2) > 0.05  # what the debiasing removes
+    with pytest.raises(ValueError, match=r"at least 2 for every text .*texts \[1\] have \[1.0\]"):
+        debiased_squared_error([[0.5], [1.0]], [[0.5], [0.5]], [2, 1])
+    with pytest.raises(ValueError, match="one count per text"):
+        debiased_squared_error([[0.5]], [[0.5]], [2, 2])
+
+
+def test_entropy_correlation_ranks_where_annotators_disagree():
+    from sklearn_llm_multilabel.metrics import entropy_correlation
+
+    H = np.array([[0.5, 0.5], [0.0, 1.0], [0.25, 0.0], [0.5, 0.0]])
+    assert entropy_correlation(H, np.clip(H, 0.05, 0.95)) == pytest.approx(1.0)
+    # the model unsure exactly where the annotators agree: the ranking reversed
+    reversed_ = np.array([[0.99, 0.99], [0.5, 0.5], [0.3, 0.99], [0.2, 0.99]])
+    assert entropy_correlation(H, reversed_) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="undefined"):
+        entropy_correlation(H, np.full(H.shape, 0.3))
+    with pytest.raises(ValueError, match="at least 3 texts"):
+        entropy_correlation(H[:2], H[:2])

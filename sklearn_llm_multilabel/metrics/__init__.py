@@ -13,6 +13,7 @@ from ._distribution import (
     perspectivist_error_rates,
     soft_label_manhattan,
 )
+from ._noise import debiased_squared_error, entropy_correlation, excess_nll
 from ._scorer import ALIGNMENT_METRICS, THRESHOLDED_METRICS, alignment_report, alignment_scorers
 
 __all__ = [
@@ -21,9 +22,12 @@ __all__ = [
     "alignment_report",
     "alignment_scorers",
     "brier_score",
+    "debiased_squared_error",
     "distribution_l1",
     "distribution_nll",
+    "entropy_correlation",
     "example_f1",
+    "excess_nll",
     "expected_calibration_error",
     "label_f1",
     "mean_interval",
