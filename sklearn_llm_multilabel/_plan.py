@@ -98,7 +98,6 @@ def write_plan(estimator, estimator_file: str | Path, skops_bytes: bytes) -> Pat
 
     The plan is written only when it rebuilds the estimator's parameters and key recipes
     exactly (checked here by rebuilding it)."""
-    from ._keys import params_signature
     from .store._atomic import atomic_write
 
     path = plan_path(estimator_file)
@@ -118,11 +117,9 @@ def write_plan(estimator, estimator_file: str | Path, skops_bytes: bytes) -> Pat
         rebuilt = _rebuild(json.loads(text))
     except (TypeError, ValueError):  # a parameter or attribute JSON does not carry
         return None
-    same = (params_signature(rebuilt.get_params(deep=False))
-            == params_signature(estimator.get_params(deep=False))
-            and rebuilt.key_recipes_ == fitted["key_recipes_"]
-            and rebuilt.get_params(deep=False) == params)
-    if not same:
+    # every parameter back as it was (the string of a path-like cache_dir aside, which no
+    # record key reads), and every recipe: the keys the plan computes are the estimator's
+    if rebuilt.get_params(deep=False) != params or rebuilt.key_recipes_ != fitted["key_recipes_"]:
         return None
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
     return path

@@ -271,18 +271,19 @@ def _add_error_rates(rows: dict, probas: dict, annotator_labels, labels: list[st
                      n_bootstrap: int, random_state) -> None:
     """Each row's perspectivist error rate (the label set ``proba >= threshold`` predicted for
     every annotator), with intervals on the same resamples as the other columns."""
+    from ._validation import check_threshold
     from .metrics import perspectivist_error_rates
-    from .metrics._bootstrap import bootstrap_indices, percentile_interval
+    from .metrics._bootstrap import bootstrap_means, percentile_interval
 
-    thresholds = np.broadcast_to(np.asarray(threshold, dtype=float), (len(labels),))
+    thresholds = np.broadcast_to(check_threshold(threshold, len(labels)), (len(labels),))
     per_item = {}
     for name, proba in probas.items():
         predicted = [[n for n, p, t in zip(labels, row, thresholds) if p >= t] for row in proba]
         per_item[name] = perspectivist_error_rates(list(annotator_labels), predicted, labels)
         rows[name][ERROR_RATE] = float(per_item[name].mean())
     if n_bootstrap:
-        indices = bootstrap_indices(len(annotator_labels), n_bootstrap, random_state)
-        draws = {name: values[indices].mean(axis=1) for name, values in per_item.items()}
+        draws = {name: bootstrap_means(values, n_bootstrap, random_state)
+                 for name, values in per_item.items()}
         for name, values in draws.items():
             rows[name][f"{ERROR_RATE}_ci"] = percentile_interval(values, 0.95)
             if name != PRIOR:

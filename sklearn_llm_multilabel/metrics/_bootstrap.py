@@ -115,5 +115,17 @@ def mean_interval(values, *, n_bootstrap: int = 1000, confidence: float = 0.95,
         if refusal:
             warnings.warn(f"mean_interval: {refusal}.", UserWarning, stacklevel=2)
         return None
-    draws = values[bootstrap_indices(len(values), n_bootstrap, random_state)].mean(axis=1)
-    return percentile_interval(draws, confidence)
+    return percentile_interval(bootstrap_means(values, n_bootstrap, random_state), confidence)
+
+
+def bootstrap_means(values, n_bootstrap: int, random_state=None) -> np.ndarray:
+    """``(n_bootstrap,)`` means of per-item ``values`` over the resamples of
+    :func:`bootstrap_indices` (the same resamples for the same count and seed: paired).
+
+    Examples
+    --------
+    >>> bootstrap_means([1.0, 1.0, 1.0], 4, random_state=0).tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    values = np.asarray(values, dtype=float)
+    return values[bootstrap_indices(len(values), n_bootstrap, random_state)].mean(axis=1)
