@@ -374,6 +374,9 @@ def test_lewidi2025_varierrnli_items_become_label_sets_with_their_annotators(tmp
     templated = load_lewidi2025(path, text_template="{context} [SEP] {statement}",
                                 annotators_meta=None)
     assert templated.data[0] == "A man sleeps. [SEP] A man is awake."
+    with pytest.raises(ValueError, match=r"names 'premise', which the item's text does not "
+                                         r"have; its fields are \['context', 'statement'\]"):
+        load_lewidi2025(path, text_template="{premise}", annotators_meta=None)
     assert templated.annotator_metadata == {}
 
 

@@ -60,7 +60,11 @@ def format_fields(fields: dict, template: str | None = None) -> str:
     """
     values = {k: " ".join(str(v).split()) for k, v in fields.items()}
     if template is not None:
-        return template.format(**values)
+        try:
+            return template.format(**values)
+        except (KeyError, IndexError) as exc:
+            raise ValueError(f"text_template={template!r} names {exc}, which the item's text "
+                             f"does not have; its fields are {sorted(values)}.") from None
     return " ".join(f"{FIELD_NAMES.get(k, k.replace('_', ' ').capitalize())}: {v}"
                     for k, v in values.items())
 
